@@ -1,0 +1,64 @@
+"""Optional services of the unit (cloud reporter, Modbus server, GPIO lights, web UI).
+
+Each is made by a ``load_component(unit)`` factory in its own module and plugged in
+through ``COMPONENT_FACTORIES``; a component that fails to start becomes a logged
+warning, never a crash of the unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from bridge.config import StartupOptions
+    from bridge.events import EventBus
+    from bridge.identity import Identity
+    from bridge.models import Reading, Status
+    from bridge.settings import Settings
+
+
+class Component(Protocol):
+    """A service that lives as long as the unit runs."""
+
+    name: str
+
+    async def component_init(self) -> None:
+        """Start the service (bind sockets, connect, start tasks)."""
+
+    async def close(self) -> None:
+        """Stop the service and release what it holds."""
+
+
+class UnitContext(Protocol):
+    """What a component may see of the unit and tell it."""
+
+    @property
+    def identity(self) -> Identity:
+        """Serial, PIN, model and firmware."""
+
+    @property
+    def options(self) -> StartupOptions:
+        """The process's start-up options."""
+
+    @property
+    def events(self) -> EventBus:
+        """Events of the unit (``bridge.events``)."""
+
+    @property
+    def settings(self) -> Settings:
+        """The unit's current settings."""
+
+    @property
+    def reading(self) -> Reading | None:
+        """The latest fresh reading, None when the meter has none."""
+
+    @property
+    def status(self) -> Status:
+        """The current status indicators."""
+
+    def set_cloud_state(self, *, connected: bool, detail: dict[str, object]) -> None:
+        """Report the cloud link (drives the communication light and the API)."""
+
+
+ComponentFactory = Callable[["UnitContext"], "Component | None"]

@@ -1,0 +1,1 @@
+"""Custom components folder, a package so that tests can import the integration."""
