@@ -57,8 +57,11 @@ class UnitContext(Protocol):
     def status(self) -> Status:
         """The current status indicators."""
 
-    def set_cloud_state(self, *, connected: bool, detail: dict[str, object]) -> None:
-        """Report the cloud link (drives the communication light and the API)."""
+    def publish_state(self, key: str, value: dict[str, object]) -> None:
+        """Publish a component's state under ``key`` in the status reply and push.
+
+        ``cloud`` is special: its ``connected`` flag drives the communication light.
+        """
 
 
 ComponentFactory = Callable[["UnitContext"], "Component | None"]
