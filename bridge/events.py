@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Final
 
 _LOGGER = logging.getLogger(__package__)
 
@@ -24,6 +24,7 @@ class EventBus:
     """Fan events out to subscribers; a failing subscriber never stops the others."""
 
     def __init__(self) -> None:
+        """Start with no subscribers."""
         self._subscribers: defaultdict[str, list[Callback]] = defaultdict(list)
 
     def subscribe(self, event: str, callback: Callback) -> Callable[[], None]:
@@ -36,7 +37,7 @@ class EventBus:
 
         return unsubscribe
 
-    async def send_event(self, event: str, *args: Any) -> None:
+    async def send_event(self, event: str, *args: object) -> None:
         """Deliver ``event`` to every subscriber in order."""
         for callback in list(self._subscribers[event]):
             try:

@@ -8,9 +8,11 @@ module derives ``Status`` from it. Outputs only serialise these; they never comp
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 class Phase(StrEnum):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bridge.models import Measurement
+if TYPE_CHECKING:
+    from bridge.models import Measurement
 
 
 class SourceError(Exception):
