@@ -1,0 +1,378 @@
+"""Start-up options of the process, from an optional TOML file and CLI flags.
+
+These are process options (bind address, ports, state folder, meter connection, GPIO
+lines); the unit's settings live in the state folder (``bridge.settings``). Options are
+read through one bounded helper per type, and a bad value raises ``ConfigError`` naming
+its section and option. Unknown options are logged as warnings, not fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+_LOGGER = logging.getLogger(__name__)
+
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+SOURCE_TYPES: Final = ("emulator", "modbus-tcp", "modbus-rtu", "adc")
+ADC_INPUTS: Final = ("generator", "replay", "serial")
+PARITIES: Final = ("N", "E", "O")
+
+
+class ConfigError(ValueError):
+    """A start-up option is wrong; says which section, which option and why."""
+
+    def __init__(self, section: str, option: str, message: str) -> None:
+        """Keep section and option apart for callers that report them separately."""
+        where = f"[{section}] {option}" if option else f"[{section}]" if section else "config"
+        super().__init__(f"{where}: {message}")
+        self.section = section
+        self.option = option
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerOptions:
+    """Where the API, web UI and /ws listen, and where state lives."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    state_dir: Path = Path("state")
+    log_level: str = "info"
+    zeroconf: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceOptions:
+    """Which meter front-end feeds the unit."""
+
+    type: str = "emulator"
+    seed: int | None = None
+    interval: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeterOptions:
+    """How to reach a Modbus meter (TCP or RTU) and which register map it has."""
+
+    host: str = "127.0.0.1"
+    port: int = 502
+    device_id: int = 1
+    register_map: str = "sdm630"
+    serial_port: str = "/dev/ttyUSB0"
+    baudrate: int = 9600
+    parity: str = "N"
+    stopbits: int = 1
+    bytesize: int = 8
+    timeout: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdcOptions:
+    """The ADC front-end's sample input."""
+
+    input: str = "generator"
+    sample_rate: int = 6400
+    replay_file: Path | None = None
+    serial_port: str = "/dev/ttyACM0"
+    baudrate: int = 921600
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModbusServerOptions:
+    """The Modbus TCP server that serves readings in the SDM630 layout."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 5020
+    device_id: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GpioOptions:
+    """Line offsets of the status lights and the reset button on the GPIO chip."""
+
+    enabled: bool = False
+    chip: str = "/dev/gpiochip0"
+    logo: int = 17
+    communication_green: int = 27
+    communication_blue: int = 22
+    voltage_green: int = 5
+    voltage_red: int = 6
+    current_green: int = 13
+    current_red: int = 19
+    button: int = 26
+    active_low: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartupOptions:
+    """Every start-up option of the process."""
+
+    server: ServerOptions = field(default_factory=ServerOptions)
+    source: SourceOptions = field(default_factory=SourceOptions)
+    meter: MeterOptions = field(default_factory=MeterOptions)
+    adc: AdcOptions = field(default_factory=AdcOptions)
+    modbus_server: ModbusServerOptions = field(default_factory=ModbusServerOptions)
+    gpio: GpioOptions = field(default_factory=GpioOptions)
+
+
+class _Section:
+    """Typed, bounded access to one section's options; remembers what was read."""
+
+    def __init__(self, name: str, data: Mapping[str, Any]) -> None:
+        self.name = name
+        self._data = data
+        self._read: set[str] = set()
+
+    def _get(self, option: str) -> object:
+        self._read.add(option)
+        return self._data.get(option)
+
+    def _error(self, option: str, message: str) -> ConfigError:
+        return ConfigError(self.name, option, message)
+
+    def get_str(self, option: str, default: str) -> str:
+        value = self._get(option)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not value:
+            raise self._error(option, "must be non-empty text")
+        return value
+
+    def get_int(
+        self, option: str, default: int, *, minval: int | None = None, maxval: int | None = None
+    ) -> int:
+        value = self._get(option)
+        if value is None:
+            return default
+        if isinstance(value, str):
+            try:
+                value = int(value)
+            except ValueError:
+                raise self._error(option, "must be a whole number") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._error(option, "must be a whole number")
+        self._bounds(option, value, minval, maxval)
+        return value
+
+    def get_optional_int(self, option: str) -> int | None:
+        if self._data.get(option) is None:
+            self._read.add(option)
+            return None
+        return self.get_int(option, 0)
+
+    def get_float(
+        self,
+        option: str,
+        default: float,
+        *,
+        minval: float | None = None,
+        maxval: float | None = None,
+    ) -> float:
+        value = self._get(option)
+        if value is None:
+            return default
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise self._error(option, "must be a number") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._error(option, "must be a number")
+        if not math.isfinite(value):
+            raise self._error(option, "must be a finite number")
+        self._bounds(option, value, minval, maxval)
+        return float(value)
+
+    def get_bool(self, option: str, default: bool) -> bool:
+        value = self._get(option)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self._error(option, "must be true or false")
+        return value
+
+    def get_choice(self, option: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.get_str(option, default)
+        if value not in choices:
+            raise self._error(option, f"must be one of {', '.join(choices)}")
+        return value
+
+    def get_path(self, option: str, default: Path) -> Path:
+        value = self._get(option)
+        if value is None:
+            return default
+        if isinstance(value, Path):
+            return value
+        if not isinstance(value, str) or not value:
+            raise self._error(option, "must be a path")
+        return Path(value)
+
+    def get_optional_path(self, option: str) -> Path | None:
+        if self._data.get(option) is None:
+            self._read.add(option)
+            return None
+        return self.get_path(option, Path())
+
+    def _bounds(self, option: str, value: float, low: float | None, high: float | None) -> None:
+        if low is not None and value < low:
+            raise self._error(option, f"must be at least {low:g}")
+        if high is not None and value > high:
+            raise self._error(option, f"must be at most {high:g}")
+
+    def warn_unread(self) -> None:
+        for option in self._data:
+            if option not in self._read:
+                _LOGGER.warning("Unknown option [%s] %s ignored", self.name, option)
+
+
+def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
+    """Parse a TOML start-up file into sections; raises ``ConfigError`` when it is bad."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as err:
+        raise ConfigError("", "", f"config file {path} does not exist") from err
+    except OSError as err:
+        raise ConfigError("", "", f"config file {path} cannot be read: {err}") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError("", "", f"config file {path} is not valid TOML: {err}") from err
+    sections: dict[str, dict[str, Any]] = {}
+    for name, value in data.items():
+        if not isinstance(value, dict):
+            raise ConfigError(name, "", "must be a table ([section])")
+        sections[name] = value
+    return sections
+
+
+def build_options(
+    file_sections: Mapping[str, Mapping[str, Any]] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> StartupOptions:
+    """Combine file sections and CLI overrides (None values ignored) into checked options."""
+    merged: dict[str, dict[str, Any]] = {}
+    for name, values in (file_sections or {}).items():
+        merged.setdefault(name, {}).update(values)
+    for name, values in (overrides or {}).items():
+        merged.setdefault(name, {}).update(
+            {key: value for key, value in values.items() if value is not None}
+        )
+    known = ("server", "source", "meter", "adc", "modbus_server", "gpio")
+    for name in merged:
+        if name not in known:
+            _LOGGER.warning("Unknown config section [%s] ignored", name)
+    sections = {name: _Section(name, merged.get(name, {})) for name in known}
+    options = StartupOptions(
+        server=_server(sections["server"]),
+        source=_source(sections["source"]),
+        meter=_meter(sections["meter"]),
+        adc=_adc(sections["adc"]),
+        modbus_server=_modbus_server(sections["modbus_server"]),
+        gpio=_gpio(sections["gpio"]),
+    )
+    for section in sections.values():
+        section.warn_unread()
+    return options
+
+
+def load_options(
+    config_file: Path | None, overrides: Mapping[str, Mapping[str, Any]] | None = None
+) -> StartupOptions:
+    """Read ``config_file`` (when given) and apply the CLI's overrides on top."""
+    file_sections = read_config_file(config_file) if config_file is not None else None
+    return build_options(file_sections, overrides)
+
+
+def _server(section: _Section) -> ServerOptions:
+    default = ServerOptions()
+    return ServerOptions(
+        host=section.get_str("host", default.host),
+        port=section.get_int("port", default.port, minval=0, maxval=65535),
+        state_dir=section.get_path("state_dir", default.state_dir),
+        log_level=section.get_choice("log_level", default.log_level, LOG_LEVELS),
+        zeroconf=section.get_bool("zeroconf", default.zeroconf),
+    )
+
+
+def _source(section: _Section) -> SourceOptions:
+    default = SourceOptions()
+    return SourceOptions(
+        type=section.get_choice("type", default.type, SOURCE_TYPES),
+        seed=section.get_optional_int("seed"),
+        interval=section.get_float("interval", default.interval, minval=0.01, maxval=3600),
+    )
+
+
+def _meter(section: _Section) -> MeterOptions:
+    default = MeterOptions()
+    return MeterOptions(
+        host=section.get_str("host", default.host),
+        port=section.get_int("port", default.port, minval=1, maxval=65535),
+        device_id=section.get_int("device_id", default.device_id, minval=0, maxval=247),
+        register_map=section.get_str("register_map", default.register_map),
+        serial_port=section.get_str("serial_port", default.serial_port),
+        baudrate=section.get_int("baudrate", default.baudrate, minval=300, maxval=4_000_000),
+        parity=section.get_choice("parity", default.parity, PARITIES),
+        stopbits=section.get_int("stopbits", default.stopbits, minval=1, maxval=2),
+        bytesize=section.get_int("bytesize", default.bytesize, minval=5, maxval=8),
+        timeout=section.get_float("timeout", default.timeout, minval=0.05, maxval=60),
+    )
+
+
+def _adc(section: _Section) -> AdcOptions:
+    default = AdcOptions()
+    options = AdcOptions(
+        input=section.get_choice("input", default.input, ADC_INPUTS),
+        sample_rate=section.get_int(
+            "sample_rate", default.sample_rate, minval=1000, maxval=100_000
+        ),
+        replay_file=section.get_optional_path("replay_file"),
+        serial_port=section.get_str("serial_port", default.serial_port),
+        baudrate=section.get_int("baudrate", default.baudrate, minval=300, maxval=12_000_000),
+    )
+    if options.input == "replay" and options.replay_file is None:
+        raise ConfigError("adc", "replay_file", "is required when input is replay")
+    return options
+
+
+def _modbus_server(section: _Section) -> ModbusServerOptions:
+    default = ModbusServerOptions()
+    return ModbusServerOptions(
+        enabled=section.get_bool("enabled", default.enabled),
+        host=section.get_str("host", default.host),
+        port=section.get_int("port", default.port, minval=0, maxval=65535),
+        device_id=section.get_int("device_id", default.device_id, minval=1, maxval=247),
+    )
+
+
+def _gpio(section: _Section) -> GpioOptions:
+    default = GpioOptions()
+    lines = {
+        name: section.get_int(name, getattr(default, name), minval=0, maxval=1023)
+        for name in (
+            "logo",
+            "communication_green",
+            "communication_blue",
+            "voltage_green",
+            "voltage_red",
+            "current_green",
+            "current_red",
+            "button",
+        )
+    }
+    if len(set(lines.values())) != len(lines):
+        raise ConfigError("gpio", "", "each light and the button need their own line")
+    return GpioOptions(
+        enabled=section.get_bool("enabled", default.enabled),
+        chip=section.get_str("chip", default.chip),
+        active_low=section.get_bool("active_low", default.active_low),
+        **lines,
+    )

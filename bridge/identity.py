@@ -1,0 +1,100 @@
+"""The unit's identity: serial number and label PIN, made once and kept in the state folder."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from bridge import MODEL, __version__
+from bridge.storage import StorageError, atomic_write_json, keep_aside, read_json
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_LOGGER = logging.getLogger(__name__)
+
+IDENTITY_FILE: Final = "identity.json"
+SERIAL_LENGTH: Final = 12
+PIN_LENGTH: Final = 8
+# No 0/O or 1/I: the PIN is read off a printed label.
+PIN_ALPHABET: Final = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+_PIN_CHARACTERS: Final = frozenset(string.ascii_letters + string.digits)
+
+
+class PinError(ValueError):
+    """A chosen PIN breaks the PIN rule."""
+
+
+def validate_pin(pin: object) -> str:
+    """Return ``pin`` if it is 8 ASCII letters or digits, else raise ``PinError``."""
+    if not isinstance(pin, str) or len(pin) != PIN_LENGTH or not set(pin) <= _PIN_CHARACTERS:
+        raise PinError(f"the PIN must be {PIN_LENGTH} ASCII letters or digits")
+    return pin
+
+
+def new_pin() -> str:
+    """Draw a random label PIN."""
+    return "".join(secrets.choice(PIN_ALPHABET) for _ in range(PIN_LENGTH))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identity:
+    """What the unit's label says: serial number, PIN, model and firmware."""
+
+    serial: str
+    pin: str
+    model: str = MODEL
+    firmware: str = __version__
+
+    @property
+    def setup_ssid(self) -> str:
+        """The setup access point's name: ``AG_`` and the serial's last 7 digits."""
+        return f"AG_{self.serial[-7:]}"
+
+    def __repr__(self) -> str:
+        """Never show the PIN in a repr (it could end up in a log)."""
+        return f"Identity(serial={self.serial!r}, model={self.model!r}, firmware={self.firmware!r})"
+
+
+def _new_serial() -> str:
+    # A leading non-zero digit keeps the serial the same when read as a number.
+    first = secrets.choice("123456789")
+    return first + "".join(secrets.choice(string.digits) for _ in range(SERIAL_LENGTH - 1))
+
+
+def _parse(data: object) -> Identity:
+    if not isinstance(data, dict):
+        raise StorageError(f"{IDENTITY_FILE} is not an object")
+    serial = data.get("serial")
+    if not isinstance(serial, str) or not serial.isdigit() or len(serial) < 7:  # noqa: PLR2004
+        raise StorageError(f"{IDENTITY_FILE} has no valid serial")
+    try:
+        pin = validate_pin(data.get("pin"))
+    except PinError as err:
+        raise StorageError(f"{IDENTITY_FILE} has no valid PIN") from err
+    return Identity(serial=serial, pin=pin)
+
+
+def load_or_create_identity(state_dir: Path) -> Identity:
+    """Read the identity, or make and persist a new one on the unit's first start."""
+    path = state_dir / IDENTITY_FILE
+    try:
+        data = read_json(path)
+        if data is not None:
+            return _parse(data)
+    except StorageError as err:
+        # A unit without identity cannot serve anything; a fresh one can, and the old
+        # file is kept for recovery of the printed serial.
+        kept = keep_aside(path)
+        _LOGGER.error(  # noqa: TRY400 - the reason is the message
+            "Identity unusable (%s); a new one is made, the old file kept as %s",
+            err,
+            kept.name if kept else "(not moved)",
+        )
+    identity = Identity(serial=_new_serial(), pin=new_pin())
+    atomic_write_json(path, {"serial": identity.serial, "pin": identity.pin})
+    _LOGGER.info("New identity created: serial %s", identity.serial)
+    return identity

@@ -1,0 +1,86 @@
+"""Files in the state folder: atomic writes, and bad files kept aside instead of lost."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class StorageError(Exception):
+    """A state file could not be read or parsed; the message says which and why."""
+
+
+def atomic_write_text(path: Path, text: str, *, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``text`` so that a crash leaves either the old or the new file.
+
+    The data goes to a temporary file in the same folder, is flushed to disk, renamed
+    over the target, and the folder itself is synced so that the rename survives too.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temp.chmod(mode)
+        temp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, data: object, *, mode: int = 0o600) -> None:
+    """Write ``data`` as indented JSON atomically (see ``atomic_write_text``)."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode=mode)
+
+
+def read_json(path: Path) -> object:
+    """Return the parsed JSON in ``path``; None when the file does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        raise StorageError(f"{path.name} cannot be read: {err}") from err
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise StorageError(f"{path.name} is not valid JSON: {err}") from err
+
+
+def keep_aside(path: Path) -> Path | None:
+    """Rename a bad state file to ``<name>.corrupt-<UTC time>`` so it is kept for a look."""
+    stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    try:
+        path.replace(target)
+    except OSError as err:
+        _LOGGER.warning("Could not keep %s aside: %s", path, err)
+        return None
+    _fsync_dir(path.parent)
+    return target
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Sync a folder so a rename in it is durable (not possible on every platform)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

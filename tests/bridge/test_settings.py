@@ -1,0 +1,244 @@
+"""Settings validation (each rule), public form, merging and the store's persistence."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from bridge.models import Phase
+from bridge.settings import (
+    SETTINGS_FILE,
+    CtInput,
+    GridType,
+    InstallationSettings,
+    Settings,
+    SettingsError,
+    SettingsStore,
+    VoltageWiring,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def test_defaults_match_the_contract() -> None:
+    public = Settings().as_public_dict()
+    assert public["installation"] == {
+        "main_fuse": 25,
+        "grid_type": "TN",
+        "phases": 3,
+        "generation": False,
+        "voltage_wiring": "all",
+        "supply_voltage": 230,
+        "safety_margin": 0.0,
+        "current_scheme": [
+            {"phase": "L1", "reversed": False},
+            {"phase": "L2", "reversed": False},
+            {"phase": "L3", "reversed": False},
+        ],
+    }
+    assert public["wifi"] == {"ssid": "", "passphrase_set": False}
+    assert public["cloud"]["password_set"] is False
+    assert "password" not in public["cloud"]
+    assert public["calibration"]["voltage_gain"] == [1.0, 1.0, 1.0]
+
+
+def test_round_trip_through_dict() -> None:
+    settings = Settings().merge(
+        {
+            "installation": {"main_fuse": 32, "grid_type": "IT", "voltage_wiring": "it_l1_l2"},
+            "wifi": {"ssid": "home", "passphrase": "correct horse"},
+            "cloud": {"enabled": True, "host": "mqtt.example", "password": "s3cret"},
+            "calibration": {"phase_shift": [0.5, -0.5, 1]},
+        }
+    )
+    assert Settings.from_dict(settings.as_dict()) == settings
+    assert settings.installation.grid_type is GridType.IT
+    assert settings.installation.voltage_wiring is VoltageWiring.IT_L1_L2
+    public = settings.as_public_dict()
+    assert public["wifi"] == {"ssid": "home", "passphrase_set": True}
+    assert public["cloud"]["password_set"] is True
+    assert "s3cret" not in json.dumps(public)
+    assert "correct horse" not in json.dumps(public)
+
+
+def test_merge_is_deep_and_keeps_secrets() -> None:
+    settings = Settings().merge({"wifi": {"ssid": "a", "passphrase": "12345678"}})
+    changed = settings.merge({"wifi": {"ssid": "b", "passphrase_set": True}})
+    assert changed.wifi.ssid == "b"
+    assert changed.wifi.passphrase == "12345678"
+    assert changed.installation == settings.installation
+    # What GET returns can be sent back as it is.
+    assert settings.merge(settings.as_public_dict()) == settings
+
+
+def test_scheme_from_dict() -> None:
+    scheme = [
+        {"phase": "L2"},
+        {"phase": "L1", "reversed": True},
+        {"phase": "L3", "reversed": False},
+    ]
+    settings = Settings().merge({"installation": {"current_scheme": scheme}})
+    assert settings.installation.current_scheme == (
+        CtInput(phase=Phase.L2),
+        CtInput(phase=Phase.L1, reversed=True),
+        CtInput(phase=Phase.L3),
+    )
+
+
+BAD: list[tuple[dict[str, Any], str, str]] = [
+    ({"installation": {"main_fuse": 5}}, "installation.main_fuse", "between 6 and 63 A"),
+    ({"installation": {"main_fuse": 64}}, "installation.main_fuse", "between 6 and 63 A"),
+    ({"installation": {"main_fuse": 25.5}}, "installation.main_fuse", "whole number"),
+    ({"installation": {"main_fuse": "25"}}, "installation.main_fuse", "whole number"),
+    ({"installation": {"main_fuse": True}}, "installation.main_fuse", "whole number"),
+    ({"installation": {"grid_type": "TNC"}}, "installation.grid_type", "one of TN, TT, IT"),
+    ({"installation": {"phases": 2}}, "installation.phases", "1 or 3"),
+    ({"installation": {"generation": "yes"}}, "installation.generation", "true or false"),
+    ({"installation": {"voltage_wiring": "two"}}, "installation.voltage_wiring", "one of"),
+    (
+        {"installation": {"voltage_wiring": "it_l1_l2"}},
+        "installation.voltage_wiring",
+        "needs an IT grid",
+    ),
+    (
+        {"installation": {"generation": True, "voltage_wiring": "one"}},
+        "installation.voltage_wiring",
+        "generation",
+    ),
+    ({"installation": {"supply_voltage": 84}}, "installation.supply_voltage", "85 and 256"),
+    ({"installation": {"supply_voltage": 257}}, "installation.supply_voltage", "85 and 256"),
+    ({"installation": {"safety_margin": -1}}, "installation.safety_margin", "0 and 20"),
+    ({"installation": {"safety_margin": 20.5}}, "installation.safety_margin", "0 and 20"),
+    ({"installation": {"safety_margin": float("nan")}}, "installation.safety_margin", "finite"),
+    ({"installation": {"current_scheme": []}}, "installation.current_scheme", "3 CT inputs"),
+    (
+        {"installation": {"current_scheme": [{"phase": "L1"}] * 3}},
+        "installation.current_scheme",
+        "exactly one CT",
+    ),
+    (
+        {"installation": {"current_scheme": [{"phase": "L4"}, {"phase": "L2"}, {"phase": "L3"}]}},
+        "installation.current_scheme[0].phase",
+        "one of L1, L2, L3",
+    ),
+    (
+        {"installation": {"current_scheme": [{}, {"phase": "L2"}, {"phase": "L3"}]}},
+        "installation.current_scheme[0].phase",
+        "required",
+    ),
+    (
+        {"installation": {"current_scheme": [{"phase": "L1", "x": 1}, {}, {}]}},
+        "installation.current_scheme[0].x",
+        "unknown",
+    ),
+    ({"installation": {"fuse": 25}}, "installation.fuse", "unknown setting"),
+    ({"installation": 25}, "installation", "must be an object"),
+    ({"wifi": {"ssid": "x" * 33}}, "wifi.ssid", "1 to 32 bytes"),
+    ({"wifi": {"ssid": "ä" * 17}}, "wifi.ssid", "1 to 32 bytes"),
+    ({"wifi": {"ssid": 5}}, "wifi.ssid", "must be text"),
+    ({"wifi": {"passphrase": "1234567"}}, "wifi.passphrase", "8 to 63"),
+    ({"wifi": {"passphrase": "x" * 64}}, "wifi.passphrase", "64 hex digits"),
+    ({"wifi": {"passphrase": "pässword"}}, "wifi.passphrase", "printable ASCII"),
+    ({"wifi": {"passphrase": "tab\there1"}}, "wifi.passphrase", "printable ASCII"),
+    ({"cloud": {"enabled": True}}, "cloud.host", "required"),
+    ({"cloud": {"host": "a b"}}, "cloud.host", "host name"),
+    ({"cloud": {"port": 0}}, "cloud.port", "between 1 and 65535"),
+    ({"cloud": {"client_cert": "c.pem"}}, "cloud.client_key", "go together"),
+    ({"cloud": {"topic_prefix": ""}}, "cloud.topic_prefix", "1 to 128"),
+    ({"cloud": {"topic_prefix": "a/#"}}, "cloud.topic_prefix", "+ or #"),
+    ({"cloud": {"topic_prefix": "a/"}}, "cloud.topic_prefix", "end with a slash"),
+    ({"cloud": {"interval": 0.1}}, "cloud.interval", "between 0.2 and 3600"),
+    ({"cloud": {"outbox_max_messages": 0}}, "cloud.outbox_max_messages", "between"),
+    ({"cloud": {"outbox_max_age_hours": 0}}, "cloud.outbox_max_age_hours", "between"),
+    ({"cloud": {"username": "u" * 257}}, "cloud.username", "at most 256"),
+    ({"calibration": {"voltage_gain": [1, 1]}}, "calibration.voltage_gain", "3 values"),
+    ({"calibration": {"current_gain": [1, 2.5, 1]}}, "calibration.current_gain[1]", "0.5 and 2"),
+    ({"calibration": {"phase_shift": [0, 0, -11]}}, "calibration.phase_shift[2]", "-10 and 10"),
+    ({"calibration": {"phase_shift": [0, "a", 0]}}, "calibration.phase_shift[1]", "a number"),
+    ({"calibration": {"gain": [1, 1, 1]}}, "calibration.gain", "unknown"),
+    ({"bogus": {}}, "bogus", "unknown setting"),
+]
+
+
+@pytest.mark.parametrize(("patch", "field", "rule"), BAD)
+def test_each_rule_names_field_and_rule(patch: dict[str, Any], field: str, rule: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings().merge(patch)
+    assert caught.value.field == field
+    assert rule in caught.value.message
+
+
+def test_valid_edge_values() -> None:
+    settings = Settings().merge(
+        {
+            "installation": {"main_fuse": 63.0, "phases": 1, "voltage_wiring": "one"},
+            "wifi": {"ssid": "x" * 32, "passphrase": "a" * 64},
+        }
+    )
+    assert settings.installation.main_fuse == 63
+    assert isinstance(settings.installation.main_fuse, int)
+    assert Settings().merge({"wifi": {"passphrase": "~" * 63}}).wifi.passphrase == "~" * 63
+
+
+def test_constructor_applies_the_same_rules() -> None:
+    with pytest.raises(SettingsError, match=r"installation\.main_fuse"):
+        InstallationSettings(main_fuse=100)
+
+
+def test_patch_must_be_an_object() -> None:
+    with pytest.raises(SettingsError, match="must be an object"):
+        Settings().merge([1])
+
+
+def test_store_persists_and_reloads(tmp_path: Path) -> None:
+    store = SettingsStore(tmp_path)
+    assert store.settings == Settings()
+    assert store.load_error is None
+    new = store.update({"installation": {"main_fuse": 40}})
+    assert new.installation.main_fuse == 40
+    assert SettingsStore(tmp_path).settings == new
+    with pytest.raises(SettingsError):
+        store.update({"installation": {"main_fuse": 4}})
+    assert store.settings == new
+    assert SettingsStore(tmp_path).settings == new
+    assert store.reset() == Settings()
+    assert SettingsStore(tmp_path).settings == Settings()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{broken",
+        '{"version": 99, "settings": {}}',
+        '{"version": 1, "settings": {"installation": {"main_fuse": 1000}}}',
+        "[]",
+    ],
+)
+def test_corrupt_file_starts_on_defaults_and_is_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: str
+) -> None:
+    (tmp_path / SETTINGS_FILE).write_text(content)
+    with caplog.at_level(logging.ERROR):
+        store = SettingsStore(tmp_path)
+    assert store.settings == Settings()
+    assert store.load_error is not None
+    assert "defaults in use" in store.load_error
+    assert "Settings file unusable" in caplog.text
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith(f"{SETTINGS_FILE}.corrupt-")]
+    assert [p.read_text() for p in kept] == [content]
+    # The next good write clears the error.
+    store.update({"installation": {"main_fuse": 20}})
+    assert store.load_error is None
+
+
+def test_secrets_never_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / SETTINGS_FILE).write_text(
+        '{"version": 1, "settings": {"wifi": {"passphrase": "short"}}}'
+    )
+    with caplog.at_level(logging.DEBUG):
+        SettingsStore(tmp_path)
+    assert "short" not in caplog.text
