@@ -1,0 +1,206 @@
+"""The appliance files: systemd unit, example config and the install script."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import shutil
+import subprocess
+import tarfile
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bridge.config import StartupOptions, build_options
+
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
+UNIT = DEPLOY / "amp-guard-bridge.service"
+CONFIG = DEPLOY / "amp-guard.toml"
+INSTALL = DEPLOY / "install.sh"
+STATE_DIR = "/var/lib/amp-guard"
+CONFIG_PATH = "/etc/amp-guard/amp-guard.toml"
+
+
+def run(program: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a program from PATH on our own files, capturing its output."""
+    executable = shutil.which(program)
+    assert executable is not None, f"{program} is not installed"
+    # Fixed programs and arguments that name files of this repository or of tmp_path.
+    return subprocess.run(  # noqa: S603
+        [executable, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
+    """Parse a systemd unit into sections of repeated keys (configparser cannot)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        assert current is not None, f"key outside a section: {line}"
+        key, sep, value = line.partition("=")
+        assert sep, f"not a key=value line: {line}"
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+@pytest.fixture(scope="module")
+def unit() -> dict[str, dict[str, list[str]]]:
+    """Parse the shipped unit file."""
+    return parse_unit(UNIT.read_text(encoding="utf-8"))
+
+
+def test_unit_runs_as_a_hardened_appliance(unit: dict[str, dict[str, list[str]]]) -> None:
+    service = {key: values[-1] for key, values in unit["Service"].items()}
+    assert unit["Unit"]["After"] == ["network-online.target"]
+    assert unit["Unit"]["Wants"] == ["network-online.target"]
+    assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+    assert service["User"] == "amp-guard"
+    assert service["Restart"] == "always"
+    assert service["StateDirectory"] == "amp-guard"
+    assert STATE_DIR in service["ReadWritePaths"].split()
+    assert service["WorkingDirectory"] == STATE_DIR
+    for key, value in {
+        "ProtectSystem": "strict",
+        "NoNewPrivileges": "yes",
+        "PrivateTmp": "yes",
+        "ProtectHome": "yes",
+        "DevicePolicy": "closed",
+        "StandardOutput": "journal",
+        "StandardError": "journal",
+    }.items():
+        assert service[key] == value, key
+    # Only the capability to bind low ports; never root.
+    assert service["CapabilityBoundingSet"] == "CAP_NET_BIND_SERVICE"
+    assert {rule.split()[0] for rule in unit["Service"]["DeviceAllow"]} >= {
+        "char-gpiochip",
+        "char-ttyUSB",
+    }
+    command = service["ExecStart"].split()
+    assert command[0] == "/opt/amp-guard/venv/bin/amp-guard-bridge"
+    assert command[1:] == ["--config", CONFIG_PATH]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd is not installed")
+def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
+    # verify checks that ExecStart exists: point it at a real program, keep the rest.
+    true = shutil.which("true")
+    assert true is not None
+    text = UNIT.read_text(encoding="utf-8").replace(
+        "/opt/amp-guard/venv/bin/amp-guard-bridge", true
+    )
+    copy = tmp_path / UNIT.name
+    copy.write_text(text, encoding="utf-8")
+    verify = run("systemd-analyze", "verify", str(copy))
+    # Unknown keys are only warnings to systemd: fail on them here.
+    problems = [line for line in verify.stderr.splitlines() if copy.name in line]
+    assert (verify.returncode, problems) == (0, [])
+
+    security = run("systemd-analyze", "security", "--offline=true", "--threshold=30", str(copy))
+    exposure = re.search(r"Overall exposure level for \S+: ([\d.]+)", security.stdout)
+    assert exposure is not None, security.stdout[-500:]
+    assert security.returncode == 0, f"exposure {exposure.group(1)} above 3.0"
+
+
+def documented_options(text: str) -> dict[str, set[str]]:
+    """List each section's options in a TOML file, commented-out ones included."""
+    options: dict[str, set[str]] = {}
+    section = ""
+    for line in text.splitlines():
+        if match := re.fullmatch(r"\[(\w+)\]", line.strip()):
+            section = match.group(1)
+            options[section] = set()
+        elif (match := re.fullmatch(r"#?\s?(\w+) = .+", line.strip())) and section:
+            options[section].add(match.group(1))
+    return options
+
+
+def test_example_config_documents_every_option() -> None:
+    documented = documented_options(CONFIG.read_text(encoding="utf-8"))
+    defaults = StartupOptions()
+    expected = {
+        section.name: {
+            option.name for option in dataclasses.fields(getattr(defaults, section.name))
+        }
+        for section in dataclasses.fields(defaults)
+    }
+    assert documented == expected
+
+
+def test_example_config_loads_cleanly(caplog: pytest.LogCaptureFixture) -> None:
+    with CONFIG.open("rb") as handle:
+        sections = tomllib.load(handle)
+    with caplog.at_level(logging.WARNING):
+        options = build_options(sections)
+    assert [record.getMessage() for record in caplog.records] == []
+    assert options.server.state_dir == Path(STATE_DIR)
+    assert options.server.host == "0.0.0.0"  # noqa: S104 - an appliance serves its LAN
+    assert options.modbus_server.enabled is False
+    assert options.gpio.enabled is False
+    assert options.source.type == "modbus-rtu"
+
+
+def run_install(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the install script."""
+    return run("bash", str(INSTALL), *args)
+
+
+def test_install_script_is_valid_bash() -> None:
+    assert run("bash", "-n", str(INSTALL)).returncode == 0
+    if shutil.which("shellcheck"):
+        check = run("shellcheck", str(INSTALL))
+        assert check.returncode == 0, check.stdout
+    assert run_install("--help").returncode == 0
+    assert "update" in run_install("--help").stdout
+    assert run_install("reinstall").returncode == 2
+    assert run_install("install", "--bogus").returncode == 1
+
+
+def test_install_update_uninstall_keep_settings_and_energy(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    staged = ("--root", str(root), "--no-venv")
+
+    assert run_install("update", *staged).returncode == 1  # nothing to update yet
+    installed = run_install("install", *staged)
+    assert installed.returncode == 0, installed.stderr
+    unit_file = root / "etc/systemd/system/amp-guard-bridge.service"
+    config = root / CONFIG_PATH.lstrip("/")
+    state = root / STATE_DIR.lstrip("/")
+    assert unit_file.read_text() == UNIT.read_text()
+    assert config.read_text() == CONFIG.read_text()
+    assert state.is_dir()
+    assert state.stat().st_mode & 0o777 == 0o700
+
+    # The unit runs for a while: the user edits the config, settings and energy accrue.
+    config.write_text(CONFIG.read_text().replace("port = 80\n", "port = 8080\n"))
+    (state / "settings.json").write_text('{"installation": {"main_fuse": 35}}')
+    (state / "energy.json").write_text('{"imported": [1.5, 2.5, 3.5]}')
+
+    updated = run_install("update", *staged)
+    assert updated.returncode == 0, updated.stderr
+    assert "port = 8080" in config.read_text()
+    assert (config.parent / "amp-guard.toml.dist").read_text() == CONFIG.read_text()
+    assert (state / "settings.json").read_text() == '{"installation": {"main_fuse": 35}}'
+    assert (state / "energy.json").read_text() == '{"imported": [1.5, 2.5, 3.5]}'
+    backups = list((root / "var/backups/amp-guard").glob("state-*.tar.gz"))
+    assert len(backups) == 1
+    with tarfile.open(backups[0]) as archive:
+        assert "amp-guard/energy.json" in archive.getnames()
+
+    removed = run_install("uninstall", *staged)
+    assert removed.returncode == 0, removed.stderr
+    assert not unit_file.exists()
+    assert (state / "energy.json").exists()
+    assert config.exists()
+
+    purged = run_install("uninstall", "--purge", *staged)
+    assert purged.returncode == 0, purged.stderr
+    assert not state.exists()
+    assert not config.exists()
