@@ -1,4 +1,9 @@
-"""The unit's local admin web UI (served by the bridge's HTTP server)."""
+"""The unit's local admin web UI: a static single page served by the bridge itself.
+
+Every asset is local (no CDN: the unit may have no internet). The pages carry a strict
+Content-Security-Policy, so no inline script or style can run even if text from the
+unit were ever rendered unescaped, and the page cannot be framed.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,83 @@ from typing import Final
 from aiohttp import web
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
+STATIC_PREFIX: Final = "/static/"
+
+CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS: Final[dict[str, str]] = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+# The page holds no secret but must never be served stale after an update; assets are
+# revalidated (cheap 304s) because their names carry no version.
+HTML_CACHE: Final = "no-store"
+ASSET_CACHE: Final = "no-cache"
+
+# Explicit types: the host's mime database may not know .js or .svg correctly.
+CONTENT_TYPES: Final[dict[str, str]] = {
+    ".html": "text/html",
+    ".css": "text/css",
+    ".js": "text/javascript",
+    ".svg": "image/svg+xml",
+    ".json": "application/json",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".woff2": "font/woff2",
+}
+
+
+def _file_response(path: Path, cache: str) -> web.FileResponse:
+    """Serve one file with the UI's security headers."""
+    response = web.FileResponse(path, headers={**SECURITY_HEADERS, "Cache-Control": cache})
+    response.content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+    if response.content_type.startswith("text/"):
+        response.charset = "utf-8"
+    return response
+
+
+def resolve_asset(relative: str) -> Path | None:
+    """Map a URL path under /static/ to a file inside STATIC_DIR, or None.
+
+    Refuses anything that would leave the folder (``..``, absolute paths, symlinks
+    pointing out) and files of a type the UI does not ship.
+    """
+    if not relative or "\x00" in relative or "\\" in relative:
+        return None
+    root = STATIC_DIR.resolve()
+    try:
+        candidate = (root / relative).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if not candidate.is_relative_to(root) or not candidate.is_file():
+        return None
+    if candidate.suffix not in CONTENT_TYPES:
+        return None
+    return candidate
+
+
+async def _index(_request: web.Request) -> web.FileResponse:
+    """Serve the single page; login and tabs are decided in the browser."""
+    return _file_response(STATIC_DIR / "index.html", HTML_CACHE)
+
+
+async def _asset(request: web.Request) -> web.FileResponse:
+    """Serve a script, style sheet or image of the UI."""
+    path = resolve_asset(request.match_info["path"])
+    if path is None:
+        raise web.HTTPNotFound(headers=SECURITY_HEADERS)
+    cache = HTML_CACHE if path.suffix == ".html" else ASSET_CACHE
+    return _file_response(path, cache)
 
 
 def setup_web(app: web.Application) -> None:
     """Add the admin UI's routes to the bridge's application."""
-
-    async def index(_request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC_DIR / "index.html")
-
-    app.router.add_get("/", index)
-    app.router.add_static("/static/", STATIC_DIR)
+    app.router.add_get("/", _index, name="web_index")
+    app.router.add_get(STATIC_PREFIX + "{path:.+}", _asset, name="web_asset")

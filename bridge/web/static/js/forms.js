@@ -1,0 +1,82 @@
+// Shared form behaviour: messages, errors at their field, busy buttons, confirmations.
+
+import { has, t } from "./i18n.js";
+
+/** Show ``text`` in a form's message line; kind is "ok", "error" or "" (neutral). */
+export function setMessage(element, text, kind = "") {
+  element.textContent = text;
+  element.dataset.kind = kind;
+}
+
+export function clearFieldErrors(form) {
+  for (const field of form.querySelectorAll("[data-field]")) {
+    field.classList.remove("invalid");
+    const error = field.querySelector(".field-error");
+    if (error) error.textContent = "";
+    for (const input of field.querySelectorAll("input, select")) input.removeAttribute("aria-invalid");
+  }
+}
+
+/** The form's field for a dotted API path: the longest data-field that prefixes it. */
+function fieldFor(form, path) {
+  let best = null;
+  for (const field of form.querySelectorAll("[data-field]")) {
+    const name = field.dataset.field;
+    if ((path === name || path.startsWith(`${name}.`)) && (!best || name.length > best.dataset.field.length)) {
+      best = field;
+    }
+  }
+  return best;
+}
+
+/** Put a rule's words at its field, in the user's language; returns false if no such field. */
+export function showFieldError(form, path, apiMessage) {
+  const field = fieldFor(form, path);
+  if (!field) return false;
+  const key = `field.${field.dataset.field}`;
+  field.classList.add("invalid");
+  field.querySelector(".field-error").textContent = has(key) ? t(key) : apiMessage;
+  for (const input of field.querySelectorAll("input, select")) input.setAttribute("aria-invalid", "true");
+  const details = field.closest("details");
+  if (details) details.open = true;
+  const first = field.querySelector("input, select");
+  if (first) first.focus();
+  return true;
+}
+
+/** Report an API error on a form: at its field for 422, else in the message line. */
+export function showApiError(form, messageElement, err) {
+  if (err.status === 401) return;
+  if (err.status === 422 && err.field && showFieldError(form, err.field, err.message)) {
+    setMessage(messageElement, t("fix_fields"), "error");
+    return;
+  }
+  setMessage(messageElement, t("request_failed", { message: err.message }), "error");
+}
+
+/** Run ``action`` with the form's submit button disabled, so a double tap sends once. */
+export async function whileBusy(button, action) {
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  try {
+    return await action();
+  } finally {
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+  }
+}
+
+/** Ask in a modal dialog; resolves true only when the user confirms. */
+export function confirmAction({ title, text, ok }) {
+  const dialog = document.getElementById("confirm-dialog");
+  document.getElementById("confirm-title").textContent = title;
+  document.getElementById("confirm-text").textContent = text;
+  document.getElementById("confirm-ok").textContent = ok;
+  dialog.returnValue = "";
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    dialog.showModal();
+    // The safe choice has the focus, so Enter never confirms something destructive.
+    document.getElementById("confirm-cancel").focus();
+  });
+}

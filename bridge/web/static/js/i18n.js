@@ -1,0 +1,422 @@
+// English and Dutch texts of the admin UI, and the language choice.
+// Elements carry data-i18n="key" (text) or data-i18n-aria-label="key" (aria-label).
+
+const TEXTS = {
+  en: {
+    skip_to_content: "Skip to content",
+    language: "Language",
+    logout: "Log out",
+    sections: "Sections",
+    login_title: "Log in",
+    login_intro: "Enter the 8-character PIN from the unit's label.",
+    pin: "PIN",
+    login: "Log in",
+    login_wrong_pin: "Wrong PIN. Check the unit's label and try again.",
+    login_pin_length: "The PIN has 8 characters.",
+    login_locked_out: "Too many wrong PINs. Wait {seconds} s before trying again.",
+    login_failed: "Could not log in: {message}",
+    session_expired: "Your session has expired. Log in again.",
+    logged_out: "You are logged out.",
+    unreachable: "The unit cannot be reached. Is it on and on this network?",
+    tab_status: "Status",
+    tab_wifi: "Wi-Fi",
+    tab_installation: "Installation",
+    tab_system: "System",
+    lights_title: "Indicators",
+    light_logo: "Logo",
+    light_communication: "Communication",
+    light_voltage: "Voltage measurement",
+    light_current: "Current measurement",
+    logo_on: "On: the unit has power",
+    logo_off: "Off",
+    comm_cloud: "Green: connected to the cloud",
+    comm_network: "Blue: network only, no cloud",
+    comm_none: "Off: no network",
+    voltage_ok: "Green: OK",
+    voltage_wrong_phase_sequence: "Red: wrong phase sequence",
+    voltage_not_connected: "Off: not connected",
+    current_ok: "Green: OK",
+    current_wrong_phase_sequence: "Red: a CT is on another phase",
+    current_reversed: "Red: a CT is reversed",
+    current_not_connected: "Off: not connected",
+    current_indeterminate: "Current below 2 A: direction cannot be found",
+    phase_current_wrong_phase_sequence: "CT on {phase} sits on another phase",
+    phase_current_reversed: "CT on {phase} is reversed",
+    phase_current_not_connected: "CT on {phase} is not connected",
+    phase_voltage_not_connected: "No voltage on {phase}",
+    phase_voltage_wrong_phase_sequence: "Voltage on {phase} is out of sequence",
+    phases_title: "Live measurements",
+    phase: "Phase",
+    current: "Current",
+    voltage: "Voltage",
+    power: "Power",
+    headroom: "Headroom",
+    total_power: "Total power",
+    frequency: "Frequency",
+    last_update: "Updated",
+    meter_unavailable: "No reading from the meter: {error}",
+    unit_state_title: "Unit",
+    phase_sequence: "Phase sequence",
+    sequence_ok: "L1 → L2 → L3, correct",
+    sequence_wrong: "Wrong phase sequence",
+    sequence_unknown: "Not measured",
+    network: "Network",
+    cloud: "Cloud",
+    cloud_disabled: "Not enabled",
+    cloud_connected: "Connected",
+    cloud_disconnected: "Not connected",
+    cloud_backlog: "{count} readings waiting",
+    setup_ap: "Setup access point",
+    setup_ap_active: "On: {ssid}, {minutes} min left",
+    setup_ap_inactive: "Off",
+    serial: "Serial number",
+    firmware: "Firmware",
+    live_connected: "Live",
+    live_connecting: "Connecting…",
+    live_polling: "Updating every few seconds",
+    wifi_title: "Customer Wi-Fi network",
+    wifi_intro:
+      "The network the unit joins to reach the cloud. If it does not connect within a minute, the unit goes back to the previous network.",
+    wifi_ssid: "Network name (SSID)",
+    wifi_passphrase: "Password",
+    wifi_passphrase_set: "A password is stored. Leave empty to keep it.",
+    wifi_passphrase_unset: "8 to 63 characters; empty for an open network.",
+    wifi_result_title: "Connection",
+    wifi_state_idle: "Not configured",
+    wifi_state_connecting: "Connecting to {ssid}…",
+    wifi_state_connected: "Connected to {ssid}",
+    wifi_state_failed: "Could not connect to {ssid}",
+    wifi_state_rolled_back: "Could not connect to {failed}; back on {ssid}",
+    wifi_state_rolled_back_none: "Could not connect to {failed}; no previous network",
+    wifi_state_unknown: "No information",
+    wifi_saved: "Sent to the unit. The result appears below.",
+    update: "Update",
+    installation_title: "Installation",
+    main_fuse: "Current limit (main fuse)",
+    main_fuse_hint: "The rating of the main fuse, 6 to 63 A.",
+    safety_margin: "Safety margin",
+    safety_margin_hint: "Kept free below the fuse, 0 to 20 A.",
+    grid_type: "Grid type",
+    phases: "Connection",
+    one_phase: "1-phase",
+    three_phase: "3-phase",
+    generation: "Generation present (solar panels, wind)",
+    voltage_wiring: "Voltage wiring",
+    wiring_all: "All phases",
+    wiring_all_when: "When generation (PV, wind) is present; on an IT grid with generation.",
+    wiring_one: "One phase",
+    wiring_one_when: "Without generation, and on a 1-phase connection (L2 and L3 unused).",
+    wiring_it: "IT: L1 + L2",
+    wiring_it_when: "On an IT grid without generation.",
+    advice_all: "Advice for this installation: all phases.",
+    advice_one: "Advice for this installation: one phase.",
+    advice_it_l1_l2: "Advice for this installation: IT, L1 + L2.",
+    advice_single_phase: "On a 1-phase connection only L1 is connected; L2 and L3 stay unused.",
+    advice_differs: "The chosen wiring differs from the advice.",
+    troubleshooting: "Troubleshooting only",
+    troubleshooting_intro: "Change these only when troubleshooting a faulty installation.",
+    supply_voltage: "Supply voltage",
+    supply_voltage_hint: "Used when a phase's voltage is not measured, 85 to 256 V.",
+    current_scheme: "Current scheme",
+    current_scheme_hint: "Which phase each CT input sits on, and whether its arrow points against the flow.",
+    ct_input: "CT input {n}",
+    ct_phase: "Phase of CT input {n}",
+    ct_reversed: "Reversed",
+    save: "Save",
+    saved: "Saved.",
+    fix_fields: "Check the marked fields.",
+    request_failed: "That did not work: {message}",
+    identity_title: "Unit",
+    name: "Name",
+    model: "Model",
+    api_version: "API version",
+    actions_title: "Restart and reset",
+    reboot_intro: "Restarting keeps all settings.",
+    reboot: "Reboot",
+    reboot_confirm_title: "Reboot the unit?",
+    reboot_confirm_text: "The unit restarts and is back in about a minute. Settings are kept.",
+    rebooting: "The unit is restarting. This page reconnects by itself.",
+    reset_intro: "A factory reset erases the settings and paired clients.",
+    factory_reset: "Factory reset",
+    reset_confirm_title: "Factory reset?",
+    reset_confirm_text:
+      "All settings (installation, Wi-Fi, cloud) and paired clients are erased. This cannot be undone.",
+    reset_done: "The unit was reset to factory settings.",
+    cancel: "Cancel",
+    pin_title: "Change PIN",
+    new_pin: "New PIN",
+    new_pin_hint: "8 characters.",
+    confirm_pin: "Repeat the new PIN",
+    change_pin: "Change PIN",
+    pin_changed: "The PIN was changed. Use the new PIN from now on.",
+    pin_mismatch: "The two PINs differ.",
+    clients_title: "Paired clients",
+    clients_intro: "Apps such as Home Assistant that were paired with the PIN.",
+    clients_empty: "No paired clients.",
+    client_meta: "Paired {created} · last seen {last_seen}",
+    never: "never",
+    revoke: "Revoke",
+    revoke_label: "Revoke {name}",
+    revoke_confirm_title: "Revoke {name}?",
+    revoke_confirm_text: "This client can no longer read the unit until it is paired again.",
+    revoked: "{name} was revoked.",
+    "field.installation.main_fuse": "Enter a whole number from 6 to 63 A.",
+    "field.installation.safety_margin": "Enter a margin from 0 to 20 A.",
+    "field.installation.grid_type": "Choose TN, TT or IT.",
+    "field.installation.phases": "Choose 1-phase or 3-phase.",
+    "field.installation.voltage_wiring": "This voltage wiring does not fit the grid type.",
+    "field.installation.supply_voltage": "Enter a whole number from 85 to 256 V.",
+    "field.installation.current_scheme": "Each CT input needs its own phase.",
+    "field.wifi.ssid": "Enter a network name of 1 to 32 bytes.",
+    "field.wifi.passphrase": "Use 8 to 63 printable characters, or 64 hexadecimal digits.",
+    "field.pin": "The PIN has 8 characters: letters and digits.",
+  },
+  nl: {
+    skip_to_content: "Naar de inhoud",
+    language: "Taal",
+    logout: "Afmelden",
+    sections: "Onderdelen",
+    login_title: "Aanmelden",
+    login_intro: "Voer de pincode van 8 tekens van het label van het apparaat in.",
+    pin: "Pincode",
+    login: "Aanmelden",
+    login_wrong_pin: "Verkeerde pincode. Controleer het label en probeer het opnieuw.",
+    login_pin_length: "De pincode heeft 8 tekens.",
+    login_locked_out: "Te vaak een verkeerde pincode. Wacht {seconds} s en probeer het dan opnieuw.",
+    login_failed: "Aanmelden lukte niet: {message}",
+    session_expired: "Uw sessie is verlopen. Meld u opnieuw aan.",
+    logged_out: "U bent afgemeld.",
+    unreachable: "Het apparaat is niet bereikbaar. Staat het aan en zit het op dit netwerk?",
+    tab_status: "Status",
+    tab_wifi: "Wifi",
+    tab_installation: "Installatie",
+    tab_system: "Systeem",
+    lights_title: "Indicatoren",
+    light_logo: "Logo",
+    light_communication: "Communicatie",
+    light_voltage: "Spanningsmeting",
+    light_current: "Stroommeting",
+    logo_on: "Aan: het apparaat heeft voeding",
+    logo_off: "Uit",
+    comm_cloud: "Groen: verbonden met de cloud",
+    comm_network: "Blauw: alleen netwerk, geen cloud",
+    comm_none: "Uit: geen netwerk",
+    voltage_ok: "Groen: in orde",
+    voltage_wrong_phase_sequence: "Rood: verkeerde fasevolgorde",
+    voltage_not_connected: "Uit: niet aangesloten",
+    current_ok: "Groen: in orde",
+    current_wrong_phase_sequence: "Rood: een stroomtang zit op een andere fase",
+    current_reversed: "Rood: een stroomtang zit andersom",
+    current_not_connected: "Uit: niet aangesloten",
+    current_indeterminate: "Stroom onder 2 A: richting niet te bepalen",
+    phase_current_wrong_phase_sequence: "Stroomtang op {phase} zit op een andere fase",
+    phase_current_reversed: "Stroomtang op {phase} zit andersom",
+    phase_current_not_connected: "Stroomtang op {phase} is niet aangesloten",
+    phase_voltage_not_connected: "Geen spanning op {phase}",
+    phase_voltage_wrong_phase_sequence: "Spanning op {phase} staat in de verkeerde volgorde",
+    phases_title: "Actuele metingen",
+    phase: "Fase",
+    current: "Stroom",
+    voltage: "Spanning",
+    power: "Vermogen",
+    headroom: "Ruimte",
+    total_power: "Totaal vermogen",
+    frequency: "Frequentie",
+    last_update: "Bijgewerkt",
+    meter_unavailable: "Geen meting van de meter: {error}",
+    unit_state_title: "Apparaat",
+    phase_sequence: "Fasevolgorde",
+    sequence_ok: "L1 → L2 → L3, juist",
+    sequence_wrong: "Verkeerde fasevolgorde",
+    sequence_unknown: "Niet gemeten",
+    network: "Netwerk",
+    cloud: "Cloud",
+    cloud_disabled: "Niet ingeschakeld",
+    cloud_connected: "Verbonden",
+    cloud_disconnected: "Niet verbonden",
+    cloud_backlog: "{count} metingen in de wachtrij",
+    setup_ap: "Installatie-toegangspunt",
+    setup_ap_active: "Aan: {ssid}, nog {minutes} min",
+    setup_ap_inactive: "Uit",
+    serial: "Serienummer",
+    firmware: "Firmware",
+    live_connected: "Live",
+    live_connecting: "Verbinden…",
+    live_polling: "Elke paar seconden bijgewerkt",
+    wifi_title: "Wifi-netwerk van de klant",
+    wifi_intro:
+      "Het netwerk waarmee het apparaat de cloud bereikt. Lukt de verbinding niet binnen een minuut, dan gaat het apparaat terug naar het vorige netwerk.",
+    wifi_ssid: "Netwerknaam (SSID)",
+    wifi_passphrase: "Wachtwoord",
+    wifi_passphrase_set: "Er is een wachtwoord opgeslagen. Laat leeg om het te houden.",
+    wifi_passphrase_unset: "8 tot 63 tekens; leeg voor een open netwerk.",
+    wifi_result_title: "Verbinding",
+    wifi_state_idle: "Niet ingesteld",
+    wifi_state_connecting: "Verbinden met {ssid}…",
+    wifi_state_connected: "Verbonden met {ssid}",
+    wifi_state_failed: "Verbinden met {ssid} lukte niet",
+    wifi_state_rolled_back: "Verbinden met {failed} lukte niet; terug op {ssid}",
+    wifi_state_rolled_back_none: "Verbinden met {failed} lukte niet; geen vorig netwerk",
+    wifi_state_unknown: "Geen informatie",
+    wifi_saved: "Naar het apparaat gestuurd. Het resultaat verschijnt hieronder.",
+    update: "Bijwerken",
+    installation_title: "Installatie",
+    main_fuse: "Stroomgrens (hoofdzekering)",
+    main_fuse_hint: "De waarde van de hoofdzekering, 6 tot 63 A.",
+    safety_margin: "Veiligheidsmarge",
+    safety_margin_hint: "Blijft vrij onder de zekering, 0 tot 20 A.",
+    grid_type: "Netsysteem",
+    phases: "Aansluiting",
+    one_phase: "1-fase",
+    three_phase: "3-fase",
+    generation: "Opwekking aanwezig (zonnepanelen, wind)",
+    voltage_wiring: "Spanningsaansluiting",
+    wiring_all: "Alle fasen",
+    wiring_all_when: "Bij opwekking (zon, wind); bij een IT-net met opwekking.",
+    wiring_one: "Eén fase",
+    wiring_one_when: "Zonder opwekking, en bij een 1-fase-aansluiting (L2 en L3 vrij).",
+    wiring_it: "IT: L1 + L2",
+    wiring_it_when: "Bij een IT-net zonder opwekking.",
+    advice_all: "Advies voor deze installatie: alle fasen.",
+    advice_one: "Advies voor deze installatie: één fase.",
+    advice_it_l1_l2: "Advies voor deze installatie: IT, L1 + L2.",
+    advice_single_phase: "Bij een 1-fase-aansluiting alleen L1 aansluiten; L2 en L3 blijven vrij.",
+    advice_differs: "De gekozen aansluiting wijkt af van het advies.",
+    troubleshooting: "Alleen voor storingzoeken",
+    troubleshooting_intro: "Wijzig deze alleen bij het zoeken naar een storing in de installatie.",
+    supply_voltage: "Netspanning",
+    supply_voltage_hint: "Gebruikt als de spanning van een fase niet gemeten wordt, 85 tot 256 V.",
+    current_scheme: "Stroomschema",
+    current_scheme_hint: "Op welke fase elke stroomtang zit, en of de pijl tegen de stroom in wijst.",
+    ct_input: "Stroomtang-ingang {n}",
+    ct_phase: "Fase van stroomtang-ingang {n}",
+    ct_reversed: "Andersom",
+    save: "Opslaan",
+    saved: "Opgeslagen.",
+    fix_fields: "Controleer de gemarkeerde velden.",
+    request_failed: "Dat lukte niet: {message}",
+    identity_title: "Apparaat",
+    name: "Naam",
+    model: "Model",
+    api_version: "API-versie",
+    actions_title: "Herstarten en resetten",
+    reboot_intro: "Herstarten bewaart alle instellingen.",
+    reboot: "Herstarten",
+    reboot_confirm_title: "Apparaat herstarten?",
+    reboot_confirm_text: "Het apparaat herstart en is na ongeveer een minuut terug. De instellingen blijven bewaard.",
+    rebooting: "Het apparaat herstart. Deze pagina maakt zelf opnieuw verbinding.",
+    reset_intro: "Een fabrieksreset wist de instellingen en gekoppelde apps.",
+    factory_reset: "Fabrieksreset",
+    reset_confirm_title: "Fabrieksreset uitvoeren?",
+    reset_confirm_text:
+      "Alle instellingen (installatie, wifi, cloud) en gekoppelde apps worden gewist. Dit kan niet ongedaan worden gemaakt.",
+    reset_done: "Het apparaat is teruggezet naar de fabrieksinstellingen.",
+    cancel: "Annuleren",
+    pin_title: "Pincode wijzigen",
+    new_pin: "Nieuwe pincode",
+    new_pin_hint: "8 tekens.",
+    confirm_pin: "Herhaal de nieuwe pincode",
+    change_pin: "Pincode wijzigen",
+    pin_changed: "De pincode is gewijzigd. Gebruik voortaan de nieuwe pincode.",
+    pin_mismatch: "De twee pincodes verschillen.",
+    clients_title: "Gekoppelde apps",
+    clients_intro: "Apps zoals Home Assistant die met de pincode zijn gekoppeld.",
+    clients_empty: "Geen gekoppelde apps.",
+    client_meta: "Gekoppeld {created} · laatst gezien {last_seen}",
+    never: "nooit",
+    revoke: "Intrekken",
+    revoke_label: "{name} intrekken",
+    revoke_confirm_title: "{name} intrekken?",
+    revoke_confirm_text: "Deze app kan het apparaat niet meer lezen tot hij opnieuw is gekoppeld.",
+    revoked: "{name} is ingetrokken.",
+    "field.installation.main_fuse": "Voer een geheel getal van 6 tot 63 A in.",
+    "field.installation.safety_margin": "Voer een marge van 0 tot 20 A in.",
+    "field.installation.grid_type": "Kies TN, TT of IT.",
+    "field.installation.phases": "Kies 1-fase of 3-fase.",
+    "field.installation.voltage_wiring": "Deze spanningsaansluiting past niet bij het netsysteem.",
+    "field.installation.supply_voltage": "Voer een geheel getal van 85 tot 256 V in.",
+    "field.installation.current_scheme": "Elke stroomtang-ingang heeft een eigen fase nodig.",
+    "field.wifi.ssid": "Voer een netwerknaam van 1 tot 32 bytes in.",
+    "field.wifi.passphrase": "Gebruik 8 tot 63 leesbare tekens, of 64 hexadecimale cijfers.",
+    "field.pin": "De pincode heeft 8 tekens: letters en cijfers.",
+  },
+};
+
+export const LANGUAGES = Object.freeze(Object.keys(TEXTS));
+const STORAGE_KEY = "amp-guard-language";
+const listeners = new Set();
+let current = "en";
+
+/** The language from an earlier choice, else the browser's first supported preference. */
+function preferredLanguage() {
+  const stored = window.localStorage.getItem(STORAGE_KEY);
+  if (stored && LANGUAGES.includes(stored)) return stored;
+  for (const tag of navigator.languages || [navigator.language]) {
+    const base = String(tag).toLowerCase().split("-")[0];
+    if (LANGUAGES.includes(base)) return base;
+  }
+  return "en";
+}
+
+export function language() {
+  return current;
+}
+
+/** Translate ``key`` and fill {name} placeholders; unknown keys fall back to English. */
+export function t(key, params = {}) {
+  const text = TEXTS[current][key] ?? TEXTS.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (match, name) => (name in params ? String(params[name]) : match));
+}
+
+/** Whether a translation exists (used to prefer our own wording of a field rule). */
+export function has(key) {
+  return key in TEXTS[current] || key in TEXTS.en;
+}
+
+export function translateTree(root) {
+  for (const element of root.querySelectorAll("[data-i18n]")) {
+    element.textContent = t(element.dataset.i18n);
+  }
+  for (const element of root.querySelectorAll("[data-i18n-aria-label]")) {
+    element.setAttribute("aria-label", t(element.dataset.i18nAriaLabel));
+  }
+}
+
+export function setLanguage(lang, { remember = true } = {}) {
+  current = LANGUAGES.includes(lang) ? lang : "en";
+  if (remember) window.localStorage.setItem(STORAGE_KEY, current);
+  document.documentElement.lang = current;
+  translateTree(document);
+  for (const listener of listeners) listener(current);
+}
+
+export function onLanguageChange(listener) {
+  listeners.add(listener);
+}
+
+export function initLanguage() {
+  setLanguage(preferredLanguage(), { remember: false });
+}
+
+/** Format a number in the user's language with a fixed number of decimals. */
+export function formatNumber(value, decimals) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "–";
+  return new Intl.NumberFormat(current, {
+    minimumFractionDigits: decimals,
+    maximumFractionDigits: decimals,
+  }).format(value);
+}
+
+export function formatDateTime(iso) {
+  if (!iso) return t("never");
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return String(iso);
+  return new Intl.DateTimeFormat(current, { dateStyle: "medium", timeStyle: "short" }).format(date);
+}
+
+export function formatTime(iso) {
+  if (!iso) return "–";
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "–";
+  return new Intl.DateTimeFormat(current, { timeStyle: "medium" }).format(date);
+}

@@ -1,0 +1,233 @@
+// The admin UI's entry point: language, login and session, tabs and the live feed.
+
+import { api, setCsrfToken, setUnauthorizedHandler } from "./api.js";
+import { setMessage } from "./forms.js";
+import { initLanguage, language, onLanguageChange, setLanguage, t } from "./i18n.js";
+import { fillInstallation, rerenderInstallation, setupInstallationForm } from "./installation.js";
+import { LiveFeed } from "./push.js";
+import { renderInfo, renderLiveMode, renderReadings, renderStatus, rerenderStatus } from "./status.js";
+import { loadClients, renderIdentity, rerenderSystem, setupSystem } from "./system.js";
+import { fillWifi, renderWifiState, rerenderWifi, setupWifiForm } from "./wifi.js";
+
+const $ = (id) => document.getElementById(id);
+const TABS = ["status", "wifi", "installation", "system"];
+// setTimeout holds at most about 24 days; a session never lives that long.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+let currentTab = "status";
+let loggedIn = false;
+let lockoutTimer = null;
+let expiryTimer = null;
+
+const feed = new LiveFeed({
+  onReadings: renderReadings,
+  onStatus: (status) => {
+    renderStatus(status);
+    if (status && "wifi" in status) renderWifiState(status.wifi);
+  },
+  onSettings: (settings) => applySettings(settings, { fromPush: true }),
+  onMode: renderLiveMode,
+});
+
+function applySettings(settings, { fromPush = false } = {}) {
+  // A pushed change must not wipe what the user is typing in the open tab.
+  fillWifi(settings, { keepInput: fromPush && currentTab === "wifi" });
+  if (!(fromPush && currentTab === "installation")) fillInstallation(settings);
+}
+
+async function loadSettings() {
+  try {
+    applySettings(await api.settings());
+  } catch {
+    // 401 is handled centrally; other failures leave the last values shown.
+  }
+}
+
+// ---- tabs -----------------------------------------------------------------------------
+
+function selectTab(name, { focus = false } = {}) {
+  currentTab = TABS.includes(name) ? name : "status";
+  for (const tab of TABS) {
+    const button = $(`tab-${tab}`);
+    const selected = tab === currentTab;
+    button.setAttribute("aria-selected", String(selected));
+    button.tabIndex = selected ? 0 : -1;
+    $(`panel-${tab}`).hidden = !selected;
+  }
+  if (focus) $(`tab-${currentTab}`).focus();
+  if (window.location.hash !== `#${currentTab}`) {
+    window.history.replaceState(null, "", `#${currentTab}`);
+  }
+  if (currentTab === "wifi" || currentTab === "installation") loadSettings();
+  if (currentTab === "system") loadClients();
+}
+
+function setupTabs() {
+  for (const tab of TABS) {
+    $(`tab-${tab}`).addEventListener("click", () => selectTab(tab));
+  }
+  // Arrow keys move between tabs, as the ARIA tabs pattern expects.
+  document.querySelector(".tabs").addEventListener("keydown", (event) => {
+    const index = TABS.indexOf(currentTab);
+    const moves = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: TABS.length - 1 };
+    if (!(event.key in moves)) return;
+    event.preventDefault();
+    selectTab(TABS[(moves[event.key] + TABS.length) % TABS.length], { focus: true });
+  });
+  window.addEventListener("hashchange", () => selectTab(window.location.hash.slice(1)));
+}
+
+// ---- session --------------------------------------------------------------------------
+
+function scheduleExpiry(expires) {
+  clearTimeout(expiryTimer);
+  const at = typeof expires === "number" ? expires * 1000 : Date.parse(expires);
+  if (!Number.isFinite(at)) return;
+  expiryTimer = setTimeout(checkSession, Math.min(Math.max(at - Date.now() + 1000, 1000), MAX_TIMER_MS));
+}
+
+function startSession(reply) {
+  setCsrfToken(reply.csrf_token);
+  scheduleExpiry(reply.expires);
+  showApp();
+}
+
+function showLogin(messageKey = null) {
+  loggedIn = false;
+  feed.stop();
+  setCsrfToken(null);
+  clearTimeout(expiryTimer);
+  $("app-view").hidden = true;
+  $("logout").hidden = true;
+  $("login-view").hidden = false;
+  const message = $("login-message");
+  if (messageKey) setMessage(message, t(messageKey), "error");
+  $("login-pin").value = "";
+  $("login-pin").focus();
+}
+
+async function showApp() {
+  loggedIn = true;
+  $("login-view").hidden = true;
+  $("app-view").hidden = false;
+  $("logout").hidden = false;
+  setMessage($("login-message"), "");
+  feed.start();
+  selectTab(window.location.hash.slice(1) || currentTab);
+  $(`tab-${currentTab}`).focus();
+  try {
+    const info = await api.info();
+    renderInfo(info);
+    renderIdentity(info);
+  } catch {
+    // The identity stays "–" until the next login; nothing else depends on it.
+  }
+  loadSettings();
+}
+
+async function checkSession() {
+  try {
+    startSession(await api.session());
+  } catch (err) {
+    if (err.status === 0) {
+      showLogin("unreachable");
+    } else {
+      showLogin(loggedIn ? "session_expired" : null);
+    }
+  }
+}
+
+function lockOut(seconds) {
+  const button = $("login-submit");
+  const message = $("login-message");
+  let left = Math.ceil(seconds);
+  button.disabled = true;
+  clearInterval(lockoutTimer);
+  const tick = () => {
+    if (left <= 0) {
+      clearInterval(lockoutTimer);
+      button.disabled = false;
+      setMessage(message, "");
+      return;
+    }
+    setMessage(message, t("login_locked_out", { seconds: left }), "error");
+    left -= 1;
+  };
+  tick();
+  lockoutTimer = setInterval(tick, 1000);
+}
+
+function setupLogin() {
+  $("login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const message = $("login-message");
+    const pin = $("login-pin").value.trim();
+    if (pin.length !== 8) {
+      setMessage(message, t("login_pin_length"), "error");
+      $("login-pin").setAttribute("aria-invalid", "true");
+      return;
+    }
+    $("login-submit").disabled = true;
+    let locked = false;
+    try {
+      startSession(await api.login(pin));
+      $("login-pin").removeAttribute("aria-invalid");
+    } catch (err) {
+      $("login-pin").value = "";
+      if (err.status === 429 || err.code === "locked_out") {
+        locked = true;
+        lockOut(err.retryAfter ?? 60);
+        return;
+      }
+      $("login-pin").setAttribute("aria-invalid", "true");
+      if (err.code === "invalid_pin") setMessage(message, t("login_wrong_pin"), "error");
+      else if (err.status === 0) setMessage(message, t("unreachable"), "error");
+      else setMessage(message, t("login_failed", { message: err.message }), "error");
+    } finally {
+      if (!locked) $("login-submit").disabled = false;
+    }
+    $("login-pin").focus();
+  });
+  $("logout").addEventListener("click", async () => {
+    try {
+      await api.logout();
+    } catch {
+      // Logged out either way: the session is forgotten here too.
+    }
+    showLogin("logged_out");
+  });
+}
+
+// ---- start ----------------------------------------------------------------------------
+
+function setupLanguage() {
+  const select = $("language");
+  select.value = language();
+  select.addEventListener("change", () => setLanguage(select.value));
+  onLanguageChange((lang) => {
+    select.value = lang;
+    rerenderStatus();
+    rerenderWifi();
+    rerenderInstallation();
+    rerenderSystem();
+  });
+}
+
+function start() {
+  initLanguage();
+  setupLanguage();
+  setupTabs();
+  setupLogin();
+  setupWifiForm();
+  setupInstallationForm();
+  setupSystem(async () => {
+    await loadSettings();
+    await loadClients();
+  });
+  setUnauthorizedHandler(() => {
+    if (loggedIn) showLogin("session_expired");
+  });
+  checkSession();
+}
+
+start();
