@@ -1,5 +1,37 @@
-"""Metering sources: every meter front-end implements ``Source``."""
+"""Metering sources: every meter front-end implements ``Source``.
+
+``load_source`` imports the chosen front-end only when it is used, so a unit running the
+emulator needs neither pymodbus nor numpy at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from bridge.sources.base import Source, SourceError
 
-__all__ = ["Source", "SourceError"]
+if TYPE_CHECKING:
+    from bridge.config import StartupOptions
+
+
+def load_source(options: StartupOptions) -> Source:
+    """Make the source named by ``options.source.type``."""
+    kind = options.source.type
+    if kind == "emulator":
+        from bridge.sources.emulator import EmulatorSource  # noqa: PLC0415
+
+        return EmulatorSource(seed=options.source.seed, interval=options.source.interval)
+    if kind in {"modbus-tcp", "modbus-rtu"}:
+        from bridge.sources.modbus import load_modbus_source  # noqa: PLC0415
+
+        source: Source = load_modbus_source(options)
+        return source
+    if kind == "adc":
+        from bridge.sources.adc import load_adc_source  # noqa: PLC0415
+
+        return load_adc_source(options)
+    msg = f"unknown source type {kind!r}"
+    raise ValueError(msg)
+
+
+__all__ = ["Source", "SourceError", "load_source"]

@@ -1,0 +1,58 @@
+"""The API's one error type and its JSON form (``{"error": {code, message, ...}}``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Final
+
+from aiohttp import web
+
+BAD_REQUEST: Final = "bad_request"
+SERIAL_MISMATCH: Final = "serial_mismatch"
+UNAUTHORIZED: Final = "unauthorized"
+INVALID_PIN: Final = "invalid_pin"
+NOT_FOUND: Final = "not_found"
+METHOD_NOT_ALLOWED: Final = "method_not_allowed"
+VALIDATION: Final = "validation"
+LOCKED_OUT: Final = "locked_out"
+INTERNAL: Final = "internal"
+
+
+class ServerError(Exception):
+    """An API failure the client should see: HTTP status, a code and words for humans."""
+
+    def __init__(
+        self,
+        message: str,
+        status_code: int = 400,
+        *,
+        code: str = BAD_REQUEST,
+        field: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Describe the failure; ``field`` for validation, ``retry_after`` for lock-outs."""
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.code = code
+        self.field = field
+        self.retry_after = None if retry_after is None else max(1, math.ceil(retry_after))
+
+    def response(self) -> web.Response:
+        """Render as the API's JSON error reply."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            error["field"] = self.field
+        headers: dict[str, str] = {}
+        if self.retry_after is not None:
+            error["retry_after"] = self.retry_after
+            headers["Retry-After"] = str(self.retry_after)
+        if self.status_code == web.HTTPUnauthorized.status_code:
+            headers["WWW-Authenticate"] = 'Bearer realm="amp-guard"'
+        return web.Response(
+            status=self.status_code,
+            text=json.dumps({"error": error}),
+            content_type="application/json",
+            headers=headers,
+        )

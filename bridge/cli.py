@@ -1,0 +1,215 @@
+"""``amp-guard-bridge`` / ``python -m bridge``: run the unit, print its label, set its PIN."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import logging.handlers
+import os
+import queue
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+from bridge import MODEL, __version__
+from bridge.config import LOG_LEVELS, SOURCE_TYPES, ConfigError, StartupOptions, load_options
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+_LOGGER = logging.getLogger(__name__)
+
+COMMANDS: Final = ("run", "label", "set-pin")
+EXIT_OK: Final = 0
+EXIT_ERROR: Final = 1
+EXIT_USAGE: Final = 2
+
+
+def _complain(message: object) -> None:
+    sys.stderr.write(f"amp-guard-bridge: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="start-up options file (TOML)")
+    common.add_argument("--state-dir", type=Path, help="folder of identity, settings, energy")
+    parser = argparse.ArgumentParser(
+        prog="amp-guard-bridge",
+        description=f"{MODEL} {__version__}: the device side of the Amp Guard monitor.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{run,label,set-pin}")
+    run = commands.add_parser("run", parents=[common], help="run the unit (default)")
+    run.add_argument("--source", choices=SOURCE_TYPES, help="meter front-end")
+    run.add_argument("--host", help="address to bind the API to (default 127.0.0.1)")
+    run.add_argument("--port", type=int, help="API port (default 8080; 0 = any free port)")
+    run.add_argument("--log-level", choices=LOG_LEVELS, help="log level (default info)")
+    zeroconf = run.add_mutually_exclusive_group()
+    zeroconf.add_argument(
+        "--zeroconf", dest="zeroconf", action="store_true", default=None, help="advertise"
+    )
+    zeroconf.add_argument(
+        "--no-zeroconf", dest="zeroconf", action="store_false", help="do not advertise"
+    )
+    run.add_argument("--seed", type=int, help="emulator: seed of its random household")
+    run.add_argument("--interval", type=float, help="seconds between readings")
+    run.add_argument("--meter-host", help="Modbus TCP meter address")
+    run.add_argument("--meter-port", type=int, help="Modbus TCP meter port")
+    run.add_argument("--serial-port", help="Modbus RTU serial device")
+    run.add_argument("--register-map", help="meter register map: built-in name or JSON file")
+    run.add_argument("--modbus-server", action="store_true", default=None, help="serve SDM630")
+    run.add_argument("--modbus-server-port", type=int, help="port of the Modbus TCP server")
+    commands.add_parser("label", parents=[common], help="print the unit's label")
+    set_pin = commands.add_parser("set-pin", parents=[common], help="set the unit's PIN")
+    set_pin.add_argument("pin", help="8 ASCII letters or digits")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Map CLI flags onto config sections; unset flags are None and change nothing."""
+    get = args.__dict__.get
+    return {
+        "server": {
+            "host": get("host"),
+            "port": get("port"),
+            "state_dir": get("state_dir"),
+            "log_level": get("log_level"),
+            "zeroconf": get("zeroconf"),
+        },
+        "source": {"type": get("source"), "seed": get("seed"), "interval": get("interval")},
+        "meter": {
+            "host": get("meter_host"),
+            "port": get("meter_port"),
+            "serial_port": get("serial_port"),
+            "register_map": get("register_map"),
+        },
+        "modbus_server": {"enabled": get("modbus_server"), "port": get("modbus_server_port")},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the chosen command; returns the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments or (arguments[0] not in COMMANDS and arguments[0] not in {"-h", "--help"}):
+        arguments.insert(0, "run")
+    args = _parser().parse_args(arguments)
+    try:
+        options = load_options(args.config, _overrides(args))
+    except ConfigError as err:
+        _complain(err)
+        return EXIT_USAGE
+    if args.command == "label":
+        return print_label(options, sys.stdout)
+    if args.command == "set-pin":
+        return set_pin(options, args.pin, sys.stdout)
+    return run(options)
+
+
+def print_label(options: StartupOptions, out: TextIO) -> int:
+    """Print the label as the Quick Guide shows it (creating the identity if needed)."""
+    from bridge.auth import Auth  # noqa: PLC0415 - keeps `--help` light
+    from bridge.identity import load_or_create_identity  # noqa: PLC0415
+
+    state_dir = options.server.state_dir
+    identity = load_or_create_identity(state_dir)
+    out.write(_label_text(identity))
+    if Auth(state_dir, identity).pin_changed:
+        out.write(
+            "Note: the PIN was changed from the label's. Set a new one with "
+            "`amp-guard-bridge set-pin PIN`; a factory reset restores the label's.\n"
+        )
+    return EXIT_OK
+
+
+def _label_text(identity: Any) -> str:  # noqa: ANN401 - Identity, imported lazily
+    return (
+        f"{identity.model}\n"
+        f"  Serial number : {identity.serial}\n"
+        f"  PIN           : {identity.pin}\n"
+        f"  Model         : {identity.model}\n"
+        f"  Firmware      : {identity.firmware}\n"
+        f"  Setup Wi-Fi   : {identity.setup_ssid} (password: the PIN)\n"
+    )
+
+
+def set_pin(options: StartupOptions, pin: str, out: TextIO) -> int:
+    """Set the unit's PIN from the console (recovery when the changed PIN is lost)."""
+    from bridge.auth import Auth  # noqa: PLC0415
+    from bridge.identity import PinError, load_or_create_identity  # noqa: PLC0415
+
+    state_dir = options.server.state_dir
+    identity = load_or_create_identity(state_dir)
+    try:
+        Auth(state_dir, identity).set_pin(pin)
+    except PinError as err:
+        _complain(err)
+        return EXIT_USAGE
+    out.write("PIN set. Restart the bridge if it is running.\n")
+    return EXIT_OK
+
+
+def _setup_logging(level: str) -> logging.handlers.QueueListener:
+    """Log through a queue so a slow terminal or disk never stalls the event loop."""
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    listener = logging.handlers.QueueListener(records, stream)
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(records)]
+    root.setLevel(level.upper())
+    listener.start()
+    return listener
+
+
+def run(options: StartupOptions) -> int:
+    """Run the unit until SIGTERM/SIGINT, or restart it when a reboot is requested."""
+    listener = _setup_logging(options.server.log_level)
+    try:
+        restart = asyncio.run(serve(options, sys.stdout))
+    except ConfigError as err:
+        _complain(err)
+        return EXIT_USAGE
+    except OSError as err:
+        _complain(f"cannot start: {err}")
+        return EXIT_ERROR
+    finally:
+        listener.stop()
+    if restart:
+        restart_process()
+    return EXIT_OK
+
+
+def restart_process() -> None:
+    """Reboot: under systemd exit (Restart=always brings us back), else re-execute."""
+    if os.environ.get("INVOCATION_ID"):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606
+
+
+async def serve(options: StartupOptions, out: TextIO) -> bool:
+    """Serve until a signal or a reboot request; returns True when a restart is wanted."""
+    from bridge.server import BridgeServer  # noqa: PLC0415 - keeps `label` light
+    from bridge.unit import AmpGuardUnit  # noqa: PLC0415
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    async with AmpGuardUnit(options) as unit, BridgeServer(unit) as server:
+        # The label goes to the console only: the PIN never enters the log.
+        out.write(f"Amp Guard running at {server.url}\n{_label_text(unit.identity)}")
+        out.flush()
+        waiters = [
+            asyncio.create_task(stop.wait()),
+            asyncio.create_task(unit.stop_requested.wait()),
+        ]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        _LOGGER.info("Stopping%s", " to restart" if unit.restart_requested else "")
+        return unit.restart_requested

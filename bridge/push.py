@@ -1,0 +1,150 @@
+"""The push channel (``/api/v1/push``): every reading, status and settings change as JSON.
+
+Each message is encoded once and queued to every client; a writer task per client
+sends it, so a slow client never holds up metering or the others (it is dropped when
+its queue overflows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import TYPE_CHECKING, Final
+
+from aiohttp import WSCloseCode, web
+
+from bridge import API_VERSION
+from bridge import events as ev
+
+if TYPE_CHECKING:
+    from bridge.models import Reading, Status
+    from bridge.settings import Settings
+    from bridge.unit import AmpGuardUnit
+
+_LOGGER = logging.getLogger(__name__)
+
+HEARTBEAT: Final = 20.0
+QUEUE_SIZE: Final = 256
+
+
+def _encode(kind: str, data: object) -> str:
+    return json.dumps({"type": kind, "data": data}, separators=(",", ":"))
+
+
+class PushHub:
+    """Fan the unit's events out to connected push clients."""
+
+    def __init__(self, unit: AmpGuardUnit) -> None:
+        """Subscribe to the unit's events for as long as the application runs."""
+        self._unit = unit
+        self._clients: set[asyncio.Queue[str | None]] = set()
+        self._unsubscribe = [
+            unit.events.subscribe(ev.READING, self._on_reading),
+            unit.events.subscribe(ev.STATUS, self._on_status),
+            unit.events.subscribe(ev.SETTINGS, self._on_settings),
+        ]
+
+    @classmethod
+    def attach(cls, app: web.Application, unit: AmpGuardUnit) -> PushHub:
+        """Create the hub for ``app``, unsubscribed again when the app cleans up."""
+        hub = cls(unit)
+        app[HUB_KEY] = hub
+
+        async def detach(_app: web.Application) -> None:
+            hub.close()
+
+        app.on_cleanup.append(detach)  # type: ignore[arg-type]
+        return hub
+
+    @property
+    def client_count(self) -> int:
+        """How many clients are connected."""
+        return len(self._clients)
+
+    def close(self) -> None:
+        """Stop following the unit and end every client's writer."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        for queue in list(self._clients):
+            self._offer(queue, None)
+
+    def _broadcast(self, message: str) -> None:
+        for queue in list(self._clients):
+            self._offer(queue, message)
+
+    def _offer(self, queue: asyncio.Queue[str | None], message: str | None) -> None:
+        try:
+            queue.put_nowait(message)
+        except asyncio.QueueFull:
+            # A client that cannot keep up is dropped rather than slowing the unit down.
+            self._clients.discard(queue)
+            with contextlib.suppress(asyncio.QueueEmpty):
+                queue.get_nowait()
+            queue.put_nowait(None)
+            _LOGGER.warning("Push client too slow: disconnected")
+
+    def _on_reading(self, _reading: Reading | None, _error: str | None) -> None:
+        if self._clients:
+            self._broadcast('{"type":"readings","data":' + self._unit.readings_json() + "}")
+
+    def _on_status(self, _status: Status) -> None:
+        if self._clients:
+            self._broadcast(_encode("status", self._unit.status_dict()))
+
+    def _on_settings(self, settings: Settings) -> None:
+        if self._clients:
+            self._broadcast(_encode("settings", settings.as_public_dict()))
+
+    async def serve(self, socket: web.WebSocketResponse) -> None:
+        """Send the greeting and snapshot, then every message, until either side closes."""
+        unit = self._unit
+        queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_SIZE)
+        await socket.send_str(
+            json.dumps(
+                {"type": "hello", "api_version": API_VERSION, "serial": unit.identity.serial}
+            )
+        )
+        await socket.send_str('{"type":"readings","data":' + unit.readings_json() + "}")
+        await socket.send_str(_encode("status", unit.status_dict()))
+        self._clients.add(queue)
+        writer = asyncio.create_task(self._write(socket, queue), name="amp-guard-push-writer")
+        try:
+            # Clients send nothing; reading keeps pings answered and notices the close.
+            async for _message in socket:
+                pass
+        finally:
+            self._clients.discard(queue)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    @staticmethod
+    async def _write(socket: web.WebSocketResponse, queue: asyncio.Queue[str | None]) -> None:
+        while True:
+            message = await queue.get()
+            if message is None:
+                await socket.close(code=WSCloseCode.GOING_AWAY, message=b"dropped")
+                return
+            try:
+                await socket.send_str(message)
+            except (ConnectionError, RuntimeError):
+                return
+
+
+HUB_KEY: Final = web.AppKey("push_hub", PushHub)
+
+
+async def push(request: web.Request) -> web.StreamResponse:
+    """Upgrade an authenticated client to the push channel."""
+    from bridge.server import authenticate, track_socket, unit_of  # noqa: PLC0415 - cycle
+
+    authenticate(request, websocket=True)
+    unit_of(request)  # the app serves a unit
+    socket = web.WebSocketResponse(heartbeat=HEARTBEAT)
+    await socket.prepare(request)
+    track_socket(request, socket)
+    await request.app[HUB_KEY].serve(socket)
+    return socket

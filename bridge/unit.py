@@ -1,0 +1,428 @@
+"""The Amp Guard unit: source → metering → status, plus settings, auth and components.
+
+``AmpGuardUnit`` is an async context manager (or ``start()``/``stop()``) that runs in the
+caller's event loop and leaves no task or thread behind, so tests (Home Assistant's too)
+can run the real unit in-process. The HTTP server is separate (``bridge.server``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Final, Self
+
+from bridge import events as ev
+from bridge.auth import Auth, Clock
+from bridge.events import EventBus
+from bridge.host_network import NetworkWatch
+from bridge.identity import Identity, load_or_create_identity
+from bridge.models import Communication, Reading, Status
+from bridge.settings import Settings, SettingsStore
+from bridge.sources import SourceError, load_source
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine, Sequence
+    from types import TracebackType
+
+    from bridge.components import Component, ComponentFactory, UnitContext
+    from bridge.config import StartupOptions
+    from bridge.metering import MeteringPipeline
+    from bridge.sources import Source
+
+_LOGGER = logging.getLogger(__name__)
+
+NO_READING_YET: Final = "waiting for the first reading"
+INTERNAL_ERROR: Final = "internal error of the metering source"
+# Keys of the status reply that components may not take over.
+RESERVED_STATE_KEYS: Final = frozenset(
+    {
+        "power",
+        "communication",
+        "communication_light",
+        "voltage",
+        "current",
+        "meter_available",
+        "meter_error",
+        "settings_error",
+    }
+)
+
+
+class _ModuleFactory:
+    """A component factory imported only when the unit starts (modules may be optional)."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+
+    def __call__(self, unit: UnitContext) -> Component | None:
+        try:
+            module = importlib.import_module(self.module)
+        except ImportError as err:
+            _LOGGER.warning("Component %s is not available: %s", self.module, err)
+            return None
+        factory: ComponentFactory = module.load_component
+        return factory(unit)
+
+    def __repr__(self) -> str:
+        return f"<component factory {self.module}>"
+
+
+# Every optional service of the unit; each module offers ``load_component(unit)``.
+COMPONENT_FACTORIES: Final[tuple[ComponentFactory, ...]] = tuple(
+    _ModuleFactory(module)
+    for module in (
+        "bridge.cloud",
+        "bridge.modbus_server",
+        "bridge.gpio",
+        "bridge.wifi",
+        "bridge.setup_ap",
+    )
+)
+
+
+class AmpGuardUnit:
+    """One emulated or real Amp Guard: what every output serves comes from here."""
+
+    def __init__(
+        self,
+        options: StartupOptions,
+        *,
+        source: Source | None = None,
+        components: Sequence[ComponentFactory] | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        """Load identity, settings and pairings; nothing runs until ``start()``."""
+        state_dir = options.server.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._options = options
+        self._identity = load_or_create_identity(state_dir)
+        self._settings_store = SettingsStore(state_dir)
+        self.auth = Auth(state_dir, self._identity, clock=clock)
+        self._events = EventBus()
+        self._source = source if source is not None else load_source(options)
+        self._factories = COMPONENT_FACTORIES if components is None else tuple(components)
+        self._pipeline: MeteringPipeline | None = None
+        self._components: list[Component] = []
+        self._component_states: dict[str, dict[str, object]] = {}
+        self._network = NetworkWatch()
+        self._reading: Reading | None = None
+        self._error: str | None = NO_READING_YET
+        self._status: Status | None = None
+        self._readings_cache: dict[str, Any] | None = None
+        self._readings_json: str | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        self._started = False
+        self.stop_requested = asyncio.Event()
+        self.restart_requested = False
+
+    # UnitContext
+
+    @property
+    def identity(self) -> Identity:
+        """Serial, PIN, model and firmware."""
+        return self._identity
+
+    @property
+    def options(self) -> StartupOptions:
+        """The process's start-up options."""
+        return self._options
+
+    @property
+    def events(self) -> EventBus:
+        """Events of the unit (``bridge.events``)."""
+        return self._events
+
+    @property
+    def settings(self) -> Settings:
+        """The unit's current settings."""
+        return self._settings_store.settings
+
+    @property
+    def reading(self) -> Reading | None:
+        """The latest fresh reading, None when the meter has none."""
+        return self._reading
+
+    @property
+    def status(self) -> Status:
+        """The current status indicators."""
+        if self._status is None:
+            self._status = self._evaluate()
+        return self._status
+
+    def publish_state(self, key: str, value: dict[str, object]) -> None:
+        """Show a component's state under ``key`` in the status reply and push it."""
+        if key in RESERVED_STATE_KEYS:
+            _LOGGER.warning("Component state %s ignored: the key is the unit's own", key)
+            return
+        value = dict(value)
+        if self._component_states.get(key) == value:
+            return
+        self._component_states[key] = value
+        status = self._evaluate() if key == "cloud" else self.status
+        self._status = status
+        self._spawn(self._events.send_event(ev.STATUS, status))
+
+    # The rest of the unit
+
+    @property
+    def source(self) -> Source:
+        """The meter front-end (the emulator's controls are used by the API)."""
+        return self._source
+
+    @property
+    def meter_error(self) -> str | None:
+        """Why there is no reading now, None when there is one."""
+        return self._error
+
+    @property
+    def settings_error(self) -> str | None:
+        """Why the settings file was unusable at start-up, None when it was fine."""
+        return self._settings_store.load_error
+
+    @property
+    def components(self) -> tuple[Component, ...]:
+        """The components that started."""
+        return tuple(self._components)
+
+    def component_state(self, key: str) -> dict[str, object] | None:
+        """Return what a component published under ``key``."""
+        return self._component_states.get(key)
+
+    def communication(self) -> Communication:
+        """Cloud when connected to it, network when the host has an address, else none."""
+        cloud = self._component_states.get("cloud")
+        if cloud is not None and cloud.get("connected") is True:
+            return Communication.CLOUD
+        return Communication.NETWORK if self._network.connected() else Communication.NONE
+
+    def readings_dict(self) -> dict[str, Any]:
+        """Build the ``/readings`` reply (cached until the next reading)."""
+        if self._readings_cache is None:
+            reading = self._reading
+            self._readings_cache = {
+                "available": reading is not None,
+                "error": self._error,
+                "reading": None if reading is None else reading.as_dict(),
+            }
+            self._readings_json = None
+        return self._readings_cache
+
+    def readings_json(self) -> str:
+        """Encode the ``/readings`` reply once per reading for every output."""
+        data = self.readings_dict()
+        if self._readings_json is None:
+            self._readings_json = json.dumps(data, separators=(",", ":"))
+        return self._readings_json
+
+    def status_dict(self) -> dict[str, Any]:
+        """Build the ``/status`` reply: indicators, components' states, settings trouble."""
+        data = self.status.as_dict()
+        data.update(self._component_states)
+        data["settings_error"] = self._settings_store.load_error
+        return data
+
+    def info_dict(self) -> dict[str, Any]:
+        """Build the ``/info`` reply (no secrets: it is served without authentication)."""
+        from bridge import API_VERSION  # noqa: PLC0415 - avoids a cycle at import
+
+        return {
+            "serial": self._identity.serial,
+            "model": self._identity.model,
+            "firmware": self._identity.firmware,
+            "api_version": API_VERSION,
+            "name": f"Amp Guard {self._identity.serial[-7:]}",
+        }
+
+    async def update_settings(self, patch: object) -> Settings:
+        """Validate, persist and apply a partial settings update (raises SettingsError)."""
+        settings = self._settings_store.update(patch)
+        _LOGGER.info("Settings changed: %s", ", ".join(sorted(_keys(patch))))
+        await self._settings_changed(settings)
+        return settings
+
+    async def factory_reset(self) -> None:
+        """Default settings, no paired clients or sessions, the label's PIN again.
+
+        Identity and energy counters stay, as on the seed's unit.
+        """
+        _LOGGER.warning("Factory reset")
+        settings = self._settings_store.reset()
+        self.auth.factory_reset()
+        await self._settings_changed(settings)
+        await self._events.send_event(ev.FACTORY_RESET)
+
+    async def reboot(self) -> None:
+        """Ask the process to stop cleanly and start again (``bridge.cli`` does it)."""
+        _LOGGER.warning("Reboot requested")
+        self.restart_requested = True
+        self.stop_requested.set()
+        await self._events.send_event(ev.REBOOT)
+
+    # Life cycle
+
+    async def start(self) -> None:
+        """Open the source, start metering and the components."""
+        if self._started:
+            return
+        from bridge.metering import MeteringPipeline  # noqa: PLC0415 - optional until started
+
+        self._started = True
+        self._pipeline = MeteringPipeline(self._options.server.state_dir)
+        try:
+            await self._source.component_init()
+        except Exception:
+            # A source that cannot open now still gets its reads retried.
+            _LOGGER.exception("Source %s failed to start", self._source.name)
+        self._status = self._evaluate()
+        self._loop_task = asyncio.create_task(self._run(), name="amp-guard-metering")
+        for factory in self._factories:
+            await self._start_component(factory)
+        _LOGGER.info(
+            "Amp Guard %s running with the %s source", self._identity.serial, self._source.name
+        )
+
+    async def stop(self) -> None:
+        """Stop components, metering and the source, flushing state to disk."""
+        if not self._started:
+            return
+        self._started = False
+        for component in reversed(self._components):
+            try:
+                await component.close()
+            except Exception:
+                _LOGGER.exception("Component %s failed to close", component.name)
+        self._components.clear()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        for task in list(self._pending):
+            task.cancel()
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        try:
+            await self._source.close()
+        except Exception:
+            _LOGGER.exception("Source %s failed to close", self._source.name)
+        if self._pipeline is not None:
+            self._pipeline.save()
+            await self._pipeline.close()
+        self.auth.flush()
+        _LOGGER.info("Amp Guard %s stopped", self._identity.serial)
+
+    async def __aenter__(self) -> Self:
+        """Start the unit."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop the unit."""
+        await self.stop()
+
+    # Internals
+
+    async def _start_component(self, factory: ComponentFactory) -> None:
+        try:
+            component = factory(self)
+            if component is None:
+                return
+            await component.component_init()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            # An optional service must never take the unit down with it.
+            _LOGGER.warning("Component %r failed to start: %s", factory, err, exc_info=True)
+            return
+        self._components.append(component)
+        _LOGGER.info("Component %s started", component.name)
+
+    async def _run(self) -> None:
+        """Read, meter, evaluate and announce, forever."""
+        pipeline = self._pipeline
+        if pipeline is None:  # pragma: no cover - start() sets it first
+            return
+        last_error: str | None = None
+        while True:
+            started = time.monotonic()
+            reading, error = await self._read_once(pipeline, log=last_error != INTERNAL_ERROR)
+            if error is not None and error != last_error:
+                _LOGGER.warning("No reading: %s", error)
+            elif error is None and last_error is not None:
+                _LOGGER.info("Readings are back")
+            last_error = error
+            self._reading, self._error = reading, error
+            self._readings_cache = self._readings_json = None
+            await self._events.send_event(ev.READING, reading, error)
+            await self._refresh_status()
+            if error is not None:
+                # A source that fails fast must not spin the loop.
+                pause = self._options.source.interval - (time.monotonic() - started)
+                if pause > 0:
+                    await asyncio.sleep(pause)
+
+    async def _read_once(
+        self, pipeline: MeteringPipeline, *, log: bool
+    ) -> tuple[Reading | None, str | None]:
+        """Read and meter one window: the reading, or None and why."""
+        try:
+            measurement = await self._source.read()
+            return pipeline.process(measurement, self.settings.installation), None
+        except SourceError as err:
+            return None, str(err) or "meter unavailable"
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if log:
+                _LOGGER.exception("Metering failed")
+            return None, INTERNAL_ERROR
+
+    def _evaluate(self) -> Status:
+        from bridge.status import evaluate  # noqa: PLC0415 - the status module is metering's
+
+        return evaluate(
+            self._reading, self._error, self.settings.installation, self.communication()
+        )
+
+    async def _refresh_status(self) -> None:
+        status = self._evaluate()
+        if status != self._status:
+            self._status = status
+            await self._events.send_event(ev.STATUS, status)
+
+    async def _settings_changed(self, settings: Settings) -> None:
+        await self._events.send_event(ev.SETTINGS, settings)
+        await self._refresh_status()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run an announcement in the background, keeping a reference until it ends."""
+        try:
+            task = asyncio.get_running_loop().create_task(coro)
+        except RuntimeError:
+            coro.close()  # no loop: nobody can listen yet
+            return
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+
+def _keys(patch: object) -> list[str]:
+    """Name the settings a patch touches (never their values: they may be secrets)."""
+    if not isinstance(patch, dict):
+        return []
+    names: list[str] = []
+    for section, values in patch.items():
+        if isinstance(values, dict):
+            names.extend(f"{section}.{key}" for key in values)
+        else:
+            names.append(str(section))
+    return names

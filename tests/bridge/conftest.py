@@ -1,0 +1,190 @@
+"""Fixtures for bridge-side tests: a real unit and a real HTTP server on loopback.
+
+Fixtures (function scope, all cleaned up, nothing left running):
+- ``state_dir``: an empty temporary state folder.
+- ``emulator``: ``EmulatorSource(seed=1, household=False, interval=0.05)``: steady values,
+  exactly the loads you set; drive it with ``set_load``/``set_ev``/``set_pv``/``set_fault``.
+- ``unit``: a started ``AmpGuardUnit`` on that emulator, zeroconf off, no components.
+- ``bridge``: a running ``BridgeServer`` for ``unit`` on 127.0.0.1, a free port.
+- ``bridge_url``: its base URL, e.g. ``http://127.0.0.1:41234``.
+- ``http``: an ``aiohttp.ClientSession``.
+- ``api_token``: a token paired through the real ``POST /api/v1/pair``
+  (``auth_headers`` gives ``{"Authorization": "Bearer …"}``).
+- ``make_unit``: ``await make_unit(components=[load_component], source=…, clock=…)`` starts
+  another unit (its own state folder unless given) with the components you choose; and
+  ``make_bridge(unit)`` serves it. Both are stopped at the end of the test.
+
+Helpers: ``unit_options(state_dir, **server_options)`` builds loopback start-up options;
+``start_unit``/``start_bridge`` are the same as async context managers; ``wait_for(check)``
+polls a condition (sync or async) instead of sleeping; ``pair(http, url, unit)`` pairs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import pytest
+
+from bridge.config import ServerOptions, SourceOptions, StartupOptions
+from bridge.server import BridgeServer
+from bridge.sources.emulator import EmulatorSource
+from bridge.unit import AmpGuardUnit
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+    from pathlib import Path
+
+    from bridge.auth import Clock
+    from bridge.components import ComponentFactory
+    from bridge.sources import Source
+
+LOOPBACK = "127.0.0.1"
+
+
+def unit_options(state_dir: Path, **server: Any) -> StartupOptions:
+    """Start-up options for a test unit: loopback, any free port, no zeroconf."""
+    options = ServerOptions(host=LOOPBACK, port=0, state_dir=state_dir, zeroconf=False)
+    return StartupOptions(
+        server=replace(options, **server), source=SourceOptions(seed=1, interval=0.05)
+    )
+
+
+@contextlib.asynccontextmanager
+async def start_unit(
+    state_dir: Path,
+    *,
+    source: Source | None = None,
+    components: Sequence[ComponentFactory] = (),
+    options: StartupOptions | None = None,
+    clock: Clock | None = None,
+) -> AsyncIterator[AmpGuardUnit]:
+    """Run a unit (default: a steady emulator, no components) for the block."""
+    if source is None:
+        source = EmulatorSource(seed=1, household=False, interval=0.05)
+    extra: dict[str, Any] = {} if clock is None else {"clock": clock}
+    unit = AmpGuardUnit(
+        options or unit_options(state_dir), source=source, components=components, **extra
+    )
+    async with unit:
+        yield unit
+
+
+@contextlib.asynccontextmanager
+async def start_bridge(unit: AmpGuardUnit) -> AsyncIterator[BridgeServer]:
+    """Serve ``unit`` on 127.0.0.1 (a free port) for the block."""
+    async with BridgeServer(unit, host=LOOPBACK, port=0, zeroconf=False) as server:
+        yield server
+
+
+async def wait_for(
+    check: Callable[[], object | Awaitable[object]], within: float = 10.0, step: float = 0.01
+) -> Any:
+    """Poll ``check`` until it returns something truthy, and return that."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if loop.time() > deadline:
+            msg = f"condition not met within {within} s"
+            raise AssertionError(msg)
+        await asyncio.sleep(step)
+
+
+async def pair(
+    http: aiohttp.ClientSession, url: str, unit: AmpGuardUnit, name: str = "pytest"
+) -> str:
+    """Pair through the real API and return the token."""
+    async with http.post(
+        f"{url}/api/v1/pair",
+        json={"serial": unit.identity.serial, "pin": unit.identity.pin, "client_name": name},
+    ) as response:
+        assert response.status == 201, await response.text()
+        return str((await response.json())["token"])
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    """Give an empty state folder."""
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def emulator() -> EmulatorSource:
+    """Make a steady emulator: exactly the loads set, one reading each 50 ms."""
+    return EmulatorSource(seed=1, household=False, interval=0.05)
+
+
+@pytest.fixture
+async def unit(state_dir: Path, emulator: EmulatorSource) -> AsyncIterator[AmpGuardUnit]:
+    """Run a unit on the emulator, without components."""
+    async with start_unit(state_dir, source=emulator) as started:
+        yield started
+
+
+@pytest.fixture
+async def bridge(unit: AmpGuardUnit) -> AsyncIterator[BridgeServer]:
+    """Serve the unit over HTTP on loopback."""
+    async with start_bridge(unit) as server:
+        yield server
+
+
+@pytest.fixture
+def bridge_url(bridge: BridgeServer) -> str:
+    """Give the base URL of the running bridge."""
+    return bridge.url
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """Open an HTTP client session."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def api_token(http: aiohttp.ClientSession, bridge_url: str, unit: AmpGuardUnit) -> str:
+    """Pair through the real API and give the token."""
+    return await pair(http, bridge_url, unit)
+
+
+@pytest.fixture
+def auth_headers(api_token: str) -> dict[str, str]:
+    """Headers that authenticate with ``api_token``."""
+    return {"Authorization": f"Bearer {api_token}"}
+
+
+@pytest.fixture
+async def make_unit(
+    tmp_path: Path,
+) -> AsyncIterator[Callable[..., Awaitable[AmpGuardUnit]]]:
+    """Start more units, with the components a test chooses."""
+    async with contextlib.AsyncExitStack() as stack:
+        count = 0
+
+        async def make(state_dir: Path | None = None, **kwargs: Any) -> AmpGuardUnit:
+            nonlocal count
+            count += 1
+            folder = state_dir or tmp_path / f"unit{count}"
+            return await stack.enter_async_context(start_unit(folder, **kwargs))
+
+        yield make
+
+
+@pytest.fixture
+async def make_bridge() -> AsyncIterator[Callable[[AmpGuardUnit], Awaitable[BridgeServer]]]:
+    """Serve more units on loopback."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(served: AmpGuardUnit) -> BridgeServer:
+            return await stack.enter_async_context(start_bridge(served))
+
+        yield make
