@@ -82,7 +82,7 @@ const TEXTS = {
     wifi_passphrase_set: "A password is stored. Leave empty to keep it.",
     wifi_passphrase_unset: "8 to 63 characters; empty for an open network.",
     wifi_result_title: "Connection",
-    wifi_state_idle: "Not configured",
+    wifi_state_idle: "No Wi-Fi network configured",
     wifi_state_connecting: "Connecting to {ssid}…",
     wifi_state_connected: "Connected to {ssid}",
     wifi_state_failed: "Could not connect to {ssid}",
@@ -142,6 +142,7 @@ const TEXTS = {
     reset_confirm_text:
       "All settings (installation, Wi-Fi, cloud) and paired clients are erased. This cannot be undone.",
     reset_done: "The unit was reset to factory settings.",
+    reset_login: "The unit was reset to factory settings. Log in with the PIN from the label.",
     cancel: "Cancel",
     pin_title: "Change PIN",
     new_pin: "New PIN",
@@ -251,7 +252,7 @@ const TEXTS = {
     wifi_passphrase_set: "Er is een wachtwoord opgeslagen. Laat leeg om het te houden.",
     wifi_passphrase_unset: "8 tot 63 tekens; leeg voor een open netwerk.",
     wifi_result_title: "Verbinding",
-    wifi_state_idle: "Niet ingesteld",
+    wifi_state_idle: "Geen wifi-netwerk ingesteld",
     wifi_state_connecting: "Verbinden met {ssid}…",
     wifi_state_connected: "Verbonden met {ssid}",
     wifi_state_failed: "Verbinden met {ssid} lukte niet",
@@ -311,6 +312,7 @@ const TEXTS = {
     reset_confirm_text:
       "Alle instellingen (installatie, wifi, cloud) en gekoppelde apps worden gewist. Dit kan niet ongedaan worden gemaakt.",
     reset_done: "Het apparaat is teruggezet naar de fabrieksinstellingen.",
+    reset_login: "Het apparaat is teruggezet naar de fabrieksinstellingen. Meld u aan met de pincode van het label.",
     cancel: "Annuleren",
     pin_title: "Pincode wijzigen",
     new_pin: "Nieuwe pincode",

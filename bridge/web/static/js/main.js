@@ -92,7 +92,7 @@ function startSession(reply) {
   showApp();
 }
 
-function showLogin(messageKey = null) {
+function showLogin(messageKey = null, kind = "error") {
   loggedIn = false;
   feed.stop();
   setCsrfToken(null);
@@ -101,7 +101,7 @@ function showLogin(messageKey = null) {
   $("logout").hidden = true;
   $("login-view").hidden = false;
   const message = $("login-message");
-  if (messageKey) setMessage(message, t(messageKey), "error");
+  setMessage(message, messageKey ? t(messageKey) : "", messageKey ? kind : "");
   $("login-pin").value = "";
   $("login-pin").focus();
 }
@@ -194,7 +194,7 @@ function setupLogin() {
     } catch {
       // Logged out either way: the session is forgotten here too.
     }
-    showLogin("logged_out");
+    showLogin("logged_out", "ok");
   });
 }
 
@@ -220,10 +220,8 @@ function start() {
   setupLogin();
   setupWifiForm();
   setupInstallationForm();
-  setupSystem(async () => {
-    await loadSettings();
-    await loadClients();
-  });
+  // A factory reset ends every session: back to the login, saying why.
+  setupSystem(() => showLogin("reset_login", "ok"));
   setUnauthorizedHandler(() => {
     if (loggedIn) showLogin("session_expired");
   });

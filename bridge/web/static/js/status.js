@@ -41,9 +41,8 @@ function setupApText(ap) {
 }
 
 function networkText(status) {
-  const parts = [t(`comm_${status.communication}`)];
-  if (status.wifi) parts.push(wifiStateText(status.wifi));
-  return parts.join(" · ");
+  // The Wi-Fi manager knows more than the light; without it, say what the light says.
+  return status.wifi ? wifiStateText(status.wifi) : t(`comm_${status.communication}`);
 }
 
 function sequenceText(voltage) {
