@@ -1,0 +1,249 @@
+"""The unit's status indicators, as the seed defines them: every rule and light lives here.
+
+Voltage: a correct sequence has L2 lagging L1 by 120 degrees and L3 leading it by 120;
+L2 leading instead means two phases are swapped. A phase below ``MIN_VOLTAGE`` is not
+connected. Only voltages that are really measured are judged: with one-phase wiring
+(and the IT grid's L1-L2 wiring) L2 and L3 are assumed nominal, so never flagged.
+
+Current: each CT's current is judged by its angle against its own voltage. About 0 is a
+load; about +-120 (power factor near -0.5) is a CT on another phase's conductor; about
+180 (power factor near -1) is a reversed CT, unless generation is declared, where export
+is normal. Below ``MIN_ANGLE_CURRENT`` the angle cannot be found: indeterminate, green,
+never an alarm. See docs/status-logic.md for the reasoning behind each threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Final
+
+from bridge.models import (
+    PHASES,
+    Communication,
+    CurrentIndicator,
+    CurrentState,
+    Light,
+    Phase,
+    Status,
+    VoltageIndicator,
+    VoltageState,
+)
+from bridge.settings import VoltageWiring
+
+if TYPE_CHECKING:
+    from bridge.models import PhaseReading, Reading
+    from bridge.settings import InstallationSettings
+
+# Below this a voltage input is not connected (the seed measures 85..256 VAC).
+MIN_VOLTAGE: Final = 50.0
+# Below this the current's angle cannot be found (the seed's own limit).
+MIN_ANGLE_CURRENT: Final = 2.0
+# Below this a CT input has no signal at all: nothing clamped, or nothing to measure.
+NO_CURRENT_SIGNAL: Final = 0.02
+# How far a voltage may sit from its place in the sequence before it counts as wrong.
+SEQUENCE_TOLERANCE: Final = 30.0
+# Without generation: |angle| below this is a load (power factor above 0.5) ...
+LOAD_LIMIT: Final = 60.0
+# ... from here on the current points backwards: a reversed CT (power factor below -0.87).
+REVERSED_LIMIT: Final = 150.0
+# With generation, import near 0 and export near 180 are both normal; only the narrow
+# windows where a CT on another phase lands (+-60 exporting, +-120 importing) count.
+WRONG_PHASE_WINDOWS: Final = ((60.0, 15.0), (120.0, 15.0))
+FULL_TURN: Final = 360.0
+HALF_TURN: Final = 180.0
+
+# The expected angle of each voltage against L1 in a correct sequence.
+EXPECTED_VOLTAGE_ANGLE: Final[dict[Phase, float]] = {
+    Phase.L1: 0.0,
+    Phase.L2: -120.0,
+    Phase.L3: 120.0,
+}
+_VOLTAGE_LIGHTS: Final = {
+    VoltageState.OK: Light.GREEN,
+    VoltageState.WRONG_PHASE_SEQUENCE: Light.RED,
+    VoltageState.NOT_CONNECTED: Light.OFF,
+}
+_CURRENT_LIGHTS: Final = {
+    CurrentState.OK: Light.GREEN,
+    CurrentState.INDETERMINATE: Light.GREEN,
+    CurrentState.WRONG_PHASE_SEQUENCE: Light.RED,
+    CurrentState.REVERSED: Light.RED,
+    CurrentState.NOT_CONNECTED: Light.OFF,
+}
+_COMMUNICATION_LIGHTS: Final = {
+    Communication.CLOUD: Light.GREEN,
+    Communication.NETWORK: Light.BLUE,
+    Communication.NONE: Light.OFF,
+}
+# When phases disagree, the overall current state is the first of these that any shows.
+_CURRENT_PRIORITY: Final = (
+    CurrentState.WRONG_PHASE_SEQUENCE,
+    CurrentState.REVERSED,
+    CurrentState.OK,
+    CurrentState.INDETERMINATE,
+    CurrentState.NOT_CONNECTED,
+)
+NO_READING_YET: Final = "No reading from the meter yet"
+
+
+def communication_light(communication: Communication) -> Light:
+    """Return the communication light: green with the cloud, blue on the network only."""
+    return _COMMUNICATION_LIGHTS[communication]
+
+
+def used_phases(installation: InstallationSettings) -> tuple[Phase, ...]:
+    """Return the phases the installation uses (a 1-phase one leaves L2 and L3 unused)."""
+    return PHASES[: installation.phases]
+
+
+def measured_voltage_phases(
+    installation: InstallationSettings, *, voltage_assumed: bool = False
+) -> tuple[Phase, ...]:
+    """Return the phases whose voltage is really measured (not assumed nominal)."""
+    phases = used_phases(installation)
+    if voltage_assumed or installation.voltage_wiring is not VoltageWiring.ALL:
+        return phases[:1]
+    return phases
+
+
+def evaluate(
+    reading: Reading | None,
+    error: str | None,
+    installation: InstallationSettings,
+    communication: Communication,
+) -> Status:
+    """Derive the status indicators from the latest reading (None when the meter has none)."""
+    if reading is None or error is not None:
+        off_detail = error or NO_READING_YET
+        return Status(
+            power=True,
+            communication=communication,
+            communication_light=communication_light(communication),
+            voltage=VoltageIndicator(
+                state=VoltageState.NOT_CONNECTED, light=Light.OFF, detail=off_detail
+            ),
+            current=CurrentIndicator(
+                state=CurrentState.NOT_CONNECTED, light=Light.OFF, detail=off_detail
+            ),
+            meter_error=off_detail,
+        )
+    voltage = voltage_indicator(reading, installation)
+    return Status(
+        power=True,
+        communication=communication,
+        communication_light=communication_light(communication),
+        voltage=voltage,
+        current=current_indicator(reading, installation, voltage),
+    )
+
+
+def fold_angle(degrees: float) -> float:
+    """Fold an angle into (-180, 180]."""
+    folded = math.remainder(degrees, FULL_TURN)
+    return HALF_TURN if folded <= -HALF_TURN else folded
+
+
+def _angle_off(angle: float, reference: float) -> float:
+    """Return how far ``angle`` is from ``reference`` in degrees (0..180)."""
+    return abs(fold_angle(angle - reference))
+
+
+def _by_phase(reading: Reading) -> dict[Phase, PhaseReading]:
+    return {phase_reading.phase: phase_reading for phase_reading in reading.phases}
+
+
+def voltage_indicator(reading: Reading, installation: InstallationSettings) -> VoltageIndicator:
+    """Judge the voltage inputs: connected, and in the right sequence."""
+    phases = _by_phase(reading)
+    measured = measured_voltage_phases(installation, voltage_assumed=reading.voltage_assumed)
+    states: dict[Phase, VoltageState] = {}
+    details: list[str] = []
+    for phase in used_phases(installation):
+        if phase in measured and phases[phase].voltage < MIN_VOLTAGE:
+            states[phase] = VoltageState.NOT_CONNECTED
+            details.append(f"No voltage on {phase}")
+        else:
+            states[phase] = VoltageState.OK
+    # The sequence is only known against a connected L1, between measured voltages.
+    if states.get(Phase.L1) is VoltageState.OK:
+        for phase in measured[1:]:
+            if states[phase] is not VoltageState.OK:
+                continue
+            angle = phases[phase].voltage_angle
+            if _angle_off(angle, EXPECTED_VOLTAGE_ANGLE[phase]) > SEQUENCE_TOLERANCE:
+                states[phase] = VoltageState.WRONG_PHASE_SEQUENCE
+                details.append(
+                    f"{phase} is at {angle:+.0f} degrees against L1 instead of "
+                    f"{EXPECTED_VOLTAGE_ANGLE[phase]:+.0f}: phases swapped"
+                )
+    state = VoltageState.OK
+    if VoltageState.WRONG_PHASE_SEQUENCE in states.values():
+        state = VoltageState.WRONG_PHASE_SEQUENCE
+    elif VoltageState.NOT_CONNECTED in states.values():
+        state = VoltageState.NOT_CONNECTED
+    return VoltageIndicator(
+        state=state,
+        light=_VOLTAGE_LIGHTS[state],
+        phases=states,
+        detail="; ".join(details) or None,
+    )
+
+
+def classify_angle(angle: float, *, generation: bool) -> CurrentState:
+    """Tell a load from a CT on another phase or a reversed CT by the current's angle."""
+    off = _angle_off(angle, 0.0)
+    if generation:
+        for centre, width in WRONG_PHASE_WINDOWS:
+            if abs(off - centre) <= width:
+                return CurrentState.WRONG_PHASE_SEQUENCE
+        return CurrentState.OK
+    if off < LOAD_LIMIT:
+        return CurrentState.OK
+    if off < REVERSED_LIMIT:
+        return CurrentState.WRONG_PHASE_SEQUENCE
+    return CurrentState.REVERSED
+
+
+def _current_state(
+    phase_reading: PhaseReading, voltage: VoltageState, installation: InstallationSettings
+) -> CurrentState:
+    """Judge one CT input."""
+    magnitude = abs(phase_reading.current)
+    if magnitude < NO_CURRENT_SIGNAL:
+        return CurrentState.NOT_CONNECTED
+    if magnitude < MIN_ANGLE_CURRENT or voltage is not VoltageState.OK:
+        # No angle below 2 A, and none against a missing or misplaced voltage.
+        return CurrentState.INDETERMINATE
+    return classify_angle(phase_reading.angle, generation=installation.generation)
+
+
+_CURRENT_DETAILS: Final = {
+    CurrentState.WRONG_PHASE_SEQUENCE: "CT on {phase} sits on another phase ({angle:+.0f} degrees)",
+    CurrentState.REVERSED: "CT on {phase} is reversed ({angle:+.0f} degrees)",
+    CurrentState.NOT_CONNECTED: "No current signal on {phase}",
+}
+
+
+def current_indicator(
+    reading: Reading, installation: InstallationSettings, voltage: VoltageIndicator
+) -> CurrentIndicator:
+    """Judge each CT input against its voltage's state, then the indicator as a whole."""
+    phases = _by_phase(reading)
+    states = {
+        phase: _current_state(phases[phase], voltage.phases[phase], installation)
+        for phase in used_phases(installation)
+    }
+    details = [
+        _CURRENT_DETAILS[state].format(phase=phase, angle=phases[phase].angle)
+        for phase, state in states.items()
+        if state in _CURRENT_DETAILS
+    ]
+    state = next(state for state in _CURRENT_PRIORITY if state in states.values())
+    if state is CurrentState.INDETERMINATE:
+        details.append(f"Below {MIN_ANGLE_CURRENT:g} A the current's angle cannot be found")
+    return CurrentIndicator(
+        state=state,
+        light=_CURRENT_LIGHTS[state],
+        phases=states,
+        detail="; ".join(details) or None,
+    )

@@ -1,0 +1,391 @@
+"""Status indicators: every rule of the seed, no false alarm, the phase at fault named."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pytest
+
+from bridge.metering import MeteringPipeline
+from bridge.models import (
+    PHASES,
+    Communication,
+    CurrentState,
+    Light,
+    Phase,
+    PhaseReading,
+    Reading,
+    Status,
+    VoltageState,
+)
+from bridge.settings import GridType, InstallationSettings, VoltageWiring
+from bridge.sources import SourceError
+from bridge.sources.emulator import EmulatorFault, EmulatorSource
+from bridge.status import classify_angle, communication_light, evaluate
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+THREE_PHASE = InstallationSettings()
+WITH_PV = InstallationSettings(generation=True)
+SINGLE_PHASE = InstallationSettings(phases=1)
+ONE_WIRE = InstallationSettings(voltage_wiring=VoltageWiring.ONE)
+IT_L1_L2 = InstallationSettings(grid_type=GridType.IT, voltage_wiring=VoltageWiring.IT_L1_L2)
+
+
+def make_reading(
+    currents: tuple[float, float, float] = (10.0, 10.0, 10.0),
+    angles: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    voltages: tuple[float, float, float] = (230.0, 230.0, 230.0),
+    voltage_angles: tuple[float, float, float] = (0.0, -120.0, 120.0),
+    *,
+    voltage_assumed: bool = False,
+) -> Reading:
+    """Build a reading as a meter would report these phasors."""
+    phases = []
+    for phase, current, angle, voltage, voltage_angle in zip(
+        PHASES, currents, angles, voltages, voltage_angles, strict=True
+    ):
+        power_factor = math.cos(math.radians(angle))
+        power = voltage * abs(current) * power_factor
+        phases.append(
+            PhaseReading(
+                phase=phase,
+                voltage=voltage,
+                current=math.copysign(abs(current), power) if current else 0.0,
+                power=power,
+                power_factor=power_factor,
+                angle=angle,
+                voltage_angle=voltage_angle,
+                energy_import=0.0,
+                energy_export=0.0,
+                available_current=None,
+            )
+        )
+    return Reading(
+        timestamp=datetime.now(UTC),
+        sequence=1,
+        phases=(phases[0], phases[1], phases[2]),
+        frequency=50.0,
+        voltage_assumed=voltage_assumed,
+    )
+
+
+def judge(reading: Reading, installation: InstallationSettings = THREE_PHASE) -> Status:
+    return evaluate(reading, None, installation, Communication.NETWORK)
+
+
+async def emulated_status(
+    tmp_path: Path,
+    fault: EmulatorFault | None,
+    installation: InstallationSettings = THREE_PHASE,
+    phase: Phase = Phase.L2,
+    loads: tuple[float, float, float] = (10.0, 8.0, 6.0),
+) -> Status:
+    """Run the emulator through the metering pipeline and the status logic."""
+    source = EmulatorSource(household=False, interval=0.001, phases=installation.phases)
+    for index, current in enumerate(loads[: installation.phases]):
+        source.set_load(PHASES[index], current)
+    source.set_fault(fault, phase)
+    pipeline = MeteringPipeline(tmp_path)
+    try:
+        reading = pipeline.process(await source.read(), installation)
+    finally:
+        await pipeline.close()
+    return evaluate(reading, None, installation, Communication.CLOUD)
+
+
+async def test_a_correct_installation_is_all_green(tmp_path: Path) -> None:
+    status = await emulated_status(tmp_path, None)
+    assert status.power
+    assert status.meter_error is None
+    assert status.voltage.state is VoltageState.OK
+    assert status.voltage.light is Light.GREEN
+    assert status.voltage.phases == dict.fromkeys(PHASES, VoltageState.OK)
+    assert status.voltage.detail is None
+    assert status.current.state is CurrentState.OK
+    assert status.current.light is Light.GREEN
+    assert status.current.phases == dict.fromkeys(PHASES, CurrentState.OK)
+    assert status.current.detail is None
+    assert status.as_dict()["meter_available"] is True
+
+
+@pytest.mark.parametrize("phase", PHASES)
+async def test_emulated_swapped_phases_show_a_wrong_voltage_sequence(
+    tmp_path: Path, phase: Phase
+) -> None:
+    status = await emulated_status(tmp_path, EmulatorFault.SWAPPED_PHASES, phase=phase)
+    assert status.voltage.state is VoltageState.WRONG_PHASE_SEQUENCE
+    assert status.voltage.light is Light.RED
+    assert status.voltage.phases[Phase.L2] is VoltageState.WRONG_PHASE_SEQUENCE
+    assert status.voltage.detail is not None
+    assert "L2" in status.voltage.detail
+    assert "swapped" in status.voltage.detail
+    # Loads follow their voltages: the CTs are fine, but no angle against a wrong voltage.
+    assert status.current.light is Light.GREEN
+
+
+@pytest.mark.parametrize("phase", PHASES)
+async def test_emulated_reversed_ct_is_named(tmp_path: Path, phase: Phase) -> None:
+    status = await emulated_status(tmp_path, EmulatorFault.REVERSED_CT, phase=phase)
+    assert status.current.state is CurrentState.REVERSED
+    assert status.current.light is Light.RED
+    assert status.current.phases[phase] is CurrentState.REVERSED
+    assert [p for p, s in status.current.phases.items() if s is not CurrentState.OK] == [phase]
+    assert status.current.detail is not None
+    assert f"CT on {phase} is reversed" in status.current.detail
+    assert status.voltage.state is VoltageState.OK
+    assert status.as_dict()["current"]["phases"][phase.value] == "reversed"
+
+
+@pytest.mark.parametrize("phase", PHASES)
+async def test_emulated_wrong_phase_ct_is_named(tmp_path: Path, phase: Phase) -> None:
+    status = await emulated_status(tmp_path, EmulatorFault.WRONG_PHASE_CT, phase=phase)
+    assert status.current.state is CurrentState.WRONG_PHASE_SEQUENCE
+    assert status.current.light is Light.RED
+    assert status.current.phases[phase] is CurrentState.WRONG_PHASE_SEQUENCE
+    assert status.current.detail is not None
+    assert f"CT on {phase} sits on another phase" in status.current.detail
+
+
+@pytest.mark.parametrize("phase", PHASES)
+async def test_emulated_voltage_not_connected(tmp_path: Path, phase: Phase) -> None:
+    status = await emulated_status(tmp_path, EmulatorFault.VOLTAGE_NOT_CONNECTED, phase=phase)
+    assert status.voltage.state is VoltageState.NOT_CONNECTED
+    assert status.voltage.light is Light.OFF
+    assert status.voltage.phases[phase] is VoltageState.NOT_CONNECTED
+    assert status.voltage.detail == f"No voltage on {phase}"
+    # No angle without a voltage: never an alarm for that CT.
+    assert status.current.phases[phase] is CurrentState.INDETERMINATE
+    assert status.current.light is Light.GREEN
+
+
+async def test_emulated_meter_offline_turns_the_measurement_lights_off() -> None:
+    source = EmulatorSource(household=False, interval=0.001)
+    source.set_fault(EmulatorFault.METER_OFFLINE)
+    with pytest.raises(SourceError) as caught:
+        await source.read()
+    status = evaluate(None, str(caught.value), THREE_PHASE, Communication.NETWORK)
+    assert status.meter_error is not None
+    assert "offline" in status.meter_error
+    assert status.voltage.light is Light.OFF
+    assert status.current.light is Light.OFF
+    assert status.voltage.state is VoltageState.NOT_CONNECTED
+    assert status.current.state is CurrentState.NOT_CONNECTED
+    assert status.as_dict()["meter_available"] is False
+    assert status.power
+
+
+def test_no_reading_yet_is_unavailable_too() -> None:
+    status = evaluate(None, None, THREE_PHASE, Communication.NONE)
+    assert status.meter_error
+    assert status.current.light is Light.OFF
+
+
+@pytest.mark.parametrize(
+    ("communication", "light"),
+    [
+        (Communication.CLOUD, Light.GREEN),
+        (Communication.NETWORK, Light.BLUE),
+        (Communication.NONE, Light.OFF),
+    ],
+)
+def test_communication_light(communication: Communication, light: Light) -> None:
+    assert communication_light(communication) is light
+    status = evaluate(make_reading(), None, THREE_PHASE, communication)
+    assert status.communication is communication
+    assert status.communication_light is light
+
+
+@pytest.mark.parametrize("current", [0.5, 1.0, 1.99])
+@pytest.mark.parametrize("angle", [180.0, -120.0, 120.0, 90.0])
+def test_below_two_amps_is_indeterminate_never_an_alarm(current: float, angle: float) -> None:
+    status = judge(make_reading(currents=(current, current, current), angles=(angle,) * 3))
+    assert status.current.state is CurrentState.INDETERMINATE
+    assert status.current.light is Light.GREEN
+    assert set(status.current.phases.values()) == {CurrentState.INDETERMINATE}
+    assert status.current.detail is not None
+    assert "2 A" in status.current.detail
+
+
+def test_two_amps_is_judged() -> None:
+    status = judge(make_reading(currents=(2.0, 10.0, 10.0), angles=(180.0, 0.0, 0.0)))
+    assert status.current.phases[Phase.L1] is CurrentState.REVERSED
+
+
+def test_one_phase_below_two_amps_does_not_hide_the_others() -> None:
+    status = judge(make_reading(currents=(0.5, 10.0, 10.0)))
+    assert status.current.state is CurrentState.OK
+    assert status.current.phases[Phase.L1] is CurrentState.INDETERMINATE
+
+
+@pytest.mark.parametrize(
+    ("angle", "without", "with_generation"),
+    [
+        (0.0, CurrentState.OK, CurrentState.OK),
+        (-25.8, CurrentState.OK, CurrentState.OK),  # PF 0.9 lagging
+        (30.0, CurrentState.OK, CurrentState.OK),
+        (-120.0, CurrentState.WRONG_PHASE_SEQUENCE, CurrentState.WRONG_PHASE_SEQUENCE),
+        (120.0, CurrentState.WRONG_PHASE_SEQUENCE, CurrentState.WRONG_PHASE_SEQUENCE),
+        (-138.0, CurrentState.WRONG_PHASE_SEQUENCE, CurrentState.OK),  # ambiguous with export
+        (-60.0, CurrentState.WRONG_PHASE_SEQUENCE, CurrentState.WRONG_PHASE_SEQUENCE),
+        (60.0, CurrentState.WRONG_PHASE_SEQUENCE, CurrentState.WRONG_PHASE_SEQUENCE),
+        (90.0, CurrentState.WRONG_PHASE_SEQUENCE, CurrentState.OK),  # reactive net of PV
+        (180.0, CurrentState.REVERSED, CurrentState.OK),
+        (-170.0, CurrentState.REVERSED, CurrentState.OK),
+        (155.0, CurrentState.REVERSED, CurrentState.OK),
+    ],
+)
+def test_angle_rules(angle: float, without: CurrentState, with_generation: CurrentState) -> None:
+    assert classify_angle(angle, generation=False) is without
+    assert classify_angle(angle, generation=True) is with_generation
+
+
+async def test_export_with_generation_is_never_flagged(tmp_path: Path) -> None:
+    source = EmulatorSource(household=False, interval=0.001)
+    for phase in PHASES:
+        source.set_load(phase, 2.0)
+    source.set_pv(3 * 230 * 12)  # 10 A of export on each phase
+    pipeline = MeteringPipeline(tmp_path)
+    reading = pipeline.process(await source.read(), WITH_PV)
+    await pipeline.close()
+    assert all(phase.current < -9 for phase in reading.phases)
+    status = evaluate(reading, None, WITH_PV, Communication.CLOUD)
+    assert status.current.state is CurrentState.OK
+    assert status.current.light is Light.GREEN
+    # The same currents without declared generation are reversed CTs.
+    assert judge(reading).current.state is CurrentState.REVERSED
+
+
+async def test_reversed_ct_with_generation_is_not_flagged(tmp_path: Path) -> None:
+    status = await emulated_status(tmp_path, EmulatorFault.REVERSED_CT, WITH_PV)
+    assert status.current.state is CurrentState.OK
+
+
+async def test_wrong_phase_ct_is_still_found_with_generation(tmp_path: Path) -> None:
+    status = await emulated_status(tmp_path, EmulatorFault.WRONG_PHASE_CT, WITH_PV)
+    assert status.current.phases[Phase.L2] is CurrentState.WRONG_PHASE_SEQUENCE
+
+
+def test_voltage_sequence_rules() -> None:
+    swapped = judge(make_reading(voltage_angles=(0.0, 120.0, -120.0)))
+    assert swapped.voltage.state is VoltageState.WRONG_PHASE_SEQUENCE
+    assert swapped.voltage.phases == {
+        Phase.L1: VoltageState.OK,
+        Phase.L2: VoltageState.WRONG_PHASE_SEQUENCE,
+        Phase.L3: VoltageState.WRONG_PHASE_SEQUENCE,
+    }
+    # Two inputs on one phase is a wrong sequence too.
+    doubled = judge(make_reading(voltage_angles=(0.0, 0.0, 120.0)))
+    assert doubled.voltage.phases[Phase.L2] is VoltageState.WRONG_PHASE_SEQUENCE
+    assert doubled.voltage.phases[Phase.L3] is VoltageState.OK
+    # A few degrees of real-grid imbalance are fine.
+    drift = judge(make_reading(voltage_angles=(0.0, -117.0, 123.5)))
+    assert drift.voltage.state is VoltageState.OK
+    # Current angles are not judged against a voltage in the wrong place.
+    misplaced = judge(make_reading(angles=(0.0, 180.0, 0.0), voltage_angles=(0.0, 120.0, -120.0)))
+    assert misplaced.current.phases[Phase.L2] is CurrentState.INDETERMINATE
+
+
+def test_voltage_not_connected_on_l1_hides_the_sequence() -> None:
+    status = judge(make_reading(voltages=(0.0, 230.0, 230.0), voltage_angles=(0.0, 120.0, -120.0)))
+    assert status.voltage.state is VoltageState.NOT_CONNECTED
+    assert status.voltage.phases[Phase.L1] is VoltageState.NOT_CONNECTED
+    assert status.voltage.phases[Phase.L2] is VoltageState.OK
+
+
+def test_no_current_signal_anywhere_is_not_connected() -> None:
+    status = judge(make_reading(currents=(0.0, 0.0, 0.0)))
+    assert status.current.state is CurrentState.NOT_CONNECTED
+    assert status.current.light is Light.OFF
+    assert status.current.detail is not None
+    assert "No current signal on L1" in status.current.detail
+
+
+def test_one_idle_phase_keeps_the_light_on() -> None:
+    status = judge(make_reading(currents=(10.0, 0.0, 5.0)))
+    assert status.current.state is CurrentState.OK
+    assert status.current.light is Light.GREEN
+    assert status.current.phases[Phase.L2] is CurrentState.NOT_CONNECTED
+
+
+def test_faults_win_over_other_states() -> None:
+    status = judge(make_reading(currents=(0.0, 1.0, 10.0), angles=(0.0, 0.0, 180.0)))
+    assert status.current.state is CurrentState.REVERSED
+    both = judge(make_reading(angles=(180.0, -120.0, 0.0)))
+    assert both.current.state is CurrentState.WRONG_PHASE_SEQUENCE
+    assert both.current.phases[Phase.L1] is CurrentState.REVERSED
+    assert both.current.detail is not None
+    assert "L1 is reversed" in both.current.detail
+    assert "L2 sits on another phase" in both.current.detail
+
+
+def test_single_phase_ignores_l2_and_l3() -> None:
+    reading = make_reading(
+        currents=(12.0, 0.0, 0.0), voltages=(230.0, 0.0, 0.0), voltage_angles=(0.0, 0.0, 0.0)
+    )
+    status = judge(reading, SINGLE_PHASE)
+    assert status.voltage.state is VoltageState.OK
+    assert status.voltage.phases == {Phase.L1: VoltageState.OK}
+    assert status.current.state is CurrentState.OK
+    assert status.current.phases == {Phase.L1: CurrentState.OK}
+    reversed_l1 = judge(
+        make_reading(currents=(12.0, 0.0, 0.0), angles=(180.0, 0.0, 0.0)), SINGLE_PHASE
+    )
+    assert reversed_l1.current.phases == {Phase.L1: CurrentState.REVERSED}
+
+
+async def test_single_phase_emulated(tmp_path: Path) -> None:
+    status = await emulated_status(tmp_path, None, SINGLE_PHASE)
+    assert status.voltage.light is Light.GREEN
+    assert status.current.light is Light.GREEN
+    faulty = await emulated_status(tmp_path, EmulatorFault.REVERSED_CT, SINGLE_PHASE, Phase.L1)
+    assert faulty.current.phases == {Phase.L1: CurrentState.REVERSED}
+
+
+@pytest.mark.parametrize("installation", [ONE_WIRE, IT_L1_L2], ids=["one", "it_l1_l2"])
+def test_unmeasured_voltages_are_never_flagged(installation: InstallationSettings) -> None:
+    # L2 and L3 voltage inputs are not wired: whatever they read is not judged.
+    reading = make_reading(voltages=(230.0, 0.0, 3.0), voltage_angles=(0.0, 120.0, 0.0))
+    status = judge(reading, installation)
+    assert status.voltage.state is VoltageState.OK
+    assert status.voltage.light is Light.GREEN
+    assert set(status.voltage.phases.values()) == {VoltageState.OK}
+    # L1 still is.
+    dead = judge(make_reading(voltages=(0.0, 0.0, 0.0)), installation)
+    assert dead.voltage.phases[Phase.L1] is VoltageState.NOT_CONNECTED
+
+
+def test_assumed_voltages_in_the_reading_are_not_judged() -> None:
+    reading = make_reading(voltage_angles=(0.0, 120.0, -120.0), voltage_assumed=True)
+    assert judge(reading).voltage.state is VoltageState.OK
+
+
+@pytest.mark.parametrize("installation", [ONE_WIRE, IT_L1_L2], ids=["one", "it_l1_l2"])
+async def test_one_phase_voltage_wiring_emulated(
+    tmp_path: Path, installation: InstallationSettings
+) -> None:
+    # The emulated meter swaps L2/L3 voltages, but they are not wired here: assumed.
+    status = await emulated_status(tmp_path, EmulatorFault.SWAPPED_PHASES, installation)
+    assert status.voltage.state is VoltageState.OK
+    assert status.current.state is CurrentState.OK
+    # CT faults are still found against the assumed voltages.
+    reversed_ct = await emulated_status(tmp_path, EmulatorFault.REVERSED_CT, installation)
+    assert reversed_ct.current.phases[Phase.L2] is CurrentState.REVERSED
+
+
+def test_it_grid_with_all_voltages_checks_the_sequence() -> None:
+    installation = InstallationSettings(grid_type=GridType.IT, generation=True)
+    status = judge(make_reading(voltage_angles=(0.0, 120.0, -120.0)), installation)
+    assert status.voltage.state is VoltageState.WRONG_PHASE_SEQUENCE
+    # Line-to-line voltages put a load's current 30 degrees off: still fine.
+    loads = judge(make_reading(angles=(-30.0, -30.0, -30.0)), installation)
+    assert loads.current.state is CurrentState.OK
+
+
+def test_error_wins_over_a_reading() -> None:
+    status = evaluate(make_reading(), "Meter answers garbage", THREE_PHASE, Communication.CLOUD)
+    assert status.meter_error == "Meter answers garbage"
+    assert status.voltage.light is Light.OFF
