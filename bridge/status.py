@@ -152,6 +152,25 @@ def _by_phase(reading: Reading) -> dict[Phase, PhaseReading]:
     return {phase_reading.phase: phase_reading for phase_reading in reading.phases}
 
 
+def _sequence_details(angles: dict[Phase, float]) -> list[str]:
+    """Say what is wrong with the voltages out of place (stable text, no live numbers)."""
+    swapped = [
+        phase
+        for phase, angle in angles.items()
+        if _angle_off(angle, -EXPECTED_VOLTAGE_ANGLE[phase]) <= SEQUENCE_TOLERANCE
+    ]
+    details = []
+    if swapped:
+        names = " and ".join(swapped)
+        details.append(f"Phase sequence reversed at {names}: two phases are swapped")
+    details.extend(
+        f"{phase} is not {abs(EXPECTED_VOLTAGE_ANGLE[phase]):.0f} degrees from L1"
+        for phase in angles
+        if phase not in swapped
+    )
+    return details
+
+
 def voltage_indicator(reading: Reading, installation: InstallationSettings) -> VoltageIndicator:
     """Judge the voltage inputs: connected, and in the right sequence."""
     phases = _by_phase(reading)
@@ -166,16 +185,16 @@ def voltage_indicator(reading: Reading, installation: InstallationSettings) -> V
             states[phase] = VoltageState.OK
     # The sequence is only known against a connected L1, between measured voltages.
     if states.get(Phase.L1) is VoltageState.OK:
-        for phase in measured[1:]:
-            if states[phase] is not VoltageState.OK:
-                continue
-            angle = phases[phase].voltage_angle
-            if _angle_off(angle, EXPECTED_VOLTAGE_ANGLE[phase]) > SEQUENCE_TOLERANCE:
-                states[phase] = VoltageState.WRONG_PHASE_SEQUENCE
-                details.append(
-                    f"{phase} is at {angle:+.0f} degrees against L1 instead of "
-                    f"{EXPECTED_VOLTAGE_ANGLE[phase]:+.0f}: phases swapped"
-                )
+        misplaced = {
+            phase: phases[phase].voltage_angle
+            for phase in measured[1:]
+            if states[phase] is VoltageState.OK
+            and _angle_off(phases[phase].voltage_angle, EXPECTED_VOLTAGE_ANGLE[phase])
+            > SEQUENCE_TOLERANCE
+        }
+        for phase in misplaced:
+            states[phase] = VoltageState.WRONG_PHASE_SEQUENCE
+        details.extend(_sequence_details(misplaced))
     state = VoltageState.OK
     if VoltageState.WRONG_PHASE_SEQUENCE in states.values():
         state = VoltageState.WRONG_PHASE_SEQUENCE
@@ -218,8 +237,8 @@ def _current_state(
 
 
 _CURRENT_DETAILS: Final = {
-    CurrentState.WRONG_PHASE_SEQUENCE: "CT on {phase} sits on another phase ({angle:+.0f} degrees)",
-    CurrentState.REVERSED: "CT on {phase} is reversed ({angle:+.0f} degrees)",
+    CurrentState.WRONG_PHASE_SEQUENCE: "CT on {phase} sits on another phase",
+    CurrentState.REVERSED: "CT on {phase} is reversed",
     CurrentState.NOT_CONNECTED: "No current signal on {phase}",
 }
 
@@ -234,7 +253,7 @@ def current_indicator(
         for phase in used_phases(installation)
     }
     details = [
-        _CURRENT_DETAILS[state].format(phase=phase, angle=phases[phase].angle)
+        _CURRENT_DETAILS[state].format(phase=phase)
         for phase, state in states.items()
         if state in _CURRENT_DETAILS
     ]

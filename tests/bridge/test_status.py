@@ -389,3 +389,25 @@ def test_error_wins_over_a_reading() -> None:
     status = evaluate(make_reading(), "Meter answers garbage", THREE_PHASE, Communication.CLOUD)
     assert status.meter_error == "Meter answers garbage"
     assert status.voltage.light is Light.OFF
+
+
+async def test_status_stays_the_same_through_household_noise(tmp_path: Path) -> None:
+    # Status changes are pushed to every client: noise must not make a fault "change".
+    source = EmulatorSource(seed=2, interval=0.001)
+    source.set_load(Phase.L2, 10.0)
+    source.set_fault(EmulatorFault.REVERSED_CT, Phase.L2)
+    pipeline = MeteringPipeline(tmp_path)
+    statuses = []
+    for _ in range(10):
+        reading = pipeline.process(await source.read(), THREE_PHASE)
+        statuses.append(evaluate(reading, None, THREE_PHASE, Communication.NETWORK))
+    await pipeline.close()
+    assert statuses[0].current.phases[Phase.L2] is CurrentState.REVERSED
+    assert all(status == statuses[0] for status in statuses)
+
+
+def test_voltage_details_say_what_is_wrong() -> None:
+    swapped = judge(make_reading(voltage_angles=(0.0, 120.0, -120.0)))
+    assert swapped.voltage.detail == "Phase sequence reversed at L2 and L3: two phases are swapped"
+    doubled = judge(make_reading(voltage_angles=(0.0, 0.0, 120.0)))
+    assert doubled.voltage.detail == "L2 is not 120 degrees from L1"
