@@ -1,0 +1,753 @@
+"""Client for Amp Guard units: the bridge's JSON API and push channel, and the native /ws.
+
+No Home Assistant imports: this module is the integration's wire layer, and contract
+tests run it against the real bridge. The session is injected (Home Assistant's), so
+the client never owns connection pools it cannot close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from http import HTTPStatus
+from typing import Any, Final, Self
+
+import aiohttp
+from yarl import URL
+
+SUPPORTED_API_MAJOR: Final = 1
+API_VERSION_HEADER: Final = "X-Amp-Guard-Api-Version"
+DEFAULT_PORT: Final = 80
+DEFAULT_TIMEOUT: Final = 10.0
+# The bridge pings every 20 s; a silent connection for longer than this is dead.
+PUSH_HEARTBEAT: Final = 30.0
+PHASE_NAMES: Final = ("L1", "L2", "L3")
+# The native protocol's greeting; the unit echoes it exactly.
+NATIVE_HELLO: Final = "?,6"
+NATIVE_LOGIN_OK: Final = "5,1"
+NATIVE_LOGIN_REFUSED: Final = "5,0"
+NATIVE_READ: Final = "?,1"
+NATIVE_VALUES: Final = 12
+
+
+class AmpGuardError(Exception):
+    """Base error of the Amp Guard client."""
+
+
+class AmpGuardConnectionError(AmpGuardError):
+    """The unit cannot be reached or dropped the connection."""
+
+
+class AmpGuardTimeoutError(AmpGuardConnectionError):
+    """The unit did not answer in time."""
+
+
+class AmpGuardAuthenticationError(AmpGuardError):
+    """The PIN is wrong, or the token was revoked."""
+
+
+class AmpGuardLockedOutError(AmpGuardError):
+    """Too many wrong PINs from this address; try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        """Keep the wait so a user can be told how long."""
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AmpGuardSerialMismatchError(AmpGuardError):
+    """The serial given for pairing is not this unit's."""
+
+
+class AmpGuardValidationError(AmpGuardError):
+    """The unit refused a setting; ``field`` is its dotted path."""
+
+    def __init__(self, message: str, field: str) -> None:
+        """Keep the field so the error can point at it."""
+        super().__init__(message)
+        self.field = field
+
+
+class AmpGuardUnsupportedVersionError(AmpGuardError):
+    """The unit speaks an API major version this client does not know."""
+
+    def __init__(self, version: str) -> None:
+        """Say which side is older, so the user knows what to update."""
+        self.version = version
+        self.unit_is_newer = _major(version) > SUPPORTED_API_MAJOR
+        side = "this integration" if self.unit_is_newer else "the unit's software"
+        super().__init__(
+            f"The unit speaks API version {version}, this client speaks "
+            f"{SUPPORTED_API_MAJOR}.x: update {side}"
+        )
+
+
+class AmpGuardUnknownDeviceError(AmpGuardError):
+    """The host answers, but neither as a bridge nor as a real unit."""
+
+
+class AmpGuardResponseError(AmpGuardError):
+    """The unit answered something this client cannot understand."""
+
+
+class AmpGuardNotSupportedError(AmpGuardError):
+    """The operation needs the bridge API; a real unit's native protocol lacks it."""
+
+
+def _major(version: str) -> int:
+    """Return the major number of a dotted version; unparsable counts as unknown (0)."""
+    head = version.split(".", 1)[0].strip()
+    return int(head) if head.isdigit() else 0
+
+
+class ApiKind(StrEnum):
+    """Which protocol a host speaks."""
+
+    BRIDGE = "bridge"
+    NATIVE = "native"
+
+
+class Communication(StrEnum):
+    """The communication indicator."""
+
+    CLOUD = "cloud"
+    NETWORK = "network"
+    NONE = "none"
+
+
+class VoltageState(StrEnum):
+    """The voltage measurement indicator."""
+
+    OK = "ok"
+    WRONG_PHASE_SEQUENCE = "wrong_phase_sequence"
+    NOT_CONNECTED = "not_connected"
+
+
+class CurrentState(StrEnum):
+    """The current measurement indicator, overall and per CT."""
+
+    OK = "ok"
+    WRONG_PHASE_SEQUENCE = "wrong_phase_sequence"
+    REVERSED = "reversed"
+    NOT_CONNECTED = "not_connected"
+    INDETERMINATE = "indeterminate"
+
+
+class GridType(StrEnum):
+    """Earthing system of the installation."""
+
+    TN = "TN"
+    TT = "TT"
+    IT = "IT"
+
+
+def _object(data: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise AmpGuardResponseError(f"{what} is not a JSON object")
+    return data
+
+
+def _number(data: Mapping[str, Any], key: str, what: str) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise AmpGuardResponseError(f"{what}.{key} is not a number")
+    return float(value)
+
+
+def _optional_number(data: Mapping[str, Any], key: str, what: str) -> float | None:
+    return None if data.get(key) is None else _number(data, key, what)
+
+
+def _text(data: Mapping[str, Any], key: str, what: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise AmpGuardResponseError(f"{what}.{key} is not a string")
+    return value
+
+
+def _optional_text(data: Mapping[str, Any], key: str, what: str) -> str | None:
+    return None if data.get(key) is None else _text(data, key, what)
+
+
+def _enum[E: StrEnum](kind: type[E], value: object, what: str) -> E:
+    try:
+        return kind(str(value))
+    except ValueError as err:
+        raise AmpGuardResponseError(f"{what} has the unknown value {value!r}") from err
+
+
+@dataclass(frozen=True, kw_only=True)
+class Info:
+    """Who the unit is."""
+
+    serial: str
+    model: str
+    firmware: str
+    api_version: str
+    name: str
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate an /info reply."""
+        body = _object(data, "info")
+        return cls(
+            serial=_text(body, "serial", "info"),
+            model=_text(body, "model", "info"),
+            firmware=_text(body, "firmware", "info"),
+            api_version=str(body.get("api_version", "")),
+            name=_optional_text(body, "name", "info") or "Amp Guard",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseReading:
+    """One phase; what a real unit does not measure is None."""
+
+    phase: str
+    voltage: float
+    current: float
+    power: float
+    angle: float
+    power_factor: float | None = None
+    voltage_angle: float | None = None
+    energy_import: float | None = None
+    energy_export: float | None = None
+    available_current: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate one phase of a bridge reading."""
+        body = _object(data, "phase")
+        return cls(
+            phase=_text(body, "phase", "phase"),
+            voltage=_number(body, "voltage", "phase"),
+            current=_number(body, "current", "phase"),
+            power=_number(body, "power", "phase"),
+            angle=_number(body, "angle", "phase"),
+            power_factor=_optional_number(body, "power_factor", "phase"),
+            voltage_angle=_optional_number(body, "voltage_angle", "phase"),
+            energy_import=_optional_number(body, "energy_import", "phase"),
+            energy_export=_optional_number(body, "energy_export", "phase"),
+            available_current=_optional_number(body, "available_current", "phase"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reading:
+    """A reading of all phases; totals a real unit lacks are None."""
+
+    phases: tuple[PhaseReading, ...]
+    total_power: float
+    timestamp: datetime | None = None
+    sequence: int | None = None
+    frequency: float | None = None
+    energy_import: float | None = None
+    energy_export: float | None = None
+    voltage_assumed: bool = False
+    clock_synchronised: bool = True
+
+    def phase(self, name: str) -> PhaseReading | None:
+        """Return the phase called ``name``, None when the reading lacks it."""
+        return next((phase for phase in self.phases if phase.phase == name), None)
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate a bridge reading."""
+        body = _object(data, "reading")
+        phases = body.get("phases")
+        if not isinstance(phases, list) or not phases:
+            raise AmpGuardResponseError("reading.phases is not a list of phases")
+        try:
+            timestamp = datetime.fromisoformat(_text(body, "timestamp", "reading"))
+        except ValueError as err:
+            raise AmpGuardResponseError("reading.timestamp is not an ISO time") from err
+        sequence = body.get("sequence")
+        return cls(
+            phases=tuple(PhaseReading.from_dict(phase) for phase in phases),
+            total_power=_number(body, "total_power", "reading"),
+            timestamp=timestamp,
+            sequence=sequence if isinstance(sequence, int) else None,
+            frequency=_optional_number(body, "frequency", "reading"),
+            energy_import=_optional_number(body, "energy_import", "reading"),
+            energy_export=_optional_number(body, "energy_export", "reading"),
+            voltage_assumed=bool(body.get("voltage_assumed", False)),
+            clock_synchronised=bool(body.get("clock_synchronised", True)),
+        )
+
+    @classmethod
+    def from_native(cls, values: tuple[float, ...]) -> Self:
+        """Build a reading from the real unit's 12 numbers (I, U, P, angle per phase)."""
+        phases = tuple(
+            PhaseReading(
+                phase=name,
+                current=values[index],
+                voltage=values[3 + index],
+                power=values[6 + index],
+                angle=values[9 + index],
+            )
+            for index, name in enumerate(PHASE_NAMES)
+        )
+        return cls(phases=phases, total_power=sum(phase.power for phase in phases))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Readings:
+    """The latest reading, or why the meter has none."""
+
+    available: bool
+    error: str | None
+    reading: Reading | None
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate a /readings reply."""
+        body = _object(data, "readings")
+        raw = body.get("reading")
+        return cls(
+            available=bool(body.get("available", raw is not None)),
+            error=_optional_text(body, "error", "readings"),
+            reading=None if raw is None else Reading.from_dict(raw),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class VoltageIndicator:
+    """The voltage measurement indicator."""
+
+    state: VoltageState
+    phases: dict[str, VoltageState] = field(default_factory=dict)
+    detail: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CurrentIndicator:
+    """The current measurement indicator, with the state of each CT."""
+
+    state: CurrentState
+    phases: dict[str, CurrentState] = field(default_factory=dict)
+    detail: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Status:
+    """The unit's status indicators, plus what its components publish."""
+
+    power: bool
+    communication: Communication
+    voltage: VoltageIndicator
+    current: CurrentIndicator
+    meter_available: bool
+    meter_error: str | None
+    components: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate a /status reply."""
+        body = _object(data, "status")
+        voltage = _object(body.get("voltage"), "status.voltage")
+        current = _object(body.get("current"), "status.current")
+        known = {"power", "communication", "communication_light", "voltage", "current"}
+        known |= {"meter_available", "meter_error"}
+        return cls(
+            power=bool(body.get("power", True)),
+            communication=_enum(Communication, body.get("communication"), "communication"),
+            voltage=VoltageIndicator(
+                state=_enum(VoltageState, voltage.get("state"), "voltage.state"),
+                phases={
+                    str(phase): _enum(VoltageState, state, f"voltage.{phase}")
+                    for phase, state in _object(voltage.get("phases", {}), "phases").items()
+                },
+                detail=_optional_text(voltage, "detail", "voltage"),
+            ),
+            current=CurrentIndicator(
+                state=_enum(CurrentState, current.get("state"), "current.state"),
+                phases={
+                    str(phase): _enum(CurrentState, state, f"current.{phase}")
+                    for phase, state in _object(current.get("phases", {}), "phases").items()
+                },
+                detail=_optional_text(current, "detail", "current"),
+            ),
+            meter_available=bool(body.get("meter_available", True)),
+            meter_error=_optional_text(body, "meter_error", "status"),
+            components={key: value for key, value in body.items() if key not in known},
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Installation:
+    """The installation settings Home Assistant shows and changes."""
+
+    main_fuse: int
+    grid_type: GridType
+    phases: int
+    generation: bool
+    supply_voltage: int
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate the installation section of the settings."""
+        body = _object(data, "installation")
+        return cls(
+            main_fuse=int(_number(body, "main_fuse", "installation")),
+            grid_type=_enum(GridType, body.get("grid_type"), "installation.grid_type"),
+            phases=int(_number(body, "phases", "installation")),
+            generation=bool(body.get("generation", False)),
+            supply_voltage=int(_number(body, "supply_voltage", "installation")),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """The unit's settings as the API shows them (secrets only as ``*_set`` flags)."""
+
+    installation: Installation
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate a /settings reply, keeping the rest for diagnostics."""
+        body = _object(data, "settings")
+        return cls(installation=Installation.from_dict(body.get("installation")), raw=dict(body))
+
+
+@dataclass(frozen=True, kw_only=True)
+class State:
+    """Everything a poller needs in one reply."""
+
+    info: Info
+    readings: Readings
+    status: Status
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate a /state reply."""
+        body = _object(data, "state")
+        return cls(
+            info=Info.from_dict(body.get("info")),
+            readings=Readings.from_dict(body.get("readings")),
+            status=Status.from_dict(body.get("status")),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pairing:
+    """What pairing gives: the token to use instead of the PIN."""
+
+    token: str
+    client_id: str
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate a /pair reply."""
+        body = _object(data, "pairing")
+        return cls(token=_text(body, "token", "pairing"), client_id=str(body.get("client_id")))
+
+
+PushMessage = Readings | Status | Settings
+PushCallback = Callable[[PushMessage], None]
+
+
+def parse_push_message(data: object) -> PushMessage | None:
+    """Turn one push message into a model; None for kinds this client does not use."""
+    body = _object(data, "push message")
+    kind = body.get("type")
+    if kind == "hello":
+        version = str(body.get("api_version", ""))
+        if _major(version) != SUPPORTED_API_MAJOR:
+            raise AmpGuardUnsupportedVersionError(version)
+        return None
+    if kind == "readings":
+        return Readings.from_dict(body.get("data"))
+    if kind == "status":
+        return Status.from_dict(body.get("data"))
+    if kind == "settings":
+        return Settings.from_dict(body.get("data"))
+    return None
+
+
+def _url(host: str, port: int, path: str, scheme: str = "http") -> URL:
+    return URL.build(scheme=scheme, host=host, port=port, path=path)
+
+
+def _check_version(response: aiohttp.ClientResponse) -> None:
+    version = response.headers.get(API_VERSION_HEADER)
+    if version is not None and _major(version) != SUPPORTED_API_MAJOR:
+        raise AmpGuardUnsupportedVersionError(version)
+
+
+async def _error_from(response: aiohttp.ClientResponse) -> AmpGuardError:
+    """Map the bridge's error body to the client's error tree."""
+    try:
+        body = await response.json(content_type=None)
+        error = body["error"]
+        code, message = str(error.get("code", "")), str(error.get("message", ""))
+        retry_after, error_field = error.get("retry_after"), error.get("field")
+    except (ValueError, TypeError, KeyError, AttributeError, aiohttp.ClientError):
+        code, message, retry_after, error_field = "", response.reason or "", None, None
+    message = message or f"HTTP {response.status}"
+    if response.status == HTTPStatus.TOO_MANY_REQUESTS or code == "locked_out":
+        header = response.headers.get("Retry-After", "")
+        if not isinstance(retry_after, int):
+            retry_after = int(header) if header.isdigit() else 60
+        return AmpGuardLockedOutError(message, retry_after)
+    if response.status == HTTPStatus.UNPROCESSABLE_ENTITY or code == "validation":
+        return AmpGuardValidationError(message, str(error_field or ""))
+    if code == "serial_mismatch":
+        return AmpGuardSerialMismatchError(message)
+    if response.status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
+        return AmpGuardAuthenticationError(message)
+    return AmpGuardResponseError(f"{message} ({code or response.status})")
+
+
+@dataclass(kw_only=True)
+class AmpGuardBridge:
+    """Client of the bridge's local API (``/api/v1``) and its push channel."""
+
+    host: str
+    session: aiohttp.ClientSession
+    port: int = DEFAULT_PORT
+    token: str | None = None
+    request_timeout: float = DEFAULT_TIMEOUT
+
+    kind = ApiKind.BRIDGE
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        auth: bool = True,
+    ) -> object:
+        headers = {"Accept": "application/json"}
+        if auth and self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        url = _url(self.host, self.port, f"/api/v1/{path}")
+        try:
+            async with (
+                asyncio.timeout(self.request_timeout),
+                self.session.request(method, url, json=body, headers=headers) as response,
+            ):
+                _check_version(response)
+                if response.status >= HTTPStatus.BAD_REQUEST:
+                    raise await _error_from(response)
+                if response.status == HTTPStatus.NO_CONTENT:
+                    return None
+                text = await response.text()
+        except TimeoutError as err:
+            raise AmpGuardTimeoutError(f"{self.host} did not answer in time") from err
+        except (aiohttp.ClientError, socket.gaierror) as err:
+            raise AmpGuardConnectionError(f"Cannot reach {self.host}: {err}") from err
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError as err:
+            raise AmpGuardResponseError(f"{path} did not answer JSON") from err
+
+    async def info(self) -> Info:
+        """Return who the unit is; needs no token."""
+        info = Info.from_dict(await self._request("GET", "info", auth=False))
+        if _major(info.api_version) != SUPPORTED_API_MAJOR:
+            raise AmpGuardUnsupportedVersionError(info.api_version)
+        return info
+
+    async def pair(self, *, serial: str, pin: str, client_name: str) -> Pairing:
+        """Exchange serial + PIN for a token, and use it from now on."""
+        body = {"serial": serial, "pin": pin, "client_name": client_name}
+        pairing = Pairing.from_dict(await self._request("POST", "pair", body=body, auth=False))
+        self.token = pairing.token
+        return pairing
+
+    async def unpair(self, client_id: str) -> None:
+        """Revoke this client's token on the unit."""
+        await self._request("DELETE", f"clients/{client_id}")
+
+    async def state(self) -> State:
+        """Return info, readings and status in one round trip."""
+        return State.from_dict(await self._request("GET", "state"))
+
+    async def settings(self) -> Settings:
+        """Return the unit's settings (secrets only as flags)."""
+        return Settings.from_dict(await self._request("GET", "settings"))
+
+    async def update_settings(self, patch: Mapping[str, Any]) -> Settings:
+        """Deep-merge ``patch`` into the settings; returns the new settings."""
+        return Settings.from_dict(await self._request("PATCH", "settings", body=patch))
+
+    async def reboot(self) -> None:
+        """Restart the unit."""
+        await self._request("POST", "system/reboot")
+
+    async def factory_reset(self) -> None:
+        """Reset the unit's settings to the factory defaults."""
+        await self._request("POST", "system/factory-reset", body={"confirm": True})
+
+    async def close(self) -> None:
+        """Nothing to release: requests share the injected session, push ends with its task."""
+
+    async def listen(self, callback: PushCallback) -> None:
+        """Feed push messages to ``callback`` until the connection ends.
+
+        Returns never on its own: a closed connection raises
+        ``AmpGuardConnectionError``, a revoked token ``AmpGuardAuthenticationError``.
+        """
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        url = _url(self.host, self.port, "/api/v1/push")
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                websocket = await self.session.ws_connect(
+                    url, headers=headers, heartbeat=PUSH_HEARTBEAT
+                )
+        except aiohttp.WSServerHandshakeError as err:
+            if err.status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
+                raise AmpGuardAuthenticationError("The unit refused the token") from err
+            raise AmpGuardConnectionError(f"Push refused: HTTP {err.status}") from err
+        except TimeoutError as err:
+            raise AmpGuardTimeoutError(f"{self.host} did not answer in time") from err
+        except (aiohttp.ClientError, socket.gaierror) as err:
+            raise AmpGuardConnectionError(f"Cannot reach {self.host}: {err}") from err
+        async with websocket:
+            async for message in websocket:
+                if message.type is not aiohttp.WSMsgType.TEXT:
+                    continue
+                try:
+                    parsed = parse_push_message(json.loads(message.data))
+                except ValueError as err:
+                    raise AmpGuardResponseError("A push message is not JSON") from err
+                if parsed is not None:
+                    callback(parsed)
+        raise AmpGuardConnectionError(f"{self.host} closed the push channel")
+
+
+@dataclass(kw_only=True)
+class AmpGuardNative:
+    """Client of a real unit's native ``/ws`` text protocol (12 numbers, PIN login).
+
+    One WebSocket is kept open between polls; it is opened again after any failure.
+    """
+
+    host: str
+    session: aiohttp.ClientSession
+    pin: str
+    port: int = DEFAULT_PORT
+    request_timeout: float = DEFAULT_TIMEOUT
+    _websocket: aiohttp.ClientWebSocketResponse | None = field(default=None, init=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    kind = ApiKind.NATIVE
+
+    async def _exchange(self, websocket: aiohttp.ClientWebSocketResponse, text: str) -> str:
+        await websocket.send_str(text)
+        message = await websocket.receive()
+        if message.type is not aiohttp.WSMsgType.TEXT:
+            raise AmpGuardConnectionError(f"{self.host} closed the /ws connection")
+        return str(message.data).strip()
+
+    async def _handshake(self, websocket: aiohttp.ClientWebSocketResponse) -> None:
+        if (reply := await self._exchange(websocket, NATIVE_HELLO)) != NATIVE_HELLO:
+            raise AmpGuardUnknownDeviceError(f"Unexpected greeting {reply[:20]!r}")
+        reply = await self._exchange(websocket, f"5,{self.pin}")
+        if reply == NATIVE_LOGIN_REFUSED:
+            raise AmpGuardAuthenticationError("The unit refused the PIN")
+        if reply != NATIVE_LOGIN_OK:
+            raise AmpGuardResponseError(f"Unexpected login reply {reply[:20]!r}")
+
+    async def _connected(self) -> aiohttp.ClientWebSocketResponse:
+        if self._websocket is not None and not self._websocket.closed:
+            return self._websocket
+        websocket = await self.session.ws_connect(_url(self.host, self.port, "/ws"), compress=15)
+        try:
+            await self._handshake(websocket)
+        except BaseException:
+            await websocket.close()
+            raise
+        self._websocket = websocket
+        return websocket
+
+    async def _run[T](self, action: Callable[[], Awaitable[T]]) -> T:
+        async with self._lock:
+            try:
+                async with asyncio.timeout(self.request_timeout):
+                    return await action()
+            except TimeoutError as err:
+                await self.close()
+                raise AmpGuardTimeoutError(f"{self.host} did not answer in time") from err
+            except (aiohttp.ClientError, socket.gaierror) as err:
+                await self.close()
+                raise AmpGuardConnectionError(f"Cannot reach {self.host}: {err}") from err
+            except AmpGuardError:
+                await self.close()
+                raise
+
+    async def login(self) -> None:
+        """Connect and check the PIN; raises AmpGuardAuthenticationError when wrong."""
+
+        async def connect() -> None:
+            await self._connected()
+
+        await self._run(connect)
+
+    async def read(self) -> Reading:
+        """Return the unit's 12 numbers as a reading."""
+
+        async def poll() -> Reading:
+            reply = await self._exchange(await self._connected(), NATIVE_READ)
+            if reply == NATIVE_LOGIN_REFUSED:
+                raise AmpGuardAuthenticationError("The unit no longer accepts the PIN")
+            head, _, payload = reply.partition(",")
+            try:
+                values = tuple(float(value) for value in payload.split(","))
+            except ValueError as err:
+                raise AmpGuardResponseError(f"Unreadable reading {reply[:40]!r}") from err
+            if head != "1" or len(values) != NATIVE_VALUES:
+                raise AmpGuardResponseError(f"Unexpected reading {reply[:40]!r}")
+            if not all(math.isfinite(value) for value in values):
+                raise AmpGuardResponseError("The reading holds a non-finite number")
+            return Reading.from_native(values)
+
+        return await self._run(poll)
+
+    async def close(self) -> None:
+        """Close the WebSocket, if open."""
+        if self._websocket is not None:
+            websocket, self._websocket = self._websocket, None
+            await websocket.close()
+
+
+async def detect(
+    *,
+    host: str,
+    port: int,
+    session: aiohttp.ClientSession,
+    request_timeout: float = DEFAULT_TIMEOUT,
+) -> tuple[ApiKind, Info | None]:
+    """Find out whether ``host`` is a bridge (with its info) or a real unit (no info).
+
+    Raises AmpGuardConnectionError when nothing answers, AmpGuardUnknownDeviceError when
+    something answers that is neither, AmpGuardUnsupportedVersionError for a bridge
+    this client is too old or too new for.
+    """
+    bridge = AmpGuardBridge(host=host, port=port, session=session, request_timeout=request_timeout)
+    try:
+        return ApiKind.BRIDGE, await bridge.info()
+    except (AmpGuardResponseError, AmpGuardAuthenticationError):
+        pass  # Something answers HTTP, but not the bridge API: try the native protocol.
+    url = _url(host, port, "/ws")
+    try:
+        async with asyncio.timeout(request_timeout):
+            websocket = await session.ws_connect(url, compress=15)
+            async with websocket:
+                await websocket.send_str(NATIVE_HELLO)
+                message = await websocket.receive()
+    except (TimeoutError, aiohttp.ClientError) as err:
+        raise AmpGuardUnknownDeviceError(f"{host} is not an Amp Guard") from err
+    if message.type is aiohttp.WSMsgType.TEXT and str(message.data).strip() == NATIVE_HELLO:
+        return ApiKind.NATIVE, None
+    raise AmpGuardUnknownDeviceError(f"{host} is not an Amp Guard")

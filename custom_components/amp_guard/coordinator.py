@@ -1,0 +1,174 @@
+"""The coordinator: the bridge's push channel first, polling as the fallback."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from typing import override
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+
+from .api import (
+    AmpGuardAuthenticationError,
+    AmpGuardBridge,
+    AmpGuardError,
+    AmpGuardNative,
+    AmpGuardNotSupportedError,
+    AmpGuardUnsupportedVersionError,
+    ApiKind,
+    Info,
+    PushMessage,
+    Readings,
+    Settings,
+    Status,
+)
+from .const import DOMAIN, LOGGER, POLL_INTERVAL, PUSH_BACKOFF_MAX, PUSH_BACKOFF_MIN
+from .data import AmpGuardData
+from .helpers import coordinator_exception_handler
+from .issues import async_raise_version_issue, async_update_wiring_issues
+
+type AmpGuardClient = AmpGuardBridge | AmpGuardNative
+
+
+@dataclass(kw_only=True)
+class AmpGuardRuntimeData:
+    """What a loaded entry keeps: its coordinator and, for a bridge, who it is."""
+
+    coordinator: AmpGuardCoordinator
+    info: Info | None
+
+
+type AmpGuardConfigEntry = ConfigEntry[AmpGuardRuntimeData]
+
+
+class AmpGuardCoordinator(DataUpdateCoordinator[AmpGuardData]):
+    """Keep a unit's data; a bridge pushes it, a real unit is polled every 5 s."""
+
+    config_entry: AmpGuardConfigEntry
+
+    def __init__(
+        self, hass: HomeAssistant, entry: AmpGuardConfigEntry, client: AmpGuardClient
+    ) -> None:
+        """Poll until the push channel is up; a real unit is only ever polled."""
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"Amp Guard {entry.title}",
+            update_interval=POLL_INTERVAL,
+        )
+        self.client = client
+        self.push_connected = False
+        self._push_was_lost = False
+        self._push_subscribed = False
+
+    @property
+    def bridge(self) -> AmpGuardBridge:
+        """The bridge client; a real unit has no API for settings or system actions."""
+        if isinstance(self.client, AmpGuardBridge):
+            return self.client
+        raise AmpGuardNotSupportedError("A real unit's native protocol cannot do this")
+
+    @override
+    @coordinator_exception_handler
+    async def _async_update_data(self) -> AmpGuardData:
+        """Poll the unit: the fallback while push is down, and a real unit's only way."""
+        if isinstance(self.client, AmpGuardNative):
+            reading = await self.client.read()
+            return AmpGuardData(
+                kind=ApiKind.NATIVE,
+                readings=Readings(available=True, error=None, reading=reading),
+            )
+        state = await self.client.state()
+        settings = await self.client.settings()
+        self._status_received(state.status)
+        self._settings_received(settings)
+        return AmpGuardData(
+            kind=ApiKind.BRIDGE, readings=state.readings, status=state.status, settings=settings
+        )
+
+    @callback
+    def start_push(self) -> None:
+        """Listen to the bridge's push channel for as long as the entry is loaded."""
+        if isinstance(self.client, AmpGuardBridge):
+            self.config_entry.async_create_background_task(
+                self.hass, self._push_loop(self.client), f"{DOMAIN} push {self.config_entry.title}"
+            )
+
+    async def _push_loop(self, bridge: AmpGuardBridge) -> None:
+        backoff = PUSH_BACKOFF_MIN.total_seconds()
+        while True:
+            self._push_subscribed = False
+            try:
+                await bridge.listen(self._handle_push)
+            except AmpGuardAuthenticationError:
+                # The poll meets the same refusal and starts the reauth flow.
+                await self._push_lost("the unit refused the token")
+                return
+            except AmpGuardUnsupportedVersionError as err:
+                async_raise_version_issue(self.hass, self.config_entry, err)
+                await self._push_lost(str(err))
+                return
+            except AmpGuardError as err:
+                await self._push_lost(str(err))
+            if self._push_subscribed:
+                backoff = PUSH_BACKOFF_MIN.total_seconds()
+            LOGGER.debug("Reconnecting push of %s in %.0f s", self.config_entry.title, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, PUSH_BACKOFF_MAX.total_seconds())
+
+    async def _push_lost(self, reason: str) -> None:
+        if not self.push_connected:
+            LOGGER.debug("Push of %s still down: %s", self.config_entry.title, reason)
+            return
+        LOGGER.warning(
+            "Push from %s lost (%s); polling every %d s until it is back",
+            self.config_entry.title,
+            reason,
+            POLL_INTERVAL.total_seconds(),
+        )
+        self.push_connected = False
+        self._push_was_lost = True
+        self.update_interval = POLL_INTERVAL
+        # Poll now: it marks the entities unavailable at once if the unit is gone.
+        await self.async_refresh()
+
+    @callback
+    def _handle_push(self, message: PushMessage) -> None:
+        if not self.push_connected:
+            self.push_connected = True
+            self.update_interval = None
+            if self._push_was_lost:
+                LOGGER.info("Push from %s is back", self.config_entry.title)
+        self._push_subscribed = True
+        data = self.data
+        if isinstance(message, Readings):
+            data = replace(data, readings=message)
+        elif isinstance(message, Status):
+            self._status_received(message)
+            data = replace(data, status=message)
+        else:
+            self._settings_received(message)
+            data = replace(data, settings=message)
+        self.async_set_updated_data(data)
+
+    @callback
+    def _status_received(self, status: Status) -> None:
+        if self.data is None or self.data.status != status:
+            async_update_wiring_issues(self.hass, self.config_entry, status)
+
+    @callback
+    def _settings_received(self, settings: Settings) -> None:
+        old = self.data.settings if self.data is not None else None
+        if old is not None and old.installation.phases != settings.installation.phases:
+            # The phases in use decide which entities exist.
+            LOGGER.info("%s now uses other phases; reloading", self.config_entry.title)
+            self.hass.config_entries.async_schedule_reload(self.config_entry.entry_id)
+
+    @callback
+    def settings_written(self, settings: Settings) -> None:
+        """Show settings an entity just wrote without waiting for the push."""
+        self._settings_received(settings)
+        self.async_set_updated_data(replace(self.data, settings=settings))

@@ -1,0 +1,32 @@
+"""What the coordinator holds: the latest of everything a unit tells."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .const import PHASES
+
+if TYPE_CHECKING:
+    from .api import ApiKind, Reading, Readings, Settings, Status
+
+
+@dataclass(frozen=True, kw_only=True)
+class AmpGuardData:
+    """A unit's readings, and for a bridge its status and settings."""
+
+    kind: ApiKind
+    readings: Readings
+    status: Status | None = None
+    settings: Settings | None = None
+
+    @property
+    def reading(self) -> Reading | None:
+        """The latest reading, None when the meter has none."""
+        return self.readings.reading
+
+    def has_phase(self, phase: str) -> bool:
+        """Whether the installation uses ``phase`` (one-phase units only use L1)."""
+        if self.settings is not None and self.settings.installation.phases == 1:
+            return phase == PHASES[0]
+        return True

@@ -1,0 +1,294 @@
+"""Sensors: per-phase and total measurements, energy counters and status indicators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import (
+    DEGREE,
+    EntityCategory,
+    UnitOfElectricCurrent,
+    UnitOfElectricPotential,
+    UnitOfEnergy,
+    UnitOfFrequency,
+    UnitOfPower,
+)
+
+from .api import ApiKind, Communication, CurrentState, PhaseReading, VoltageState
+from .const import PHASES
+from .coordinator import AmpGuardConfigEntry, AmpGuardCoordinator
+from .entity import AmpGuardEntity
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from homeassistant.core import HomeAssistant
+    from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+    from .data import AmpGuardData
+
+PARALLEL_UPDATES = 0
+
+type SensorValue = float | str | None
+
+
+def _is_bridge(data: AmpGuardData) -> bool:
+    return data.kind is ApiKind.BRIDGE
+
+
+@dataclass(frozen=True, kw_only=True)
+class AmpGuardSensorDescription(SensorEntityDescription):
+    """An Amp Guard sensor: where its value comes from and when it exists."""
+
+    value_fn: Callable[[AmpGuardData], SensorValue]
+    has_fn: Callable[[AmpGuardData], bool] = lambda _: True
+    # Measurements need a fresh reading; status indicators do not.
+    needs_reading: bool = True
+    placeholders: dict[str, str] | None = None
+
+
+def _phase_value(
+    phase: str, read: Callable[[PhaseReading], float | None]
+) -> Callable[[AmpGuardData], SensorValue]:
+    def value(data: AmpGuardData) -> SensorValue:
+        reading = data.reading.phase(phase) if data.reading else None
+        return None if reading is None else read(reading)
+
+    return value
+
+
+def _ct_state(phase: str) -> Callable[[AmpGuardData], SensorValue]:
+    def value(data: AmpGuardData) -> SensorValue:
+        state = data.status.current.phases.get(phase) if data.status else None
+        return None if state is None else state.value
+
+    return value
+
+
+def _phase_descriptions(phase: str) -> tuple[AmpGuardSensorDescription, ...]:
+    """Every per-phase sensor of ``phase``; its translation names the phase."""
+    suffix = phase.lower()
+    placeholders = {"phase": phase}
+
+    def has_phase(data: AmpGuardData) -> bool:
+        return data.has_phase(phase)
+
+    def has_bridge_phase(data: AmpGuardData) -> bool:
+        return _is_bridge(data) and data.has_phase(phase)
+
+    return (
+        AmpGuardSensorDescription(
+            key=f"current_{suffix}",
+            translation_key="phase_current",
+            placeholders=placeholders,
+            device_class=SensorDeviceClass.CURRENT,
+            native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+            state_class=SensorStateClass.MEASUREMENT,
+            suggested_display_precision=2,
+            has_fn=has_phase,
+            value_fn=_phase_value(phase, lambda reading: reading.current),
+        ),
+        AmpGuardSensorDescription(
+            key=f"voltage_{suffix}",
+            translation_key="phase_voltage",
+            placeholders=placeholders,
+            device_class=SensorDeviceClass.VOLTAGE,
+            native_unit_of_measurement=UnitOfElectricPotential.VOLT,
+            state_class=SensorStateClass.MEASUREMENT,
+            suggested_display_precision=1,
+            has_fn=has_phase,
+            value_fn=_phase_value(phase, lambda reading: reading.voltage),
+        ),
+        AmpGuardSensorDescription(
+            key=f"power_{suffix}",
+            translation_key="phase_power",
+            placeholders=placeholders,
+            device_class=SensorDeviceClass.POWER,
+            native_unit_of_measurement=UnitOfPower.WATT,
+            state_class=SensorStateClass.MEASUREMENT,
+            suggested_display_precision=0,
+            has_fn=has_phase,
+            value_fn=_phase_value(phase, lambda reading: reading.power),
+        ),
+        AmpGuardSensorDescription(
+            key=f"power_factor_{suffix}",
+            translation_key="phase_power_factor",
+            placeholders=placeholders,
+            device_class=SensorDeviceClass.POWER_FACTOR,
+            state_class=SensorStateClass.MEASUREMENT,
+            suggested_display_precision=2,
+            has_fn=has_bridge_phase,
+            value_fn=_phase_value(phase, lambda reading: reading.power_factor),
+        ),
+        AmpGuardSensorDescription(
+            key=f"angle_{suffix}",
+            translation_key="phase_angle",
+            placeholders=placeholders,
+            native_unit_of_measurement=DEGREE,
+            state_class=SensorStateClass.MEASUREMENT,
+            suggested_display_precision=1,
+            entity_category=EntityCategory.DIAGNOSTIC,
+            entity_registry_enabled_default=False,
+            has_fn=has_phase,
+            value_fn=_phase_value(phase, lambda reading: reading.angle),
+        ),
+        AmpGuardSensorDescription(
+            key=f"energy_import_{suffix}",
+            translation_key="phase_energy_import",
+            placeholders=placeholders,
+            device_class=SensorDeviceClass.ENERGY,
+            native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+            state_class=SensorStateClass.TOTAL_INCREASING,
+            suggested_display_precision=3,
+            has_fn=has_bridge_phase,
+            value_fn=_phase_value(phase, lambda reading: reading.energy_import),
+        ),
+        AmpGuardSensorDescription(
+            key=f"energy_export_{suffix}",
+            translation_key="phase_energy_export",
+            placeholders=placeholders,
+            device_class=SensorDeviceClass.ENERGY,
+            native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+            state_class=SensorStateClass.TOTAL_INCREASING,
+            suggested_display_precision=3,
+            has_fn=has_bridge_phase,
+            value_fn=_phase_value(phase, lambda reading: reading.energy_export),
+        ),
+        AmpGuardSensorDescription(
+            key=f"available_current_{suffix}",
+            translation_key="phase_available_current",
+            placeholders=placeholders,
+            device_class=SensorDeviceClass.CURRENT,
+            native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+            state_class=SensorStateClass.MEASUREMENT,
+            suggested_display_precision=1,
+            has_fn=has_bridge_phase,
+            value_fn=_phase_value(phase, lambda reading: reading.available_current),
+        ),
+        AmpGuardSensorDescription(
+            key=f"current_measurement_{suffix}",
+            translation_key="phase_current_measurement",
+            placeholders=placeholders,
+            device_class=SensorDeviceClass.ENUM,
+            options=[state.value for state in CurrentState],
+            entity_category=EntityCategory.DIAGNOSTIC,
+            needs_reading=False,
+            has_fn=has_bridge_phase,
+            value_fn=_ct_state(phase),
+        ),
+    )
+
+
+DESCRIPTIONS: tuple[AmpGuardSensorDescription, ...] = (
+    AmpGuardSensorDescription(
+        key="power",
+        translation_key="total_power",
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        value_fn=lambda data: data.reading.total_power if data.reading else None,
+    ),
+    AmpGuardSensorDescription(
+        key="frequency",
+        device_class=SensorDeviceClass.FREQUENCY,
+        native_unit_of_measurement=UnitOfFrequency.HERTZ,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=2,
+        has_fn=_is_bridge,
+        value_fn=lambda data: data.reading.frequency if data.reading else None,
+    ),
+    AmpGuardSensorDescription(
+        key="energy_import",
+        translation_key="energy_import",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        suggested_display_precision=3,
+        has_fn=_is_bridge,
+        value_fn=lambda data: data.reading.energy_import if data.reading else None,
+    ),
+    AmpGuardSensorDescription(
+        key="energy_export",
+        translation_key="energy_export",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        suggested_display_precision=3,
+        has_fn=_is_bridge,
+        value_fn=lambda data: data.reading.energy_export if data.reading else None,
+    ),
+    AmpGuardSensorDescription(
+        key="communication",
+        translation_key="communication",
+        device_class=SensorDeviceClass.ENUM,
+        options=[state.value for state in Communication],
+        entity_category=EntityCategory.DIAGNOSTIC,
+        needs_reading=False,
+        has_fn=_is_bridge,
+        value_fn=lambda data: data.status.communication.value if data.status else None,
+    ),
+    AmpGuardSensorDescription(
+        key="voltage_measurement",
+        translation_key="voltage_measurement",
+        device_class=SensorDeviceClass.ENUM,
+        options=[state.value for state in VoltageState],
+        needs_reading=False,
+        has_fn=_is_bridge,
+        value_fn=lambda data: data.status.voltage.state.value if data.status else None,
+    ),
+    AmpGuardSensorDescription(
+        key="current_measurement",
+        translation_key="current_measurement",
+        device_class=SensorDeviceClass.ENUM,
+        options=[state.value for state in CurrentState],
+        needs_reading=False,
+        has_fn=_is_bridge,
+        value_fn=lambda data: data.status.current.state.value if data.status else None,
+    ),
+    *(description for phase in PHASES for description in _phase_descriptions(phase)),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: AmpGuardConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the sensors the connected unit can feed."""
+    coordinator = entry.runtime_data.coordinator
+    async_add_entities(
+        AmpGuardSensorEntity(
+            entry=entry,
+            coordinator=coordinator,
+            description=description,
+            placeholders=description.placeholders,
+        )
+        for description in DESCRIPTIONS
+        if description.has_fn(coordinator.data)
+    )
+
+
+class AmpGuardSensorEntity(AmpGuardEntity[AmpGuardCoordinator], SensorEntity):
+    """A sensor that forwards to its description."""
+
+    entity_description: AmpGuardSensorDescription
+
+    @property
+    def available(self) -> bool:
+        """Measurements are unavailable while the meter has no reading."""
+        if self.entity_description.needs_reading and self.coordinator.data.reading is None:
+            return False
+        return super().available
+
+    @property
+    def native_value(self) -> SensorValue:
+        """Return the value from the latest data."""
+        return self.entity_description.value_fn(self.coordinator.data)

@@ -1,0 +1,211 @@
+"""Fixtures: config entries, and autospec clients fed from JSON fixtures.
+
+The mocked clients serve error paths a real bridge cannot produce on demand; the
+contract and end-to-end tests run the same integration against the real bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
+from unittest.mock import AsyncMock, MagicMock, patch
+
+import pytest
+from homeassistant.const import CONF_HOST, CONF_PIN, CONF_PORT, CONF_TOKEN
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    load_json_object_fixture,
+)
+
+from custom_components.amp_guard.api import (
+    AmpGuardConnectionError,
+    ApiKind,
+    Info,
+    Pairing,
+    PushCallback,
+    PushMessage,
+    Reading,
+    Settings,
+    State,
+)
+from custom_components.amp_guard.const import CONF_API, CONF_CLIENT_ID, DOMAIN
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from homeassistant.core import HomeAssistant
+
+SERIAL = "AG12345678"
+NATIVE_SERIAL = "AG87654321"
+TOKEN = "token-from-pairing"
+PIN = "A1B2C3D4"
+# The real unit's 12 numbers: currents, voltages, powers, angles of L1-L3.
+NATIVE_VALUES = (10.5, 8.25, -4.0, 231.0, 229.5, 230.5, 2380.0, 1850.0, -905.0, 11.0, 12.5, 175.0)
+
+
+def info_fixture() -> Info:
+    """Return the bridge's /info reply."""
+    return Info.from_dict(load_json_object_fixture("info.json"))
+
+
+def state_fixture() -> State:
+    """Return the bridge's /state reply."""
+    return State.from_dict(load_json_object_fixture("state.json"))
+
+
+def settings_fixture() -> Settings:
+    """Return the bridge's /settings reply."""
+    return Settings.from_dict(load_json_object_fixture("settings.json"))
+
+
+class PushFeed:
+    """Stands in for the bridge's push channel: tests send messages or drop it."""
+
+    def __init__(self) -> None:
+        """Start with nobody listening."""
+        self.callback: PushCallback | None = None
+        self.connected = asyncio.Event()
+        self.connects = 0
+        self._end: asyncio.Future[None] | None = None
+
+    async def listen(self, callback: PushCallback) -> None:
+        """Behave like AmpGuardBridge.listen: run until dropped."""
+        self.callback = callback
+        self.connects += 1
+        self._end = asyncio.get_running_loop().create_future()
+        self.connected.set()
+        try:
+            await self._end
+        finally:
+            self.connected.clear()
+            self.callback = None
+
+    def send(self, message: PushMessage) -> None:
+        """Deliver one push message."""
+        assert self.callback is not None, "nobody is listening"
+        self.callback(message)
+
+    def drop(self, error: Exception | None = None) -> None:
+        """End the connection the way a lost network or a revoked token does."""
+        assert self._end is not None
+        self._end.set_exception(error or AmpGuardConnectionError("closed"))
+
+
+@pytest.fixture
+def push_feed() -> PushFeed:
+    """Return the fake push channel the mocked bridge listens on."""
+    return PushFeed()
+
+
+@pytest.fixture
+def mock_config_entry() -> MockConfigEntry:
+    """Return the entry of a paired bridge."""
+    return MockConfigEntry(
+        title="Amp Guard 5678",
+        domain=DOMAIN,
+        data={
+            CONF_HOST: "127.0.0.1",
+            CONF_PORT: 8080,
+            CONF_API: ApiKind.BRIDGE.value,
+            CONF_TOKEN: TOKEN,
+            CONF_CLIENT_ID: "client-1",
+        },
+        unique_id=SERIAL,
+    )
+
+
+@pytest.fixture
+def mock_native_entry() -> MockConfigEntry:
+    """Return the entry of a real unit, reached through its native /ws protocol."""
+    return MockConfigEntry(
+        title=f"Amp Guard {NATIVE_SERIAL}",
+        domain=DOMAIN,
+        data={
+            CONF_HOST: "127.0.0.1",
+            CONF_PORT: 80,
+            CONF_API: ApiKind.NATIVE.value,
+            CONF_PIN: PIN,
+        },
+        unique_id=NATIVE_SERIAL,
+    )
+
+
+@pytest.fixture
+def mock_setup_entry() -> Generator[AsyncMock]:
+    """Keep config-flow tests from setting the entry up."""
+    with patch("custom_components.amp_guard.async_setup_entry", return_value=True) as setup:
+        yield setup
+
+
+@pytest.fixture
+def mock_bridge(push_feed: PushFeed) -> Generator[MagicMock]:
+    """Patch an autospec bridge client in where the integration imports it."""
+    with (
+        patch("custom_components.amp_guard.AmpGuardBridge", autospec=True) as bridge_class,
+        patch("custom_components.amp_guard.config_flow.AmpGuardBridge", new=bridge_class),
+    ):
+        bridge = bridge_class.return_value
+        bridge.info.return_value = info_fixture()
+        bridge.state.return_value = state_fixture()
+        bridge.settings.return_value = settings_fixture()
+        bridge.update_settings.return_value = settings_fixture()
+        bridge.pair.return_value = Pairing(token=TOKEN, client_id="client-1")
+        bridge.listen.side_effect = push_feed.listen
+        yield bridge
+
+
+@pytest.fixture
+def mock_native() -> Generator[MagicMock]:
+    """Patch an autospec native-protocol client in where the integration imports it."""
+    with (
+        patch("custom_components.amp_guard.AmpGuardNative", autospec=True) as native_class,
+        patch("custom_components.amp_guard.config_flow.AmpGuardNative", new=native_class),
+    ):
+        native = native_class.return_value
+        native.read.return_value = Reading.from_native(NATIVE_VALUES)
+        yield native
+
+
+@pytest.fixture
+def mock_detect() -> Generator[AsyncMock]:
+    """Patch the config flow's protocol detection: a bridge unless a test says otherwise."""
+    with patch("custom_components.amp_guard.config_flow.detect", autospec=True) as detect:
+        detect.return_value = (ApiKind.BRIDGE, info_fixture())
+        yield detect
+
+
+async def _setup(hass: HomeAssistant, entry: MockConfigEntry, platform: Any) -> MockConfigEntry:
+    entry.add_to_hass(hass)
+    context = (
+        patch("custom_components.amp_guard.PLATFORMS", [platform]) if platform else nullcontext()
+    )
+    with context:
+        await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+    return entry
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_bridge: MagicMock,
+    push_feed: PushFeed,
+    request: pytest.FixtureRequest,
+) -> MockConfigEntry:
+    """Set up a bridge entry with its push channel connected (optionally one platform)."""
+    entry = await _setup(hass, mock_config_entry, getattr(request, "param", None))
+    await asyncio.wait_for(push_feed.connected.wait(), 5)
+    return entry
+
+
+@pytest.fixture
+async def init_native(
+    hass: HomeAssistant,
+    mock_native_entry: MockConfigEntry,
+    mock_native: MagicMock,
+    request: pytest.FixtureRequest,
+) -> MockConfigEntry:
+    """Set up a real-unit entry (optionally one platform)."""
+    return await _setup(hass, mock_native_entry, getattr(request, "param", None))
