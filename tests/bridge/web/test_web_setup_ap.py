@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import pytest
 from web_harness import ManualClock, RecordingRunner, eventually
 
-from bridge.config import ServerOptions, SourceOptions, StartupOptions
 from bridge.setup_ap import (
     ADDRESS,
     BUTTON_EVENT,
@@ -20,26 +19,10 @@ from bridge.setup_ap import (
     load_component,
     nmcli_add_hotspot,
 )
-from bridge.sources.emulator import EmulatorSource
-from bridge.unit import AmpGuardUnit
 from bridge.wifi import APPLYING_EVENT, WifiError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-    from pathlib import Path
-
-
-@pytest.fixture
-async def unit(tmp_path: Path) -> AsyncIterator[AmpGuardUnit]:
-    """Run a unit without optional components."""
-    options = StartupOptions(
-        server=ServerOptions(state_dir=tmp_path, zeroconf=False),
-        source=SourceOptions(interval=0.2),
-    )
-    async with AmpGuardUnit(
-        options, source=EmulatorSource(interval=0.2, household=False), components=()
-    ) as running:
-        yield running
+    from bridge.unit import AmpGuardUnit
 
 
 def published(unit: AmpGuardUnit) -> dict[str, object]:

@@ -9,9 +9,6 @@ from typing import TYPE_CHECKING
 import pytest
 from web_harness import RecordingRunner, eventually
 
-from bridge.config import ServerOptions, SourceOptions, StartupOptions
-from bridge.sources.emulator import EmulatorSource
-from bridge.unit import AmpGuardUnit
 from bridge.wifi import (
     PENDING_PROFILE,
     PROFILE,
@@ -29,24 +26,10 @@ from bridge.wifi import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-    from pathlib import Path
+    from bridge.unit import AmpGuardUnit
 
 HOME = WifiNetwork(ssid="Home", passphrase="correct horse")
 SHORT = timedelta(seconds=0.5)
-
-
-@pytest.fixture
-async def unit(tmp_path: Path) -> AsyncIterator[AmpGuardUnit]:
-    """Run a unit without optional components; each test adds the manager it needs."""
-    options = StartupOptions(
-        server=ServerOptions(state_dir=tmp_path, zeroconf=False),
-        source=SourceOptions(interval=0.2),
-    )
-    async with AmpGuardUnit(
-        options, source=EmulatorSource(interval=0.2, household=False), components=()
-    ) as running:
-        yield running
 
 
 async def start_manager(
