@@ -14,101 +14,37 @@ Fixtures (function scope, all cleaned up, nothing left running):
   another unit (its own state folder unless given) with the components you choose; and
   ``make_bridge(unit)`` serves it. Both are stopped at the end of the test.
 
-Helpers: ``unit_options(state_dir, **server_options)`` builds loopback start-up options;
+- ``fake_clock``: a ``FakeClock``; pass it as ``clock=`` and move lock-outs on by hand.
+
+Helpers:
+``unit_options(state_dir, **server_options)`` builds loopback start-up options;
 ``start_unit``/``start_bridge`` are the same as async context managers; ``wait_for(check)``
 polls a condition (sync or async) instead of sleeping; ``pair(http, url, unit)`` pairs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import inspect
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
+from bridge_harness import FakeClock, pair, start_bridge, start_unit
 
-from bridge.config import ServerOptions, SourceOptions, StartupOptions
-from bridge.server import BridgeServer
 from bridge.sources.emulator import EmulatorSource
-from bridge.unit import AmpGuardUnit
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
-    from bridge.auth import Clock
-    from bridge.components import ComponentFactory
-    from bridge.sources import Source
-
-LOOPBACK = "127.0.0.1"
+    from bridge.server import BridgeServer
+    from bridge.unit import AmpGuardUnit
 
 
-def unit_options(state_dir: Path, **server: Any) -> StartupOptions:
-    """Start-up options for a test unit: loopback, any free port, no zeroconf."""
-    options = ServerOptions(host=LOOPBACK, port=0, state_dir=state_dir, zeroconf=False)
-    return StartupOptions(
-        server=replace(options, **server), source=SourceOptions(seed=1, interval=0.05)
-    )
-
-
-@contextlib.asynccontextmanager
-async def start_unit(
-    state_dir: Path,
-    *,
-    source: Source | None = None,
-    components: Sequence[ComponentFactory] = (),
-    options: StartupOptions | None = None,
-    clock: Clock | None = None,
-) -> AsyncIterator[AmpGuardUnit]:
-    """Run a unit (default: a steady emulator, no components) for the block."""
-    if source is None:
-        source = EmulatorSource(seed=1, household=False, interval=0.05)
-    extra: dict[str, Any] = {} if clock is None else {"clock": clock}
-    unit = AmpGuardUnit(
-        options or unit_options(state_dir), source=source, components=components, **extra
-    )
-    async with unit:
-        yield unit
-
-
-@contextlib.asynccontextmanager
-async def start_bridge(unit: AmpGuardUnit) -> AsyncIterator[BridgeServer]:
-    """Serve ``unit`` on 127.0.0.1 (a free port) for the block."""
-    async with BridgeServer(unit, host=LOOPBACK, port=0, zeroconf=False) as server:
-        yield server
-
-
-async def wait_for(
-    check: Callable[[], object | Awaitable[object]], within: float = 10.0, step: float = 0.01
-) -> Any:
-    """Poll ``check`` until it returns something truthy, and return that."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if loop.time() > deadline:
-            msg = f"condition not met within {within} s"
-            raise AssertionError(msg)
-        await asyncio.sleep(step)
-
-
-async def pair(
-    http: aiohttp.ClientSession, url: str, unit: AmpGuardUnit, name: str = "pytest"
-) -> str:
-    """Pair through the real API and return the token."""
-    async with http.post(
-        f"{url}/api/v1/pair",
-        json={"serial": unit.identity.serial, "pin": unit.identity.pin, "client_name": name},
-    ) as response:
-        assert response.status == 201, await response.text()
-        return str((await response.json())["token"])
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """Give a clock the test moves by hand."""
+    return FakeClock()
 
 
 @pytest.fixture

@@ -1,0 +1,103 @@
+"""Helpers for bridge-side tests (the fixtures in conftest.py use them too)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from bridge.config import ServerOptions, SourceOptions, StartupOptions
+from bridge.server import BridgeServer
+from bridge.sources.emulator import EmulatorSource
+from bridge.unit import AmpGuardUnit
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+    from pathlib import Path
+
+    import aiohttp
+
+    from bridge.auth import Clock
+    from bridge.components import ComponentFactory
+    from bridge.sources import Source
+
+LOOPBACK = "127.0.0.1"
+
+
+class FakeClock:
+    """A monotonic clock a test moves by hand (``clock.now += 30``) instead of sleeping."""
+
+    def __init__(self) -> None:
+        """Start at an arbitrary instant."""
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        """Return the current instant."""
+        return self.now
+
+
+def unit_options(state_dir: Path, **server: Any) -> StartupOptions:
+    """Start-up options for a test unit: loopback, any free port, no zeroconf."""
+    options = ServerOptions(host=LOOPBACK, port=0, state_dir=state_dir, zeroconf=False)
+    return StartupOptions(
+        server=replace(options, **server), source=SourceOptions(seed=1, interval=0.05)
+    )
+
+
+@contextlib.asynccontextmanager
+async def start_unit(
+    state_dir: Path,
+    *,
+    source: Source | None = None,
+    components: Sequence[ComponentFactory] = (),
+    options: StartupOptions | None = None,
+    clock: Clock | None = None,
+) -> AsyncIterator[AmpGuardUnit]:
+    """Run a unit (default: a steady emulator, no components) for the block."""
+    if source is None:
+        source = EmulatorSource(seed=1, household=False, interval=0.05)
+    extra: dict[str, Any] = {} if clock is None else {"clock": clock}
+    unit = AmpGuardUnit(
+        options or unit_options(state_dir), source=source, components=components, **extra
+    )
+    async with unit:
+        yield unit
+
+
+@contextlib.asynccontextmanager
+async def start_bridge(unit: AmpGuardUnit) -> AsyncIterator[BridgeServer]:
+    """Serve ``unit`` on 127.0.0.1 (a free port) for the block."""
+    async with BridgeServer(unit, host=LOOPBACK, port=0, zeroconf=False) as server:
+        yield server
+
+
+async def wait_for(
+    check: Callable[[], object | Awaitable[object]], within: float = 10.0, step: float = 0.01
+) -> Any:
+    """Poll ``check`` until it returns something truthy, and return that."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if loop.time() > deadline:
+            msg = f"condition not met within {within} s"
+            raise AssertionError(msg)
+        await asyncio.sleep(step)
+
+
+async def pair(
+    http: aiohttp.ClientSession, url: str, unit: AmpGuardUnit, name: str = "pytest"
+) -> str:
+    """Pair through the real API and return the token."""
+    async with http.post(
+        f"{url}/api/v1/pair",
+        json={"serial": unit.identity.serial, "pin": unit.identity.pin, "client_name": name},
+    ) as response:
+        assert response.status == 201, await response.text()
+        return str((await response.json())["token"])
