@@ -132,6 +132,18 @@ install_config() {
     fi
 }
 
+install_network() {
+    # Wi-Fi and the setup access point go through NetworkManager where it runs.
+    local environment="$CONFIG_DIR/environment"
+    if command -v nmcli >/dev/null; then
+        mkdir -p "$ROOT/etc/polkit-1/rules.d"
+        install -m 0644 "$SCRIPT_DIR/50-amp-guard.rules" "$ROOT/etc/polkit-1/rules.d/50-amp-guard.rules"
+        [ -f "$environment" ] || echo "AMP_GUARD_NETWORK_BACKEND=nmcli" >"$environment"
+    else
+        [ -f "$environment" ] || echo "# AMP_GUARD_NETWORK_BACKEND=nmcli  (needs NetworkManager)" >"$environment"
+    fi
+}
+
 install_state_dir() {
     mkdir -p "$STATE_DIR"
     chmod 0700 "$STATE_DIR"
@@ -175,6 +187,7 @@ do_install() {
     ensure_user
     install_code
     install_config
+    install_network
     install_state_dir
     install_unit
     systemctl_quiet enable --now "$SERVICE"
@@ -189,6 +202,7 @@ do_update() {
     ensure_user
     install_code
     install_config
+    install_network
     install_state_dir
     install_unit
     systemctl_quiet start "$SERVICE"
@@ -198,7 +212,7 @@ do_update() {
 do_uninstall() {
     require_root
     systemctl_quiet disable --now "$SERVICE"
-    rm -f "$UNIT_FILE"
+    rm -f "$UNIT_FILE" "$ROOT/etc/polkit-1/rules.d/50-amp-guard.rules"
     systemctl_quiet daemon-reload
     rm -rf "$OPT_DIR"
     if [ "$PURGE" -eq 1 ]; then

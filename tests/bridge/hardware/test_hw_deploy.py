@@ -84,9 +84,14 @@ def test_unit_runs_as_a_hardened_appliance(unit: dict[str, dict[str, list[str]]]
         "char-gpiochip",
         "char-ttyUSB",
     }
+    # The clock check (bridge.clock) reads adjtimex; the clock itself stays untouchable.
+    assert "adjtimex" in unit["Service"]["SystemCallFilter"]
+    assert "ProtectClock" not in service
+    assert "CAP_SYS_TIME" not in service["CapabilityBoundingSet"]
     command = service["ExecStart"].split()
     assert command[0] == "/opt/amp-guard/venv/bin/amp-guard-bridge"
     assert command[1:] == ["--config", CONFIG_PATH]
+    assert service["EnvironmentFile"] == "-/etc/amp-guard/environment"
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd is not installed")
@@ -178,6 +183,9 @@ def test_install_update_uninstall_keep_settings_and_energy(tmp_path: Path) -> No
     assert config.read_text() == CONFIG.read_text()
     assert state.is_dir()
     assert state.stat().st_mode & 0o777 == 0o700
+    environment = config.parent / "environment"
+    assert "AMP_GUARD_NETWORK_BACKEND=nmcli" in environment.read_text()
+    environment.write_text("AMP_GUARD_NETWORK_BACKEND=emulated\n")
 
     # The unit runs for a while: the user edits the config, settings and energy accrue.
     config.write_text(CONFIG.read_text().replace("port = 80\n", "port = 8080\n"))
@@ -187,6 +195,7 @@ def test_install_update_uninstall_keep_settings_and_energy(tmp_path: Path) -> No
     updated = run_install("update", *staged)
     assert updated.returncode == 0, updated.stderr
     assert "port = 8080" in config.read_text()
+    assert environment.read_text() == "AMP_GUARD_NETWORK_BACKEND=emulated\n"
     assert (config.parent / "amp-guard.toml.dist").read_text() == CONFIG.read_text()
     assert (state / "settings.json").read_text() == '{"installation": {"main_fuse": 35}}'
     assert (state / "energy.json").read_text() == '{"imported": [1.5, 2.5, 3.5]}'
