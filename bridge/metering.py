@@ -361,7 +361,8 @@ class MeteringPipeline:
                     counter.follow(value, max_increase)
 
     def _reading(self, measurement: Measurement, installation: InstallationSettings) -> Reading:
-        age = datetime.now(UTC) - measurement.timestamp
+        # A naive timestamp is local time (Python's rule); the age is what matters here.
+        age = datetime.now(UTC) - measurement.timestamp.astimezone(UTC)
         fresh = age <= STALE_AFTER
         used = PHASES[: installation.phases]
         phases = [

@@ -178,7 +178,7 @@ def voltage_indicator(reading: Reading, installation: InstallationSettings) -> V
     states: dict[Phase, VoltageState] = {}
     details: list[str] = []
     for phase in used_phases(installation):
-        if phase in measured and phases[phase].voltage < MIN_VOLTAGE:
+        if phase in measured and not phases[phase].voltage >= MIN_VOLTAGE:  # NaN too
             states[phase] = VoltageState.NOT_CONNECTED
             details.append(f"No voltage on {phase}")
         else:
@@ -189,6 +189,7 @@ def voltage_indicator(reading: Reading, installation: InstallationSettings) -> V
             phase: phases[phase].voltage_angle
             for phase in measured[1:]
             if states[phase] is VoltageState.OK
+            # An angle that is not a number compares False: unknown is never an alarm.
             and _angle_off(phases[phase].voltage_angle, EXPECTED_VOLTAGE_ANGLE[phase])
             > SEQUENCE_TOLERANCE
         }
@@ -230,8 +231,14 @@ def _current_state(
     magnitude = abs(phase_reading.current)
     if magnitude < NO_CURRENT_SIGNAL:
         return CurrentState.NOT_CONNECTED
-    if magnitude < MIN_ANGLE_CURRENT or voltage is not VoltageState.OK:
-        # No angle below 2 A, and none against a missing or misplaced voltage.
+    if (
+        magnitude < MIN_ANGLE_CURRENT
+        or voltage is not VoltageState.OK
+        or not math.isfinite(magnitude)
+        or not math.isfinite(phase_reading.angle)
+    ):
+        # No angle below 2 A, none against a missing or misplaced voltage, and a value
+        # that is not a number is never an alarm.
         return CurrentState.INDETERMINATE
     return classify_angle(phase_reading.angle, generation=installation.generation)
 

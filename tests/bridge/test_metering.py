@@ -385,6 +385,13 @@ def test_headroom_is_none_when_the_reading_is_stale(tmp_path: Path) -> None:
     assert reading.as_dict()["phases"][1]["available_current"] is None
 
 
+def test_a_naive_timestamp_is_taken_as_local_time(tmp_path: Path) -> None:
+    pipeline = MeteringPipeline(tmp_path, clock=FakeClock())
+    now = datetime.now()  # noqa: DTZ005 - what a careless source might send
+    reading = pipeline.process(measure((10.0, 5.0, 1.0), timestamp=now), INSTALLATION)
+    assert reading.phases[0].available_current == pytest.approx(13.5)
+
+
 def test_single_phase_has_no_headroom_on_l2_and_l3(tmp_path: Path) -> None:
     pipeline = MeteringPipeline(tmp_path, clock=FakeClock())
     installation = InstallationSettings(phases=1, main_fuse=16)
@@ -502,6 +509,11 @@ def test_clock_without_adjtimex_is_unsynchronised() -> None:
         assert clock.clock_synchronised() is False
     with mock.patch.object(clock, "_adjtimex", return_value=None):
         assert clock.clock_synchronised() is False
+
+
+def test_the_kernel_answers_about_the_clock() -> None:
+    assert clock.clock_state() in {0, 1, 2, 3, 4, 5, None}
+    assert isinstance(clock.clock_synchronised(), bool)
 
 
 def test_reading_carries_the_clock_flag(tmp_path: Path) -> None:

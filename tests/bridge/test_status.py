@@ -411,3 +411,15 @@ def test_voltage_details_say_what_is_wrong() -> None:
     assert swapped.voltage.detail == "Phase sequence reversed at L2 and L3: two phases are swapped"
     doubled = judge(make_reading(voltage_angles=(0.0, 0.0, 120.0)))
     assert doubled.voltage.detail == "L2 is not 120 degrees from L1"
+
+
+def test_values_that_are_not_numbers_raise_no_alarm() -> None:
+    nan = math.nan
+    status = judge(make_reading(currents=(10.0, 10.0, 10.0), angles=(nan, 0.0, 0.0)))
+    assert status.current.phases[Phase.L1] is CurrentState.INDETERMINATE
+    assert status.current.light is Light.GREEN
+    angles = judge(make_reading(voltage_angles=(0.0, nan, 120.0)))
+    assert angles.voltage.state is VoltageState.OK
+    voltages = judge(make_reading(voltages=(230.0, nan, 230.0)))
+    assert voltages.voltage.phases[Phase.L2] is VoltageState.NOT_CONNECTED
+    assert voltages.voltage.light is Light.OFF
