@@ -284,6 +284,13 @@ def test_a_failing_disk_is_logged_once_never_raised(
         pipeline.save()
     errors = [record for record in caplog.records if "could not be saved" in record.message]
     assert len(errors) == 1
+    # The folder comes back: saving resumes, and says so.
+    blocked.unlink()
+    blocked.mkdir()
+    with caplog.at_level(logging.INFO):
+        pipeline.save()
+    assert any("saved again" in record.message for record in caplog.records)
+    assert MeteringPipeline(blocked, clock=fake).sequence > pipeline.sequence
 
 
 def test_meter_counters_are_the_truth(tmp_path: Path) -> None:
@@ -454,6 +461,42 @@ def _seen_against(raw: Measurement, conductor: int, channel: int) -> PhaseMeasur
         angle=angle,
         voltage_angle=target.voltage_angle,
     )
+
+
+def test_current_scheme_turns_a_meters_counters_round(tmp_path: Path) -> None:
+    pipeline = MeteringPipeline(tmp_path, clock=FakeClock())
+    scheme = InstallationSettings(
+        current_scheme=(
+            CtInput(phase=Phase.L1),
+            CtInput(phase=Phase.L3, reversed=True),
+            CtInput(phase=Phase.L2),
+        )
+    )
+    counters = meter((10.0, 0.0), (1.0, 5.0), (7.0, 0.0))
+    pipeline.process(measure((10.0, -5.0, 3.0), meter_energy=counters), scheme)
+    # CT input 2 sits reversed on L3: what the meter counted as its export is L3's import.
+    assert pipeline.energy() == meter((10.0, 0.0), (7.0, 0.0), (5.0, 1.0))
+
+
+def test_a_current_moved_onto_a_dead_voltage_has_no_power(tmp_path: Path) -> None:
+    pipeline = MeteringPipeline(tmp_path, clock=FakeClock())
+    crossed = InstallationSettings(
+        current_scheme=(CtInput(phase=Phase.L1), CtInput(phase=Phase.L3), CtInput(phase=Phase.L2))
+    )
+    raw = measure((10.0, 5.0, 3.0))
+    dead = PhaseMeasurement(
+        voltage=0.0, current=3.0, power=0.0, power_factor=0.0, angle=0.0, voltage_angle=0.0
+    )
+    reading = pipeline.process(
+        Measurement(
+            timestamp=raw.timestamp, frequency=50.0, phases=(raw.phases[0], raw.phases[1], dead)
+        ),
+        crossed,
+    )
+    assert reading.phases[1].current == pytest.approx(3.0)
+    assert reading.phases[1].power == 0.0
+    assert reading.phases[2].current == pytest.approx(5.0)
+    assert reading.phases[2].power == 0.0
 
 
 def test_one_phase_wiring_assumes_nominal_voltages(tmp_path: Path) -> None:
