@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-COMMANDS: Final = ("run", "label", "set-pin")
+COMMANDS: Final = ("run", "label", "set-pin", "backup", "restore")
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="amp-guard-bridge",
         description=f"{MODEL} {__version__}: the device side of the Amp Guard monitor.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{run,label,set-pin}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,label,set-pin,backup,restore}")
     run = commands.add_parser("run", parents=[common], help="run the unit (default)")
     run.add_argument("--source", choices=SOURCE_TYPES, help="meter front-end")
     run.add_argument("--host", help="address to bind the API to (default 127.0.0.1)")
@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("label", parents=[common], help="print the unit's label")
     set_pin = commands.add_parser("set-pin", parents=[common], help="set the unit's PIN")
     set_pin.add_argument("pin", help="8 ASCII letters or digits")
+    backup = commands.add_parser("backup", parents=[common], help="save settings and energy")
+    backup.add_argument("file", help="backup file to write (- for standard output)")
+    restore = commands.add_parser("restore", parents=[common], help="restore a backup (stopped)")
+    restore.add_argument("file", help="backup file to read (- for standard input)")
     return parser
 
 
@@ -104,6 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return print_label(options, sys.stdout)
     if args.command == "set-pin":
         return set_pin(options, args.pin, sys.stdout)
+    if args.command in {"backup", "restore"}:
+        from bridge import backup  # noqa: PLC0415 - keeps `--help` light
+
+        command = backup.backup_command if args.command == "backup" else backup.restore_command
+        return command(options, args.file, sys.stdout)
     return run(options)
 
 

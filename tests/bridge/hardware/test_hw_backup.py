@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from bridge import cli
 from bridge.backup import (
     BackupError,
     backup_command,
@@ -187,3 +188,23 @@ def test_cli_commands(unit_state: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert backup_command(options_a, "-", stdout) == 0
     assert json.loads(stdout.getvalue())["format"] == "amp-guard-backup"
     assert all(phase in json.dumps(json.loads(stdout.getvalue())) for phase in PHASES)
+
+
+def test_amp_guard_bridge_backup_and_restore_commands(
+    unit_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["backup", "--state-dir", str(unit_state), "-"]) == 0
+    document = capsys.readouterr().out
+    assert json.loads(document)["settings"]["settings"]["installation"]["main_fuse"] == 35
+    saved = tmp_path / "saved.json"
+    saved.write_text(document)
+
+    other = tmp_path / "unit-c"
+    assert cli.main(["restore", "--state-dir", str(other), str(saved)]) == 0
+    assert "Start the bridge again" in capsys.readouterr().out
+    assert SettingsStore(other).settings.installation.main_fuse == 35
+    assert energy_of(other) == energy_of(unit_state)
+
+    saved.write_text('{"format": "amp-guard-backup", "version": 1}')
+    assert cli.main(["restore", "--state-dir", str(other), str(saved)]) == 1
+    assert "no serial" in capsys.readouterr().err
