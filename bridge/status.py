@@ -28,7 +28,7 @@ from bridge.models import (
     VoltageIndicator,
     VoltageState,
 )
-from bridge.settings import VoltageWiring
+from bridge.settings import GridType, VoltageWiring
 
 if TYPE_CHECKING:
     from bridge.models import PhaseReading, Reading
@@ -49,6 +49,16 @@ REVERSED_LIMIT: Final = 150.0
 # With generation, import near 0 and export near 180 are both normal; only the narrow
 # windows where a CT on another phase lands (+-60 exporting, +-120 importing) count.
 WRONG_PHASE_WINDOWS: Final = ((60.0, 15.0), (120.0, 15.0))
+# PV and wind feed in at a power factor near 1, so only loads draw reactive current; when
+# generation cancels a phase's active current, what is left can point anywhere. A CT on
+# another phase makes 87 % of its current look reactive: with generation, only a current
+# this reactive (A) in a window is beyond what a household's loads draw.
+MIN_WRONG_PHASE_REACTIVE: Final = 5.0
+# IT grids feed loads between two lines: a phase's current spreads +-30 degrees around
+# its voltage, so loads get a wider band there.
+IT_LOAD_LIMIT: Final = 75.0
+# The L1-L2 line voltage leads L1's own by 30 degrees (positive sequence).
+LINE_VOLTAGE_LEAD: Final = 30.0
 FULL_TURN: Final = 360.0
 HALF_TURN: Final = 180.0
 
@@ -209,15 +219,18 @@ def voltage_indicator(reading: Reading, installation: InstallationSettings) -> V
     )
 
 
-def classify_angle(angle: float, *, generation: bool) -> CurrentState:
+def classify_angle(
+    angle: float, current: float, *, generation: bool, it_grid: bool = False
+) -> CurrentState:
     """Tell a load from a CT on another phase or a reversed CT by the current's angle."""
     off = _angle_off(angle, 0.0)
     if generation:
-        for centre, width in WRONG_PHASE_WINDOWS:
-            if abs(off - centre) <= width:
-                return CurrentState.WRONG_PHASE_SEQUENCE
+        reactive = abs(current * math.sin(math.radians(off)))
+        in_window = any(abs(off - centre) <= width for centre, width in WRONG_PHASE_WINDOWS)
+        if in_window and reactive >= MIN_WRONG_PHASE_REACTIVE:
+            return CurrentState.WRONG_PHASE_SEQUENCE
         return CurrentState.OK
-    if off < LOAD_LIMIT:
+    if off < (IT_LOAD_LIMIT if it_grid else LOAD_LIMIT):
         return CurrentState.OK
     if off < REVERSED_LIMIT:
         return CurrentState.WRONG_PHASE_SEQUENCE
@@ -240,7 +253,16 @@ def _current_state(
         # No angle below 2 A, none against a missing or misplaced voltage, and a value
         # that is not a number is never an alarm.
         return CurrentState.INDETERMINATE
-    return classify_angle(phase_reading.angle, generation=installation.generation)
+    angle = phase_reading.angle
+    if phase_reading.phase is Phase.L1 and installation.voltage_wiring is VoltageWiring.IT_L1_L2:
+        # L1's input measures the L1-L2 line voltage: bring the angle back to L1's own.
+        angle += LINE_VOLTAGE_LEAD
+    return classify_angle(
+        angle,
+        magnitude,
+        generation=installation.generation,
+        it_grid=installation.grid_type is GridType.IT,
+    )
 
 
 _CURRENT_DETAILS: Final = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,8 +22,10 @@ from bridge.models import (
 )
 from bridge.settings import GridType, InstallationSettings, VoltageWiring
 from bridge.sources import SourceError
+from bridge.sources.adc import AdcSource, GeneratorInput
 from bridge.sources.emulator import EmulatorFault, EmulatorSource
 from bridge.status import classify_angle, communication_light, evaluate
+from bridge.waveform import WaveformSpec
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -239,8 +241,25 @@ def test_one_phase_below_two_amps_does_not_hide_the_others() -> None:
     ],
 )
 def test_angle_rules(angle: float, without: CurrentState, with_generation: CurrentState) -> None:
-    assert classify_angle(angle, generation=False) is without
-    assert classify_angle(angle, generation=True) is with_generation
+    assert classify_angle(angle, 10.0, generation=False) is without
+    assert classify_angle(angle, 10.0, generation=True) is with_generation
+
+
+@pytest.mark.parametrize("angle", [-60.0, 50.0, 120.0, -125.0])
+def test_with_generation_a_little_reactive_current_is_a_mix_not_a_fault(angle: float) -> None:
+    # A reactive load whose active current PV cancels: the net can point anywhere.
+    assert classify_angle(angle, 4.0, generation=True) is CurrentState.OK
+    assert classify_angle(angle, 12.0, generation=True) is CurrentState.WRONG_PHASE_SEQUENCE
+
+
+def test_it_grids_give_loads_a_wider_band() -> None:
+    # Loads between two lines put a phase's current up to 30 degrees further off.
+    assert classify_angle(-70.0, 10.0, generation=False) is CurrentState.WRONG_PHASE_SEQUENCE
+    assert classify_angle(-70.0, 10.0, generation=False, it_grid=True) is CurrentState.OK
+    assert classify_angle(120.0, 10.0, generation=False, it_grid=True) is (
+        CurrentState.WRONG_PHASE_SEQUENCE
+    )
+    assert classify_angle(170.0, 10.0, generation=False, it_grid=True) is CurrentState.REVERSED
 
 
 async def test_export_with_generation_is_never_flagged(tmp_path: Path) -> None:
@@ -423,3 +442,139 @@ def test_values_that_are_not_numbers_raise_no_alarm() -> None:
     voltages = judge(make_reading(voltages=(230.0, nan, 230.0)))
     assert voltages.voltage.phases[Phase.L2] is VoltageState.NOT_CONNECTED
     assert voltages.voltage.light is Light.OFF
+
+
+# From raw waveforms: the waveform generator through the ADC front-end's signal
+# processing, the metering pipeline and the status logic, as on the real device.
+
+
+async def waveform_status(
+    tmp_path: Path, spec: WaveformSpec, installation: InstallationSettings = THREE_PHASE
+) -> Status:
+    """Measure one reading of ``spec`` with the ADC source and judge it."""
+    source = AdcSource(GeneratorInput(spec, seed=1, realtime=False), interval=0.2)
+    await source.component_init()
+    pipeline = MeteringPipeline(tmp_path)
+    try:
+        reading = pipeline.process(await source.read(), installation)
+    finally:
+        await source.close()
+        await pipeline.close()
+    return evaluate(reading, None, installation, Communication.NETWORK)
+
+
+def distorted(**kwargs: Any) -> WaveformSpec:
+    """Return a grid with 5 % THD, noise and drift, and a lagging household load."""
+    defaults: dict[str, Any] = {
+        "thd": 0.05,
+        "voltage_noise": 0.5,
+        "current_noise": 0.01,
+        "drift": 0.3,
+        "current_angle": (-15.0, -15.0, -15.0),
+    }
+    return WaveformSpec(**(defaults | kwargs))
+
+
+WAVEFORM_GRID = [(volts, amps) for volts in (85.0, 230.0, 256.0) for amps in (2.5, 16.0, 63.0)]
+
+
+@pytest.mark.parametrize(("volts", "amps"), WAVEFORM_GRID)
+async def test_waveforms_of_a_correct_installation_are_green(
+    tmp_path: Path, volts: float, amps: float
+) -> None:
+    status = await waveform_status(
+        tmp_path, distorted(voltage=(volts,) * 3, current=(amps, amps * 0.8, amps * 0.6))
+    )
+    assert status.voltage.state is VoltageState.OK
+    assert status.current.state is CurrentState.OK
+    assert set(status.current.phases.values()) <= {CurrentState.OK, CurrentState.INDETERMINATE}
+
+
+@pytest.mark.parametrize(("volts", "amps"), WAVEFORM_GRID)
+async def test_waveforms_find_every_fault(tmp_path: Path, volts: float, amps: float) -> None:
+    grid = {"voltage": (volts,) * 3, "current": (amps,) * 3}
+    swapped = await waveform_status(tmp_path, distorted(swapped_phases=True, **grid))
+    assert swapped.voltage.state is VoltageState.WRONG_PHASE_SEQUENCE
+    assert swapped.voltage.phases[Phase.L2] is VoltageState.WRONG_PHASE_SEQUENCE
+    reversed_ct = await waveform_status(
+        tmp_path, distorted(reversed_ct=(False, False, True), **grid)
+    )
+    assert reversed_ct.current.state is CurrentState.REVERSED
+    assert [p for p, s in reversed_ct.current.phases.items() if s is not CurrentState.OK] == [
+        Phase.L3
+    ]
+    crossed = await waveform_status(
+        tmp_path, distorted(ct_phase=(Phase.L1, Phase.L3, Phase.L2), **grid)
+    )
+    assert crossed.current.state is CurrentState.WRONG_PHASE_SEQUENCE
+    assert crossed.current.phases == {
+        Phase.L1: CurrentState.OK,
+        Phase.L2: CurrentState.WRONG_PHASE_SEQUENCE,
+        Phase.L3: CurrentState.WRONG_PHASE_SEQUENCE,
+    }
+
+
+@pytest.mark.parametrize("amps", [1.0, 1.5, 1.9])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"reversed_ct": (True, True, True)},
+        {"ct_phase": (Phase.L2, Phase.L3, Phase.L1)},
+        {"current_angle": (-80.0, 75.0, 90.0)},
+    ],
+    ids=["reversed", "wrong_phase", "reactive"],
+)
+async def test_waveforms_below_two_amps_raise_no_alarm(
+    tmp_path: Path, amps: float, fault: dict[str, Any]
+) -> None:
+    status = await waveform_status(tmp_path, distorted(current=(amps,) * 3, **fault))
+    assert status.current.state is CurrentState.INDETERMINATE
+    assert status.current.light is Light.GREEN
+
+
+async def test_waveforms_with_export_and_generation(tmp_path: Path) -> None:
+    exporting = distorted(current=(-12.0, -3.0, 5.0))
+    assert (await waveform_status(tmp_path, exporting, WITH_PV)).current.state is CurrentState.OK
+    # PV exports at a power factor near 1; through crossed CTs it shows at +-60 degrees.
+    crossed = distorted(
+        current=(-12.0, -12.0, -12.0),
+        current_angle=(0.0, 0.0, 0.0),
+        ct_phase=(Phase.L1, Phase.L3, Phase.L2),
+    )
+    status = await waveform_status(tmp_path, crossed, WITH_PV)
+    assert status.current.phases == {
+        Phase.L1: CurrentState.OK,
+        Phase.L2: CurrentState.WRONG_PHASE_SEQUENCE,
+        Phase.L3: CurrentState.WRONG_PHASE_SEQUENCE,
+    }
+
+
+async def test_waveforms_single_phase(tmp_path: Path) -> None:
+    spec = distorted(voltage=(230.0, 0.0, 0.0), current=(14.0, 0.0, 0.0))
+    status = await waveform_status(tmp_path, spec, SINGLE_PHASE)
+    assert status.voltage.phases == {Phase.L1: VoltageState.OK}
+    assert status.current.phases == {Phase.L1: CurrentState.OK}
+    flipped = distorted(
+        voltage=(230.0, 0.0, 0.0), current=(14.0, 0.0, 0.0), reversed_ct=(True,) * 3
+    )
+    reversed_status = await waveform_status(tmp_path, flipped, SINGLE_PHASE)
+    assert reversed_status.current.phases == {Phase.L1: CurrentState.REVERSED}
+
+
+async def test_waveforms_it_grid_measured_between_l1_and_l2(tmp_path: Path) -> None:
+    # L1's input sees the L1-L2 line voltage, 30 degrees ahead of L1: a load's current
+    # shows 30 degrees more lag. L2 and L3 voltage inputs are not wired.
+    spec = distorted(
+        voltage=(230.0, 0.0, 0.0), current=(10.0, 8.0, 6.0), current_angle=(-45.0,) * 3
+    )
+    status = await waveform_status(tmp_path, spec, IT_L1_L2)
+    assert status.voltage.state is VoltageState.OK
+    assert status.current.state is CurrentState.OK
+    reversed_l1 = distorted(
+        voltage=(230.0, 0.0, 0.0),
+        current=(10.0, 8.0, 6.0),
+        current_angle=(-45.0,) * 3,
+        reversed_ct=(True, False, False),
+    )
+    faulty = await waveform_status(tmp_path, reversed_l1, IT_L1_L2)
+    assert faulty.current.phases[Phase.L1] is CurrentState.REVERSED
