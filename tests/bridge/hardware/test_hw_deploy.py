@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge import cli
 from bridge.config import StartupOptions, build_options
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
@@ -214,3 +215,17 @@ def test_install_update_uninstall_keep_settings_and_energy(tmp_path: Path) -> No
     assert purged.returncode == 0, purged.stderr
     assert not state.exists()
     assert not config.exists()
+
+
+def test_the_cli_takes_the_units_command_line_and_the_shipped_config(
+    unit: dict[str, dict[str, list[str]]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = unit["Service"]["ExecStart"][-1].split()[1:]
+    # No subcommand on the unit's command line: the CLI runs the unit ("run").
+    assert arguments[0] not in cli.COMMANDS
+    parsed = cli._parser().parse_args(["run", *arguments])
+    assert parsed.config == Path(CONFIG_PATH)
+    # The shipped file loads through the CLI (label needs no running unit).
+    state = tmp_path / "state"
+    assert cli.main(["label", "--config", str(CONFIG), "--state-dir", str(state)]) == 0
+    assert "Serial number" in capsys.readouterr().out
