@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import socket
 from ipaddress import ip_address
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 SERVICE_TYPE: Final = "_amp-guard._tcp.local."
+GOODBYE_TIMEOUT: Final = 2.0
 WILDCARDS: Final = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - names, not a bind
 
 
@@ -55,6 +58,7 @@ class Discovery:
         self._port = port
         self._zeroconf: AsyncZeroconf | None = None
         self._info: AsyncServiceInfo | None = None
+        self._announcing: asyncio.Future[None] | None = None
 
     @property
     def info(self) -> AsyncServiceInfo | None:
@@ -73,7 +77,8 @@ class Discovery:
         zeroconf = AsyncZeroconf(interfaces=interfaces, ip_version=version)
         info = build_service_info(self._identity, addresses, self._port)
         try:
-            await zeroconf.async_register_service(info)
+            # Registration returns the announcement's task: kept so stop() can end it.
+            self._announcing = asyncio.ensure_future(await zeroconf.async_register_service(info))
         except BaseException:
             await zeroconf.async_close()
             raise
@@ -85,8 +90,17 @@ class Discovery:
         zeroconf, self._zeroconf = self._zeroconf, None
         if zeroconf is None:
             return
+        announcing, self._announcing = self._announcing, None
+        if announcing is not None and not announcing.done():
+            announcing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await announcing
         if self._info is not None:
-            await zeroconf.async_unregister_service(self._info)
+            goodbye = asyncio.ensure_future(await zeroconf.async_unregister_service(self._info))
+            try:
+                await asyncio.wait_for(goodbye, GOODBYE_TIMEOUT)
+            except TimeoutError:
+                _LOGGER.debug("Zeroconf goodbye not finished; closing anyway")
         await zeroconf.async_close()
         self._info = None
 

@@ -311,8 +311,7 @@ class AmpGuardUnit:
         except Exception:
             _LOGGER.exception("Source %s failed to close", self._source.name)
         if self._pipeline is not None:
-            self._pipeline.save()
-            await self._pipeline.close()
+            await self._pipeline.close()  # saves the energy counters a last time
         self.auth.flush()
         _LOGGER.info("Amp Guard %s stopped", self._identity.serial)
 

@@ -1,0 +1,166 @@
+"""The real unit's native /ws protocol, byte for byte, with permessage-deflate."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import struct
+import zlib
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import aiohttp
+from bridge_harness import wait_for
+
+from bridge.models import Phase
+from bridge.native_ws import format_reading
+
+if TYPE_CHECKING:
+    from bridge.sources.emulator import EmulatorSource
+    from bridge.unit import AmpGuardUnit
+
+
+async def test_protocol_with_aiohttp_client(
+    http: aiohttp.ClientSession, bridge_url: str, unit: AmpGuardUnit, emulator: EmulatorSource
+) -> None:
+    emulator.set_load(Phase.L1, 10)
+    emulator.set_load(Phase.L3, -4)  # export on L3
+    await wait_for(lambda: unit.reading is not None and unit.reading.phases[0].current > 9)
+    async with http.ws_connect(f"{bridge_url}/ws", compress=15) as socket:
+        assert socket.compress == 15  # permessage-deflate was negotiated
+        await socket.send_str("?,6")
+        assert await socket.receive_str() == "?,6"
+        await socket.send_str("?,1")
+        assert await socket.receive_str() == "5,0"
+        await socket.send_str("5,WRONG234")
+        assert await socket.receive_str() == "5,0"
+        await socket.send_str("?,1")
+        assert await socket.receive_str() == "5,0"
+        await socket.send_str(f"5,{unit.identity.pin}")
+        assert await socket.receive_str() == "5,1"
+        await socket.send_str("?,1")
+        reply = await socket.receive_str()
+    assert reply.startswith("1,")
+    values = [float(value) for value in reply[2:].split(",")]
+    assert len(values) == 12
+    assert values[0:3] == [10.0, 0.0, -4.0]
+    assert values[3:6] == [230.0, 230.0, 230.0]
+    assert values[6:9] == [2300.0, 0.0, -920.0]
+    assert values[9] == 0.0
+
+
+def test_format_reading_without_reading() -> None:
+    assert format_reading(None) == "1,0.00,0.00,0.00,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0"
+
+
+async def test_format_reading_exact(unit: AmpGuardUnit, emulator: EmulatorSource) -> None:
+    emulator.set_load(Phase.L1, 10)
+    await wait_for(lambda: unit.reading is not None and unit.reading.phases[0].current > 9)
+    assert format_reading(unit.reading) == (
+        "1,10.00,0.00,0.00,230.0,230.0,230.0,2300.0,0.0,0.0,0.0,0.0,0.0"
+    )
+
+
+class RawClient:
+    """A WebSocket client written from RFC 6455/7692, independent of aiohttp's."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Wrap an open TCP connection."""
+        self.reader = reader
+        self.writer = writer
+        self.inflater = zlib.decompressobj(-15)
+        self.extensions = ""
+
+    @classmethod
+    async def connect(cls, url: str) -> RawClient:
+        """Open the socket and upgrade, offering permessage-deflate as browsers do."""
+        parts = urlsplit(url)
+        assert parts.hostname is not None
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (
+                f"GET /ws HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n"
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+            ).encode()
+        )
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        assert head.startswith("HTTP/1.1 101"), head
+        client = cls(reader, writer)
+        for line in head.split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.lower() == "sec-websocket-extensions":
+                client.extensions = value.strip()
+        return client
+
+    async def send(self, text: str) -> None:
+        """Send one masked, uncompressed text frame."""
+        payload = text.encode()
+        mask = os.urandom(4)
+        masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+        assert len(payload) < 126
+        self.writer.write(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+        await self.writer.drain()
+
+    async def receive(self) -> tuple[bool, bytes]:
+        """Read one frame: whether it was compressed, and its payload as the app sees it."""
+        first, second = await self.reader.readexactly(2)
+        assert first & 0x80, "one frame per message"
+        assert first & 0x0F == 1, "a text frame"
+        length = second & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", await self.reader.readexactly(2))
+        payload = await self.reader.readexactly(length)
+        compressed = bool(first & 0x40)
+        if compressed:
+            payload = self.inflater.decompress(payload + b"\x00\x00\xff\xff")
+        return compressed, payload
+
+    async def nothing_follows(self) -> bool:
+        """Check that no further frame arrives (third-party clients compare replies)."""
+        try:
+            await asyncio.wait_for(self.reader.readexactly(1), 0.2)
+        except TimeoutError:
+            return True
+        return False
+
+    async def close(self) -> None:
+        """Drop the connection."""
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+async def test_first_replies_byte_for_byte_with_deflate(
+    bridge_url: str, unit: AmpGuardUnit
+) -> None:
+    client = await RawClient.connect(bridge_url)
+    try:
+        assert client.extensions.startswith("permessage-deflate")
+        await client.send("?,6")
+        compressed, payload = await client.receive()
+        assert compressed
+        assert payload == b"?,6"
+        await client.send(f"5,{unit.identity.pin}")
+        compressed, payload = await client.receive()
+        assert compressed
+        assert payload == b"5,1"
+        assert await client.nothing_follows()
+    finally:
+        await client.close()
+
+
+async def test_without_deflate_offer_frames_are_plain(bridge_url: str) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{bridge_url}/ws", compress=0) as socket,
+    ):
+        assert socket.compress == 0
+        await socket.send_str("?,6")
+        assert await socket.receive_str() == "?,6"
+        await socket.send_bytes(b"?,6")  # binary frames are not part of the protocol
+        await socket.send_str("7,unknown")
+        await socket.send_str("?,6")
+        assert await socket.receive_str() == "?,6"

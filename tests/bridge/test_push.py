@@ -1,0 +1,135 @@
+"""The push channel delivers the snapshot, every reading, status and settings change."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import pytest
+from bridge_harness import pair, start_bridge, start_unit
+
+from bridge import API_VERSION
+from bridge.models import Phase
+from bridge.sources.emulator import EmulatorFault
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from bridge.sources.emulator import EmulatorSource
+    from bridge.unit import AmpGuardUnit
+
+
+async def _next(socket: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
+    """Return the next message of ``kind``, skipping others."""
+    while True:
+        message: dict[str, Any] = json.loads(await socket.receive_str(timeout=10))
+        if message["type"] == kind:
+            return message
+
+
+async def test_snapshot_then_every_reading(
+    http: aiohttp.ClientSession, bridge_url: str, unit: AmpGuardUnit, auth_headers: dict[str, str]
+) -> None:
+    async with http.ws_connect(f"{bridge_url}/api/v1/push", headers=auth_headers) as socket:
+        hello = json.loads(await socket.receive_str())
+        assert hello == {
+            "type": "hello",
+            "api_version": API_VERSION,
+            "serial": unit.identity.serial,
+        }
+        snapshot = json.loads(await socket.receive_str())
+        assert snapshot["type"] == "readings"
+        assert set(snapshot["data"]) == {"available", "error", "reading"}
+        status = json.loads(await socket.receive_str())
+        assert status["type"] == "status"
+        assert status["data"]["power"] is True
+        sequences = []
+        for _ in range(4):
+            message = await _next(socket, "readings")
+            sequences.append(message["data"]["reading"]["sequence"])
+        # Every reading, in order, none skipped.
+        assert sequences == list(range(sequences[0], sequences[0] + 4))
+
+
+async def test_status_and_settings_changes_are_pushed(
+    http: aiohttp.ClientSession,
+    bridge_url: str,
+    unit: AmpGuardUnit,
+    emulator: EmulatorSource,
+    auth_headers: dict[str, str],
+) -> None:
+    for phase in Phase:
+        emulator.set_load(phase, 8)
+    async with http.ws_connect(f"{bridge_url}/api/v1/push", headers=auth_headers) as socket:
+        emulator.set_fault(EmulatorFault.REVERSED_CT, Phase.L3)
+        while True:
+            message = await _next(socket, "status")
+            if message["data"]["current"]["state"] == "reversed":
+                break
+        assert message["data"]["current"]["phases"]["L3"] == "reversed"
+        async with http.patch(
+            f"{bridge_url}/api/v1/settings",
+            json={"wifi": {"ssid": "home", "passphrase": "super secret"}},
+            headers=auth_headers,
+        ) as response:
+            assert response.status == 200
+        settings = await _next(socket, "settings")
+        assert settings["data"]["wifi"] == {"ssid": "home", "passphrase_set": True}
+        assert "super secret" not in json.dumps(settings)
+        unit.publish_state("modbus_server", {"running": True, "clients": 2})
+        while True:
+            message = await _next(socket, "status")
+            if "modbus_server" in message["data"]:
+                break
+        assert message["data"]["modbus_server"] == {"running": True, "clients": 2}
+
+
+async def test_cloud_state_drives_communication_light(
+    http: aiohttp.ClientSession, bridge_url: str, unit: AmpGuardUnit, auth_headers: dict[str, str]
+) -> None:
+    async with http.ws_connect(f"{bridge_url}/api/v1/push", headers=auth_headers) as socket:
+        unit.publish_state("cloud", {"enabled": True, "connected": True})
+        while True:
+            message = await _next(socket, "status")
+            if message["data"]["communication"] == "cloud":
+                break
+        assert message["data"]["communication_light"] == "green"
+        assert message["data"]["cloud"]["connected"] is True
+
+
+async def test_session_push_refuses_other_origins(bridge_url: str, unit: AmpGuardUnit) -> None:
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        async with http.post(
+            f"{bridge_url}/api/v1/session", json={"pin": unit.identity.pin}
+        ) as response:
+            assert response.status == 200
+        host = bridge_url.split("://", 1)[1]
+        async with http.ws_connect(
+            f"{bridge_url}/api/v1/push", headers={"Origin": f"http://{host}"}
+        ) as socket:
+            assert json.loads(await socket.receive_str())["type"] == "hello"
+        with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
+            await http.ws_connect(
+                f"{bridge_url}/api/v1/push", headers={"Origin": "http://evil.example"}
+            )
+        assert caught.value.status == 401
+
+
+async def test_stopping_the_server_closes_push_clients(
+    http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    async with start_unit(tmp_path) as unit:
+        async with start_bridge(unit) as server:
+            token = await pair(http, server.url, unit)
+            socket = await http.ws_connect(
+                f"{server.url}/api/v1/push", headers={"Authorization": f"Bearer {token}"}
+            )
+            # The server stops without waiting out its shutdown timeout for the socket.
+        message = await socket.receive(timeout=10)
+        while message.type is aiohttp.WSMsgType.TEXT:
+            message = await socket.receive(timeout=10)
+        assert message.type is aiohttp.WSMsgType.CLOSE
+        assert message.data == 1001
+        await socket.close()

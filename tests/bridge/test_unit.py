@@ -1,0 +1,256 @@
+"""The unit's life cycle, reading loop, components and state publishing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from bridge_harness import start_unit, unit_options, wait_for
+
+from bridge import events as ev
+from bridge.models import Communication, Measurement, Phase
+from bridge.settings import Settings
+from bridge.sources import SourceError
+from bridge.sources.emulator import EmulatorFault, EmulatorSource
+from bridge.unit import COMPONENT_FACTORIES, INTERNAL_ERROR, AmpGuardUnit
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pytest
+
+    from bridge.components import Component, UnitContext
+
+
+class Recorder:
+    """A real component that records what the unit tells it."""
+
+    name = "recorder"
+
+    def __init__(self, unit: UnitContext) -> None:
+        """Remember the unit."""
+        self.unit = unit
+        self.started = False
+        self.closed = False
+        self.readings: list[Any] = []
+
+    async def component_init(self) -> None:
+        """Follow readings and publish a state."""
+        self.started = True
+        self.unit.events.subscribe(ev.READING, self._on_reading)
+        self.unit.publish_state("recorder", {"started": True})
+
+    def _on_reading(self, reading: object, error: str | None) -> None:
+        self.readings.append((reading, error))
+
+    async def close(self) -> None:
+        """Note the close."""
+        self.closed = True
+
+
+class BrokenAtStart:
+    """A component whose service cannot start."""
+
+    name = "broken"
+
+    async def component_init(self) -> None:
+        """Fail like a port already in use."""
+        raise OSError("address already in use")
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+def _broken_factory(_unit: UnitContext) -> Component | None:
+    raise RuntimeError("factory exploded")
+
+
+async def test_lifecycle_leaves_nothing_behind(tmp_path: Path) -> None:
+    tasks_before = asyncio.all_tasks()
+    recorder: list[Recorder] = []
+
+    def make(unit: UnitContext) -> Recorder:
+        recorder.append(Recorder(unit))
+        return recorder[0]
+
+    async with start_unit(tmp_path, components=[make]) as unit:
+        assert recorder[0].started
+        assert unit.components == (recorder[0],)
+        await wait_for(lambda: len(recorder[0].readings) >= 2)
+        assert unit.status_dict()["recorder"] == {"started": True}
+    assert recorder[0].closed
+    assert asyncio.all_tasks() == tasks_before
+
+
+async def test_failing_components_are_warnings(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        async with start_unit(
+            tmp_path, components=[_broken_factory, lambda _unit: BrokenAtStart(), Recorder]
+        ) as unit:
+            assert [component.name for component in unit.components] == ["recorder"]
+            await wait_for(lambda: unit.reading is not None)
+    assert "failed to start: factory exploded" in caplog.text
+    assert "failed to start: address already in use" in caplog.text
+
+
+async def test_default_factories_import_lazily(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = [repr(factory) for factory in COMPONENT_FACTORIES]
+    assert "<component factory bridge.cloud>" in names
+    assert "<component factory bridge.modbus_server>" in names
+    missing = type(COMPONENT_FACTORIES[0])("bridge.no_such_component")
+    with caplog.at_level(logging.WARNING):
+        async with start_unit(tmp_path, components=[missing]) as unit:
+            assert unit.components == ()
+    assert "bridge.no_such_component is not available" in caplog.text
+
+
+async def test_unit_runs_with_the_default_components(tmp_path: Path) -> None:
+    # Every optional service together, as the CLI starts them (all off by options
+    # where they need hardware): none may take the unit down.
+    options = unit_options(tmp_path)
+    async with AmpGuardUnit(
+        options, source=EmulatorSource(seed=1, household=False, interval=0.05)
+    ) as unit:
+        await wait_for(lambda: unit.reading is not None)
+        assert unit.status.power is True
+
+
+async def test_meter_offline_and_back(unit: AmpGuardUnit, emulator: EmulatorSource) -> None:
+    events: list[tuple[object, str | None]] = []
+    unit.events.subscribe(ev.READING, lambda reading, error: events.append((reading, error)))
+    await wait_for(lambda: unit.reading is not None)
+    emulator.set_fault(EmulatorFault.METER_OFFLINE)
+    await wait_for(lambda: unit.reading is None)
+    assert unit.meter_error is not None
+    assert "offline" in unit.meter_error.lower()
+    assert unit.status.meter_error is not None
+    assert unit.readings_dict() == {"available": False, "error": unit.meter_error, "reading": None}
+    emulator.set_fault(None)
+    await wait_for(lambda: unit.reading is not None)
+    assert unit.meter_error is None
+    assert any(reading is None and error for reading, error in events)
+
+
+class ExplodingMeter:
+    """A source with a bug: it raises something that is not a SourceError."""
+
+    name = "exploding"
+
+    def __init__(self) -> None:
+        """Count reads."""
+        self.reads = 0
+
+    async def component_init(self) -> None:
+        """Nothing to open."""
+
+    async def read(self) -> Measurement:
+        """Fail after a short pause, differently each time."""
+        self.reads += 1
+        if self.reads % 2:
+            raise ZeroDivisionError("bug")
+        raise SourceError("")
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+
+async def test_a_buggy_source_does_not_stop_the_loop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    meter = ExplodingMeter()
+    with caplog.at_level(logging.WARNING):
+        async with start_unit(tmp_path, source=meter) as unit:
+            await wait_for(lambda: meter.reads >= 4)
+            assert unit.reading is None
+            assert unit.meter_error in {INTERNAL_ERROR, "meter unavailable"}
+    assert "Metering failed" in caplog.text
+
+
+async def test_publish_state(unit: AmpGuardUnit, caplog: pytest.LogCaptureFixture) -> None:
+    statuses: list[object] = []
+    unit.events.subscribe(ev.STATUS, statuses.append)
+    unit.publish_state("wifi", {"connected": False})
+    await wait_for(lambda: statuses)
+    assert unit.component_state("wifi") == {"connected": False}
+    count = len(statuses)
+    unit.publish_state("wifi", {"connected": False})  # unchanged: no push
+    await asyncio.sleep(0)
+    assert len(statuses) == count
+    with caplog.at_level(logging.WARNING):
+        unit.publish_state("power", {"x": 1})
+    assert unit.status_dict()["power"] is True
+    assert "the key is the unit's own" in caplog.text
+
+
+async def test_communication(unit: AmpGuardUnit, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bridge.host_network.has_network_address", lambda: False)
+    unit._network._checked = -1e9  # force a fresh look
+    assert unit.communication() is Communication.NONE
+    monkeypatch.setattr("bridge.host_network.has_network_address", lambda: True)
+    unit._network._checked = -1e9
+    assert unit.communication() is Communication.NETWORK
+    unit.publish_state("cloud", {"connected": True})
+    assert unit.communication() is Communication.CLOUD
+    assert unit.status.communication is Communication.CLOUD
+    unit.publish_state("cloud", {"connected": False})
+    assert unit.status.communication is Communication.NETWORK
+
+
+async def test_settings_change_reaches_status_and_events(
+    unit: AmpGuardUnit, emulator: EmulatorSource
+) -> None:
+    changes: list[Settings] = []
+    unit.events.subscribe(ev.SETTINGS, changes.append)
+    emulator.set_load(Phase.L1, 20)
+    new = await unit.update_settings({"installation": {"main_fuse": 16}})
+    assert changes == [new]
+
+    def headroom() -> float | None:
+        reading = unit.reading
+        return None if reading is None else reading.phases[0].available_current
+
+    await wait_for(lambda: (value := headroom()) is not None and value < 0)
+
+
+async def test_factory_reset_keeps_identity_and_energy(
+    unit: AmpGuardUnit, emulator: EmulatorSource
+) -> None:
+    emulator.set_load(Phase.L1, 60)
+    await wait_for(lambda: unit.reading is not None and unit.reading.energy_import > 0)
+    before = unit.reading
+    assert before is not None
+    serial = unit.identity.serial
+    await unit.update_settings({"installation": {"main_fuse": 50}})
+    resets: list[bool] = []
+    unit.events.subscribe(ev.FACTORY_RESET, lambda: resets.append(True))
+    await unit.factory_reset()
+    assert resets == [True]
+    assert unit.settings == Settings()
+    assert unit.identity.serial == serial
+    await wait_for(lambda: unit.reading is not None and unit.reading.sequence > before.sequence)
+    assert unit.reading is not None
+    assert unit.reading.energy_import >= before.energy_import
+
+
+async def test_reboot_requests_a_stop(unit: AmpGuardUnit) -> None:
+    reboots: list[bool] = []
+    unit.events.subscribe(ev.REBOOT, lambda: reboots.append(True))
+    await unit.reboot()
+    assert unit.stop_requested.is_set()
+    assert unit.restart_requested
+    assert reboots == [True]
+
+
+async def test_start_and_stop_twice_are_harmless(tmp_path: Path) -> None:
+    unit = AmpGuardUnit(
+        unit_options(tmp_path), source=EmulatorSource(household=False), components=()
+    )
+    await unit.start()
+    await unit.start()
+    await unit.stop()
+    await unit.stop()
