@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 import ssl
 from typing import Final
@@ -10,12 +11,16 @@ from typing import Final
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
+from typing_extensions import override
 
 # MQTT 5 CONNACK reason codes, and the MQTT 3.1.1 return codes paho reports as ints.
 _BAD_CREDENTIALS: Final = frozenset({134, 4})
 _NOT_AUTHORISED: Final = frozenset({135, 5})
 _SERVER_BUSY: Final = frozenset({136, 137, 3})
+_REPLY_TIMED_OUT: Final = "Operation timed out"  # aiomqtt's text when no CONNACK came
 _UNSPECIFIED: Final = 128
+# TLS alerts a broker sends when it does not like the client certificate (or its lack).
+_CLIENT_CERTIFICATE_ALERTS: Final = ("certificate required", "unknown ca", "bad certificate")
 _SESSION_TAKEN_OVER: Final = 142
 _UNREACHABLE: Final = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN})
 
@@ -28,20 +33,48 @@ class CloudConfigError(CloudError):
     """The cloud settings point at something unusable (a missing CA file, say)."""
 
 
+class SocketErrors(logging.Handler):
+    """Keep the socket error paho logs (and does not raise) for the status to explain.
+
+    paho reports a failed read (a TLS alert from the broker, a reset) only in its log,
+    passing the exception itself as the argument; aiomqtt then sees a mere timeout.
+    """
+
+    def __init__(self) -> None:
+        """Start with no error seen."""
+        super().__init__(logging.ERROR)
+        self.error: BaseException | None = None
+
+    @override
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            if isinstance(arg, BaseException):
+                self.error = arg
+
+
 def _causes(err: BaseException) -> list[BaseException]:
     """List the error and what it wraps (aiomqtt re-raises OS errors ``from None``)."""
     chain: list[BaseException] = []
     current: BaseException | None = err
     while current is not None and current not in chain:
         chain.append(current)
+        if isinstance(current, aiomqtt.MqttError) and str(current) == _REPLY_TIMED_OUT:
+            break  # what it wraps is asyncio's timeout, not the network's
         current = current.__cause__ or current.__context__
     return chain
 
 
-def describe_error(err: BaseException, *, host: str, port: int) -> str:
-    """Return one sentence saying what went wrong and what to check."""
+def describe_error(
+    err: BaseException, *, host: str, port: int, socket_error: BaseException | None = None
+) -> str:
+    """Return one sentence saying what went wrong and what to check.
+
+    ``socket_error`` is what paho logged on the socket meanwhile; it is the first cause.
+    """
     where = f"{host}:{port}"
-    for cause in _causes(err):
+    causes = _causes(err) if socket_error is None else [socket_error, *_causes(err)]
+    for cause in causes:
         for describe in (_describe_mqtt, _describe_tls, _describe_network):
             text = describe(cause, host, where)
             if text is not None:
@@ -86,7 +119,17 @@ def _describe_tls(cause: BaseException, host: str, where: str) -> str | None:
             f"TLS failure: the broker's certificate is not trusted ({detail}); check the CA file."
         )
     if isinstance(cause, ssl.SSLError):
-        return f"TLS failure talking to the broker at {where} ({cause.reason or cause})."
+        reason = str(cause.reason or cause).lower().replace("_", " ")
+        if (
+            "certificate required" in reason
+            or "unknown ca" in reason
+            or "bad certificate" in reason
+        ):
+            return (
+                f"TLS failure: the broker did not accept the unit's client certificate ({reason});"
+                " check the client certificate and key."
+            )
+        return f"TLS failure talking to the broker at {where} ({reason})."
     return None
 
 
@@ -115,7 +158,11 @@ def _describe_refusal(code: int | ReasonCode | None) -> str | None:
     if value in _BAD_CREDENTIALS:
         return "The broker refused the user name or password (wrong credentials)."
     if value in _NOT_AUTHORISED:
-        return "The broker refused this unit: it is not authorised (check its access rules)."
+        # Mosquitto answers a wrong password with this code too.
+        return (
+            "The broker did not accept the unit's login"
+            " (wrong credentials, or the account is not authorised)."
+        )
     if value in _SERVER_BUSY:
         return "The broker is busy or unavailable; the unit will keep trying."
     if isinstance(code, ReasonCode) and code.is_failure:

@@ -275,6 +275,7 @@ class Outbox:
         self._ack_timer: asyncio.TimerHandle | None = None
         self._pending: set[asyncio.Future[Any]] = set()
         self._drop_logged = False
+        self._closed = False
 
     @property
     def backlog(self) -> int:
@@ -357,6 +358,9 @@ class Outbox:
 
     async def close(self) -> None:
         """Write what is buffered and close the file and the worker."""
+        if self._closed:
+            return
+        self._closed = True
         await self.flush()
         await self._submit(self._store.close)
         if self._own_executor:
@@ -385,11 +389,11 @@ class Outbox:
         if dropped and not self._drop_logged:
             self._drop_logged = True
             _LOGGER.warning(
-                "Cloud outbox over its bounds (%d reports, %s): dropped the %d oldest;"
-                " further drops are counted in the status",
+                "Cloud outbox over its bounds (%d reports, %d hours): dropping the oldest"
+                " (%d so far); every drop is counted in the status",
                 self._max_messages,
-                self._max_age,
-                dropped,
+                self._max_age.total_seconds() // 3600,
+                stats.dropped,
             )
         elif stats.backlog == 0:
             self._drop_logged = False

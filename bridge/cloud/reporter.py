@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import aiomqtt
 
 from bridge import events
-from bridge.cloud.errors import CloudError, describe_error
+from bridge.cloud.errors import CloudError, SocketErrors, describe_error
 from bridge.cloud.link import Link
 from bridge.cloud.outbox import OUTBOX_FILE, Outbox, OutboxError, StoredReport
 from bridge.cloud.pacing import Backoff, ReadingSampler
@@ -44,8 +44,6 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__package__)
 
 KEEPALIVE: Final = timedelta(seconds=30)
-# How long a CONNACK or PUBACK may take before the link counts as broken.
-REPLY_TIMEOUT: Final = timedelta(seconds=10)
 GOODBYE_TIMEOUT: Final = timedelta(seconds=2)
 CLOSE_TIMEOUT: Final = timedelta(seconds=5)
 STATE_REFRESH: Final = timedelta(seconds=1)
@@ -68,6 +66,8 @@ class ReporterTuning:
 
     backoff_initial: timedelta = timedelta(seconds=1)
     backoff_max: timedelta = timedelta(seconds=60)
+    # How long a CONNACK or PUBACK may take before the link counts as broken.
+    reply_timeout: timedelta = timedelta(seconds=10)
     # Backlog reports a second after a reconnect: a 24-hour backlog at 1 Hz drains in
     # about 7 minutes without a fleet's reconnect swamping the broker.
     drain_rate: float = 200.0
@@ -112,6 +112,12 @@ class CloudReporter:
         )
         self._sampler = ReadingSampler(self._cloud.interval)
         self._backoff = Backoff(self._tuning.backoff_initial, self._tuning.backoff_max)
+        # paho's own log, kept out of the unit's log: each retry would repeat its lines.
+        # The status and one warning per new error say it in words instead.
+        self._socket_errors = SocketErrors()
+        self._mqtt_log = logging.getLogger(f"{__package__}.mqtt.{self._serial}")
+        self._mqtt_log.propagate = False
+        self._mqtt_log.setLevel(logging.ERROR)
         self._state = CloudState.DISABLED
         self._error: str | None = None
         self._outbox_error: str | None = None
@@ -246,14 +252,19 @@ class CloudReporter:
                 await self._wake.wait()
                 continue
             self._set_state(CloudState.CONNECTING, self._error)
+            self._socket_errors.error = None
+            self._mqtt_log.addHandler(self._socket_errors)
             try:
                 await self._session(cloud)
                 continue
             except (aiomqtt.MqttError, CloudError, OSError, OutboxError, sqlite3.Error) as err:
-                self._failed(describe_error(err, host=cloud.host, port=cloud.port))
+                self._failed(err, cloud)
             except Exception as err:
+                # A bug must not end reporting for good.
                 _LOGGER.exception("Cloud link failed unexpectedly")
-                self._failed(describe_error(err, host=cloud.host, port=cloud.port))
+                self._failed(err, cloud)
+            finally:
+                self._mqtt_log.removeHandler(self._socket_errors)
             delay = self._backoff.next_delay()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
@@ -277,7 +288,8 @@ class CloudReporter:
             ),
             clean_start=True,
             keepalive=int(KEEPALIVE.total_seconds()),
-            timeout=REPLY_TIMEOUT.total_seconds(),
+            timeout=self._tuning.reply_timeout.total_seconds(),
+            logger=self._mqtt_log,
             tls_context=tls,
             max_inflight_messages=self._tuning.window,
         )
@@ -340,7 +352,10 @@ class CloudReporter:
             _LOGGER.info("Cloud link to %s:%d is up", cloud.host, cloud.port)
         self._set_state(CloudState.CONNECTED, None)
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, err: BaseException, cloud: CloudSettings) -> None:
+        message = describe_error(
+            err, host=cloud.host, port=cloud.port, socket_error=self._socket_errors.error
+        )
         # A broker that stays away would otherwise log the same line every minute.
         if message != self._logged_error:
             _LOGGER.warning("Cloud link: %s", message)

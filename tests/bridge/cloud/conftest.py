@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 FAST: ReporterTuning = ReporterTuning(
     backoff_initial=timedelta(milliseconds=50),
     backoff_max=timedelta(milliseconds=300),
+    reply_timeout=timedelta(seconds=2),
     drain_rate=2000.0,
 )
 
