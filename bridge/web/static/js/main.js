@@ -29,10 +29,24 @@ const feed = new LiveFeed({
   onMode: renderLiveMode,
 });
 
+// Forms the user has typed in since they were last filled or saved.
+const dirty = new Set();
+
 function applySettings(settings, { fromPush = false } = {}) {
-  // A pushed change must not wipe what the user is typing in the open tab.
-  fillWifi(settings, { keepInput: fromPush && currentTab === "wifi" });
-  if (!(fromPush && currentTab === "installation")) fillInstallation(settings);
+  // A pushed change (another client, a Wi-Fi rollback) must not wipe what the user types.
+  fillWifi(settings, { keepInput: fromPush && dirty.has("wifi-form") });
+  if (!(fromPush && dirty.has("installation-form"))) fillInstallation(settings);
+  if (!fromPush) dirty.clear();
+}
+
+function trackDirty() {
+  for (const id of ["wifi-form", "installation-form"]) {
+    const form = $(id);
+    form.addEventListener("input", () => dirty.add(id));
+    form.addEventListener("change", () => dirty.add(id));
+    // Saved values come back in the reply and are filled in: nothing pending any more.
+    form.addEventListener("submit", () => dirty.delete(id));
+  }
 }
 
 async function loadSettings() {
@@ -217,6 +231,7 @@ function start() {
   initLanguage();
   setupLanguage();
   setupTabs();
+  trackDirty();
   setupLogin();
   setupWifiForm();
   setupInstallationForm();

@@ -1,0 +1,457 @@
+"""The admin UI in a real Chromium against a real emulated unit, at phone and desktop size.
+
+One browser serves the whole module; each test gets a fresh unit and a fresh browser
+context. Screenshots of every tab land in artifacts/web/ (not committed).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Page, async_playwright, expect
+from web_harness import ARTIFACTS, RunningBridge, client_session, running_bridge
+
+from bridge.models import Phase
+from bridge.sources.emulator import EmulatorFault
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    import aiohttp
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORTS: dict[str, dict[str, int]] = {
+    "phone": {"width": 390, "height": 844},
+    "desktop": {"width": 1280, "height": 860},
+}
+WAIT_MS = 10_000
+API = "/api/v1"
+
+expect.set_options(timeout=WAIT_MS)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """Start Debian's Chromium once for the module."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def web(tmp_path: Path) -> AsyncIterator[RunningBridge]:
+    """Run a fresh unit (with its Wi-Fi and setup AP components) for one test."""
+    async with running_bridge(tmp_path / "state") as running:
+        yield running
+
+
+@pytest_asyncio.fixture(loop_scope="module", params=list(VIEWPORTS))
+async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
+    """Open a page at one viewport; fail the test on script errors or CSP violations."""
+    name: str = request.param
+    context = await browser.new_context(
+        viewport=VIEWPORTS[name], locale="en-GB", is_mobile=name == "phone"
+    )
+    opened = await context.new_page()
+    opened.set_default_timeout(WAIT_MS)
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    opened.on(
+        "console",
+        lambda message: (
+            problems.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    opened.viewport_name = name  # type: ignore[attr-defined]
+    yield opened
+    await context.close()
+    assert problems == []
+
+
+async def shot(page: Page, tab: str) -> None:
+    """Save a screenshot of the page as a test artifact."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    name = page.viewport_name  # type: ignore[attr-defined]
+    await page.screenshot(path=ARTIFACTS / f"{name}-{tab}.png", full_page=True)
+
+
+async def log_in(page: Page, web: RunningBridge) -> None:
+    """Open the UI and log in with the label PIN."""
+    await page.goto(f"{web.url}/")
+    await page.fill("#login-pin", web.pin)
+    await page.click("#login-submit")
+    await expect(page.locator("#app-view")).to_be_visible()
+
+
+async def open_tab(page: Page, tab: str) -> None:
+    """Select a tab by clicking it."""
+    await page.click(f"#tab-{tab}")
+    await expect(page.locator(f"#panel-{tab}")).to_be_visible()
+
+
+async def pair(http: aiohttp.ClientSession, web: RunningBridge, name: str) -> str:
+    """Pair a client through the API and return its token."""
+    body = {"serial": web.unit.identity.serial, "pin": web.pin, "client_name": name}
+    async with http.post(f"{web.url}{API}/pair", json=body) as response:
+        assert response.status == 201
+        return str((await response.json())["token"])
+
+
+async def api_settings(web: RunningBridge) -> dict[str, Any]:
+    """Read the settings through the API as a paired client would."""
+    async with client_session() as http:
+        token = await pair(http, web, "checker")
+        headers = {"Authorization": f"Bearer {token}"}
+        async with http.get(f"{web.url}{API}/settings", headers=headers) as response:
+            assert response.status == 200
+            settings: dict[str, Any] = await response.json()
+        # Leave no trace in the paired clients the test may look at.
+        async with http.get(f"{web.url}{API}/clients", headers=headers) as response:
+            for client in (await response.json())["clients"]:
+                if client["name"] == "checker":
+                    await http.delete(f"{web.url}{API}/clients/{client['id']}", headers=headers)
+    return settings
+
+
+# ---- login and status -----------------------------------------------------------------
+
+
+async def test_login_and_live_status(page: Page, web: RunningBridge) -> None:
+    await page.goto(f"{web.url}/")
+    await shot(page, "login")
+    await page.fill("#login-pin", "WRONG123")
+    await page.click("#login-submit")
+    await expect(page.locator("#login-message")).to_have_text(re.compile("Wrong PIN"))
+    await expect(page.locator("#app-view")).to_be_hidden()
+
+    await page.fill("#login-pin", web.pin)
+    await page.click("#login-submit")
+    await expect(page.locator("#panel-status")).to_be_visible()
+    await page.evaluate("window.__sameDocument = true")
+
+    l1 = page.locator('#phases tr[data-phase="L1"] [data-value="current"]')
+    await expect(l1).to_have_text("6.00")
+    await expect(page.locator('#phases tr[data-phase="L3"] [data-value="voltage"]')).to_have_text(
+        "230.0"
+    )
+    web.emulator.set_load(Phase.L1, 12.5)
+    await expect(l1).to_have_text("12.50")
+    await expect(page.locator('#phases tr[data-phase="L1"] [data-value="power"]')).to_have_text(
+        "2,875"
+    )
+    await expect(page.locator("#live-words")).to_have_text("Live")
+
+    await expect(page.locator("#light-logo")).to_have_attribute("data-light", "green")
+    await expect(page.locator("#light-voltage")).to_have_attribute("data-light", "green")
+    await expect(page.locator("#light-current-words")).to_have_text("Green: OK")
+    await expect(page.locator("#phase-sequence")).to_have_text("L1 → L2 → L3, correct")
+    serial = web.unit.identity.serial
+    await expect(page.locator("#status-serial")).to_have_text(serial)
+    await expect(page.locator("#status-firmware")).to_have_text(web.unit.identity.firmware)
+    await expect(page.locator("#setup-ap-state")).to_have_text(f"On: AG_{serial[-7:]}, 10 min left")
+    await expect(page.locator("#cloud-state")).to_have_text("Not enabled")
+    await expect(page.locator("#network-state")).to_have_text("No Wi-Fi network configured")
+
+    web.emulator.set_fault(EmulatorFault.REVERSED_CT, Phase.L2)
+    await expect(page.locator("#light-current")).to_have_attribute("data-light", "red")
+    await expect(page.locator("#light-current-words")).to_contain_text("CT on L2 is reversed")
+    await shot(page, "status-fault")
+    web.emulator.set_fault(None)
+    await expect(page.locator("#light-current")).to_have_attribute("data-light", "green")
+    await shot(page, "status")
+    # All of it arrived without a reload.
+    assert await page.evaluate("window.__sameDocument") is True
+
+
+async def test_lock_out_says_how_long_to_wait(page: Page, web: RunningBridge) -> None:
+    await page.goto(f"{web.url}/")
+    for _ in range(5):
+        await page.fill("#login-pin", "WRONG123")
+        await page.click("#login-submit")
+        await expect(page.locator("#login-message")).to_have_text(re.compile("Wrong PIN"))
+        await page.evaluate("document.getElementById('login-message').textContent = ''")
+    await page.fill("#login-pin", web.pin)
+    await page.click("#login-submit")
+    message = page.locator("#login-message")
+    await expect(message).to_have_text(re.compile(r"Too many wrong PINs\. Wait \d+ s"))
+    await expect(page.locator("#login-submit")).to_be_disabled()
+    await expect(page.locator("#app-view")).to_be_hidden()
+
+
+async def test_an_expired_session_returns_to_the_login(page: Page, web: RunningBridge) -> None:
+    await log_in(page, web)
+    sessions = web.unit.auth._sessions
+    for key, session in list(sessions.items()):
+        sessions[key] = replace(session, expires=datetime.now(UTC) - timedelta(seconds=1))
+    # The page notices by itself (the push channel ends) or at the next request.
+    await page.evaluate("document.getElementById('tab-installation').click()")
+    await expect(page.locator("#login-view")).to_be_visible()
+    await expect(page.locator("#login-message")).to_have_text(
+        "Your session has expired. Log in again."
+    )
+
+
+# ---- Wi-Fi ----------------------------------------------------------------------------
+
+
+async def test_wifi_update_and_rollback(page: Page, web: RunningBridge) -> None:
+    web.wifi_air.connect_delay = 0.2
+    await log_in(page, web)
+    await open_tab(page, "wifi")
+    await page.fill("#wifi-ssid", "Home")
+    await page.fill("#wifi-passphrase", "correct horse")
+    await page.click("#wifi-form button[type=submit]")
+    await expect(page.locator("#wifi-result")).to_have_text("Connected to Home")
+    assert web.unit.settings.wifi.ssid == "Home"
+    assert web.unit.settings.wifi.passphrase == "correct horse"
+    # The passphrase is never shown back, only that one is stored.
+    await expect(page.locator("#wifi-passphrase")).to_have_value("")
+    await expect(page.locator("#wifi-passphrase-hint")).to_have_text(
+        "A password is stored. Leave empty to keep it."
+    )
+    assert "correct horse" not in await page.content()
+    await shot(page, "wifi")
+
+    # A network that does not come up goes back to the previous one.
+    web.wifi.rollback_after = timedelta(seconds=1)
+    web.wifi_air.in_range = {"Home": "correct horse"}
+    await page.fill("#wifi-ssid", "Far away")
+    await page.fill("#wifi-passphrase", "whatever123")
+    await page.click("#wifi-form button[type=submit]")
+    await expect(page.locator("#wifi-result")).to_have_text(
+        "Could not connect to Far away; back on Home"
+    )
+    await expect(page.locator("#wifi-ssid")).to_have_value("Home")
+    assert web.unit.settings.wifi.ssid == "Home"
+    await shot(page, "wifi-rolled-back")
+
+    # A passphrase the rules refuse is reported at its field.
+    await page.fill("#wifi-ssid", "Office")
+    await page.fill("#wifi-passphrase", "short")
+    await page.click("#wifi-form button[type=submit]")
+    await expect(page.locator("#wifi-passphrase-error")).to_have_text(
+        "Use 8 to 63 printable characters, or 64 hexadecimal digits."
+    )
+    await expect(page.locator("#wifi-passphrase")).to_have_attribute("aria-invalid", "true")
+
+
+# ---- Installation ---------------------------------------------------------------------
+
+
+async def test_each_installation_setting_is_saved(page: Page, web: RunningBridge) -> None:
+    await log_in(page, web)
+    await open_tab(page, "installation")
+    await expect(page.locator("#main-fuse")).to_have_value("25")
+
+    await page.fill("#main-fuse", "32")
+    await page.fill("#safety-margin", "2.5")
+    await page.check('input[name="grid_type"][value="TT"]')
+    await page.check("#generation")
+    await page.check('input[name="voltage_wiring"][value="all"]')
+    await expect(page.locator("#voltage-wiring-advice")).to_have_text(
+        "Advice for this installation: all phases."
+    )
+    await page.click("#installation-form button[type=submit]")
+    await expect(page.locator("#installation-message")).to_have_text("Saved.")
+    inst = (await api_settings(web))["installation"]
+    assert (inst["main_fuse"], inst["safety_margin"], inst["grid_type"]) == (32, 2.5, "TT")
+    assert (inst["generation"], inst["voltage_wiring"]) == (True, "all")
+
+    await page.check('input[name="grid_type"][value="IT"]')
+    await page.uncheck("#generation")
+    await expect(page.locator("#voltage-wiring-advice")).to_contain_text("IT, L1 + L2")
+    await page.check('input[name="voltage_wiring"][value="it_l1_l2"]')
+    await page.check('input[name="phases"][value="1"]')
+    await page.click("#troubleshooting summary")
+    await page.fill("#supply-voltage", "240")
+    await page.select_option("#ct-1-phase", "L2")
+    await page.select_option("#ct-2-phase", "L1")
+    await page.check("#ct-3-reversed")
+    await shot(page, "installation")
+    await page.click("#installation-form button[type=submit]")
+    await expect(page.locator("#installation-message")).to_have_text("Saved.")
+    inst = (await api_settings(web))["installation"]
+    assert (inst["grid_type"], inst["phases"], inst["voltage_wiring"]) == ("IT", 1, "it_l1_l2")
+    assert inst["supply_voltage"] == 240
+    assert inst["current_scheme"] == [
+        {"phase": "L2", "reversed": False},
+        {"phase": "L1", "reversed": False},
+        {"phase": "L3", "reversed": True},
+    ]
+    # What was saved is what the form shows after a reload.
+    await page.reload()
+    await expect(page.locator("#panel-installation")).to_be_visible()
+    await expect(page.locator("#supply-voltage")).to_have_value("240")
+    await expect(page.locator("#ct-3-reversed")).to_be_checked()
+
+
+async def test_validation_errors_appear_at_the_field_in_the_users_language(
+    page: Page, web: RunningBridge
+) -> None:
+    await log_in(page, web)
+    await open_tab(page, "installation")
+    await page.fill("#main-fuse", "70")
+    await page.click("#installation-form button[type=submit]")
+    error = page.locator("#main-fuse-error")
+    await expect(error).to_have_text("Enter a whole number from 6 to 63 A.")
+    await expect(page.locator("#main-fuse")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#main-fuse")).to_be_focused()
+    assert web.unit.settings.installation.main_fuse == 25
+
+    await page.select_option("#language", "nl")
+    await expect(page.locator("#tab-installation")).to_have_text("Installatie")
+    await page.click("#installation-form button[type=submit]")
+    await expect(error).to_have_text("Voer een geheel getal van 6 tot 63 A in.")
+    await shot(page, "installation-error-nl")
+
+    # A rule across fields (IT wiring on a TN grid) lands at the wiring choice.
+    await page.fill("#main-fuse", "25")
+    await page.check('input[name="grid_type"][value="TN"]')
+    await page.check('input[name="voltage_wiring"][value="it_l1_l2"]')
+    await page.click("#installation-form button[type=submit]")
+    await expect(page.locator("#voltage-wiring-error")).to_have_text(
+        "Deze spanningsaansluiting past niet bij het netsysteem."
+    )
+    await expect(page.locator("#main-fuse-error")).to_be_hidden()
+    # The choice of language is remembered.
+    await page.reload()
+    await expect(page.locator("#tab-system")).to_have_text("Systeem")
+
+
+# ---- System ---------------------------------------------------------------------------
+
+
+async def test_system_revoke_pin_reboot_and_factory_reset(page: Page, web: RunningBridge) -> None:
+    async with client_session() as http:
+        token = await pair(http, web, "Home Assistant")
+        ha = {"Authorization": f"Bearer {token}"}
+        await web.unit.update_settings({"installation": {"main_fuse": 40}})
+
+        await log_in(page, web)
+        await open_tab(page, "system")
+        await expect(page.locator("#info-serial")).to_have_text(web.unit.identity.serial)
+        await expect(page.locator("#info-firmware")).to_have_text(web.unit.identity.firmware)
+        client = page.locator("#clients li", has_text="Home Assistant")
+        await expect(client).to_be_visible()
+        await shot(page, "system")
+
+        await client.get_by_role("button", name="Revoke Home Assistant").click()
+        await expect(page.locator("#confirm-dialog")).to_be_visible()
+        await page.click("#confirm-ok")
+        await expect(page.locator("#clients-message")).to_have_text("Home Assistant was revoked.")
+        await expect(page.locator("#clients li")).to_have_count(0)
+        async with http.get(f"{web.url}{API}/status", headers=ha) as response:
+            assert response.status == 401
+
+        await page.fill("#new-pin", "NEWPIN12")
+        await page.fill("#confirm-pin", "NEWPIN13")
+        await page.click("#pin-form button[type=submit]")
+        await expect(page.locator("#confirm-pin-error")).to_have_text("The two PINs differ.")
+        await page.fill("#confirm-pin", "NEWPIN12")
+        await page.click("#pin-form button[type=submit]")
+        await expect(page.locator("#pin-message")).to_have_text(
+            "The PIN was changed. Use the new PIN from now on."
+        )
+        assert web.unit.auth.pin_matches("NEWPIN12")
+
+        await page.click("#reboot")
+        await page.click("#confirm-ok")
+        await expect(page.locator("#system-message")).to_have_text(
+            "The unit is restarting. This page reconnects by itself."
+        )
+        assert web.unit.restart_requested
+
+        # Cancelling the confirmation changes nothing.
+        await page.click("#factory-reset")
+        await page.click("#confirm-cancel")
+        await expect(page.locator("#confirm-dialog")).to_be_hidden()
+        assert web.unit.settings.installation.main_fuse == 40
+
+        await page.click("#factory-reset")
+        await expect(page.locator("#confirm-title")).to_have_text("Factory reset?")
+        await page.click("#confirm-ok")
+        await expect(page.locator("#login-view")).to_be_visible()
+        await expect(page.locator("#login-message")).to_contain_text("reset to factory settings")
+        assert web.unit.settings.installation.main_fuse == 25
+        assert not web.unit.auth.pin_changed
+        # The label's PIN opens the unit again.
+        await page.fill("#login-pin", web.pin)
+        await page.click("#login-submit")
+        await expect(page.locator("#app-view")).to_be_visible()
+
+
+# ---- accessibility --------------------------------------------------------------------
+
+
+async def test_keyboard_only(page: Page, web: RunningBridge) -> None:
+    await page.goto(f"{web.url}/")
+    await expect(page.locator("#login-pin")).to_be_focused()
+    await page.keyboard.type(web.pin)
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#tab-status")).to_be_focused()
+
+    await page.keyboard.press("ArrowRight")
+    await expect(page.locator("#tab-wifi")).to_be_focused()
+    await expect(page.locator("#panel-wifi")).to_be_visible()
+    await page.keyboard.press("End")
+    await expect(page.locator("#tab-system")).to_have_attribute("aria-selected", "true")
+    await page.keyboard.press("ArrowLeft")
+    await expect(page.locator("#panel-installation")).to_be_visible()
+
+    # Tab moves into the panel and to its first field; Enter submits the form.
+    await page.keyboard.press("Tab")
+    await expect(page.locator("#panel-installation")).to_be_focused()
+    await page.keyboard.press("Tab")
+    await expect(page.locator("#main-fuse")).to_be_focused()
+    await page.keyboard.press("ControlOrMeta+a")
+    await page.keyboard.type("50")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#installation-message")).to_have_text("Saved.")
+    assert web.unit.settings.installation.main_fuse == 50
+
+    # A confirmation opens with the safe choice focused and Escape closes it.
+    await page.keyboard.press("Home")  # not in the tablist: nothing happens to the tabs
+    await page.focus("#tab-installation")
+    await page.keyboard.press("ArrowRight")
+    await expect(page.locator("#panel-system")).to_be_visible()
+    await page.focus("#factory-reset")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#confirm-cancel")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#confirm-dialog")).to_be_hidden()
+    assert web.unit.settings.installation.main_fuse == 50
+
+
+async def test_every_control_has_a_label(page: Page, web: RunningBridge) -> None:
+    await log_in(page, web)
+    await open_tab(page, "installation")  # builds the current scheme's rows
+    unlabelled = await page.evaluate(
+        """() => [...document.querySelectorAll("input, select, textarea, button")]
+            .filter((el) => {
+              const named = (el.getAttribute("aria-label") || "").trim()
+                || [...(el.labels || [])].some((label) => label.textContent.trim())
+                || (el.tagName === "BUTTON" && el.textContent.trim());
+              return !named;
+            })
+            .map((el) => el.id || el.name || el.outerHTML.slice(0, 60))"""
+    )
+    assert unlabelled == []
+    assert await page.locator("fieldset:not(:has(legend))").count() == 0
