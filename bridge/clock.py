@@ -8,7 +8,6 @@ modes reports the clock state, and ``TIME_ERROR`` means "not synchronised".
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import logging
 import sys
@@ -31,7 +30,8 @@ def _adjtimex() -> Callable[[Any], Any] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        # The process's own symbols include libc; find_library would run ldconfig.
+        libc = ctypes.CDLL(None, use_errno=True)
         function = libc.adjtimex
     except (OSError, AttributeError):
         _LOGGER.warning("adjtimex is not available: the clock is reported unsynchronised")

@@ -60,6 +60,8 @@ MAX_PHASE_POWER_KW: Final = 63 * 256 / 1000
 METER_SLACK_KWH: Final = 0.01
 WATT_SECONDS_PER_KWH: Final = 3_600_000.0
 HALF_TURN: Final = 180.0
+# How often (s) to ask the kernel whether the clock is synchronised; it changes rarely.
+CLOCK_CHECK_INTERVAL: Final = 10.0
 # Where an assumed L2/L3 voltage sits against L1.
 ASSUMED_VOLTAGE_ANGLES: Final = (0.0, -120.0, 120.0)
 
@@ -281,6 +283,8 @@ class MeteringPipeline:
         self._last_save = clock()
         self._pending: asyncio.Future[None] | None = None
         self._write_failed = False
+        self._clock_checked: float | None = None
+        self._clock_synchronised = False
         self._load()
 
     @property
@@ -390,8 +394,16 @@ class MeteringPipeline:
             phases=(phases[0], phases[1], phases[2]),
             frequency=measurement.frequency,
             voltage_assumed=measurement.voltage_assumed,
-            clock_synchronised=clock_synchronised(),
+            clock_synchronised=self._clock_is_synchronised(),
         )
+
+    def _clock_is_synchronised(self) -> bool:
+        """Ask the kernel at most every few seconds (a system call per reading is waste)."""
+        now = self._clock()
+        if self._clock_checked is None or now - self._clock_checked >= CLOCK_CHECK_INTERVAL:
+            self._clock_checked = now
+            self._clock_synchronised = clock_synchronised()
+        return self._clock_synchronised
 
     def save(self) -> None:
         """Persist the counters and the sequence now (atomically)."""

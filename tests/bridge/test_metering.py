@@ -13,6 +13,7 @@ import pytest
 
 from bridge import clock
 from bridge.metering import (
+    CLOCK_CHECK_INTERVAL,
     ENERGY_FILE,
     SEQUENCE_RESERVE,
     MeteringPipeline,
@@ -560,8 +561,16 @@ def test_the_kernel_answers_about_the_clock() -> None:
 
 
 def test_reading_carries_the_clock_flag(tmp_path: Path) -> None:
-    pipeline = MeteringPipeline(tmp_path, clock=FakeClock())
+    fake = FakeClock()
+    pipeline = MeteringPipeline(tmp_path, clock=fake)
     reading = pipeline.process(measure((1.0, 1.0, 1.0)), INSTALLATION)
     assert reading.clock_synchronised is clock.clock_synchronised()
+    # NTP sets the clock: the next check (every few seconds) says so.
     with mock.patch("bridge.metering.clock_synchronised", return_value=True):
+        fake.advance(CLOCK_CHECK_INTERVAL)
         assert pipeline.process(measure((1.0, 1.0, 1.0)), INSTALLATION).clock_synchronised
+    with mock.patch("bridge.metering.clock_synchronised", return_value=False):
+        fake.advance(1.0)
+        assert pipeline.process(measure((1.0, 1.0, 1.0)), INSTALLATION).clock_synchronised
+        fake.advance(CLOCK_CHECK_INTERVAL)
+        assert not pipeline.process(measure((1.0, 1.0, 1.0)), INSTALLATION).clock_synchronised
