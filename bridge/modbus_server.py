@@ -62,6 +62,16 @@ def _phase_total_energy(index: int) -> Callable[[Reading], float]:
     return value
 
 
+def _apparent_power(index: int) -> Callable[[Reading], float]:
+    """Volt-amperes of one phase: |V x I| of the reading's RMS values."""
+
+    def value(reading: Reading) -> float:
+        phase = reading.phases[index]
+        return abs(phase.voltage * phase.current)
+
+    return value
+
+
 def _reading(field: str) -> Callable[[Reading], float]:
     """Read one whole-reading field."""
     getter = attrgetter(field)
@@ -89,6 +99,9 @@ SDM630_REGISTERS: Final[tuple[Sdm630Register, ...]] = (
     Sdm630Register(0x000C, "power_l1", _phase(0, "power")),
     Sdm630Register(0x000E, "power_l2", _phase(1, "power")),
     Sdm630Register(0x0010, "power_l3", _phase(2, "power")),
+    Sdm630Register(0x0012, "apparent_power_l1", _apparent_power(0)),
+    Sdm630Register(0x0014, "apparent_power_l2", _apparent_power(1)),
+    Sdm630Register(0x0016, "apparent_power_l3", _apparent_power(2)),
     Sdm630Register(0x001E, "power_factor_l1", _phase(0, "power_factor")),
     Sdm630Register(0x0020, "power_factor_l2", _phase(1, "power_factor")),
     Sdm630Register(0x0022, "power_factor_l3", _phase(2, "power_factor")),
@@ -110,6 +123,13 @@ SDM630_REGISTERS: Final[tuple[Sdm630Register, ...]] = (
     Sdm630Register(0x0168, "energy_total_l2", _phase_total_energy(1)),
     Sdm630Register(0x016A, "energy_total_l3", _phase_total_energy(2)),
 )
+
+
+# The SDM630's two input-register ranges (start, end exclusive). Readers fetch them in
+# blocks, so every float in them answers; the ones the unit does not measure (reactive
+# power, demand, ...) read as NaN, "not available", rather than a made-up number.
+SDM630_RANGES: Final = ((0x0000, 0x004C), (0x0156, 0x016C))
+NOT_AVAILABLE: Final = float("nan")
 
 
 def float_to_registers(value: float) -> tuple[int, int]:
@@ -165,12 +185,12 @@ class Sdm630Server:
             id=self._device_id,
             simdata=[
                 SimData(
-                    address=register.address,
-                    values=0.0,
+                    address=start,
+                    values=[NOT_AVAILABLE] * ((end - start) // 2),
                     datatype=DataType.FLOAT32,
                     readonly=True,
                 )
-                for register in SDM630_REGISTERS
+                for start, end in SDM630_RANGES
             ],
             action=self._serve,
         )

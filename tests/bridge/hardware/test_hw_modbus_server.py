@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import shutil
 import socket
@@ -14,6 +15,7 @@ from hw_fake_unit import FakeUnit, make_reading
 from pymodbus.client import AsyncModbusTcpClient
 
 from bridge.modbus_server import (
+    SDM630_RANGES,
     SDM630_REGISTERS,
     ModbusServerError,
     Sdm630Server,
@@ -43,6 +45,7 @@ def expected_values(reading: Reading) -> dict[int, float]:
         values[0x0000 + 2 * index] = phase.voltage
         values[0x0006 + 2 * index] = phase.current
         values[0x000C + 2 * index] = phase.power
+        values[0x0012 + 2 * index] = abs(phase.voltage * phase.current)
         values[0x001E + 2 * index] = phase.power_factor
         values[0x0024 + 2 * index] = phase.angle
         values[0x015A + 2 * index] = phase.energy_import
@@ -108,6 +111,25 @@ async def test_block_read_of_voltages_currents_powers(
     assert values == pytest.approx([expected[address] for address in range(0, 18, 2)])
 
 
+async def test_whole_ranges_read_in_one_block_with_nan_where_unmeasured(
+    unit: FakeUnit, client: AsyncModbusTcpClient
+) -> None:
+    assert unit.reading is not None
+    expected = expected_values(unit.reading)
+    for start, end in SDM630_RANGES:
+        reply = await client.read_input_registers(start, count=end - start, device_id=DEVICE_ID)
+        assert not reply.isError()
+        values = client.convert_from_registers(reply.registers, data_type=FLOAT32)
+        assert isinstance(values, list)
+        for offset, value in enumerate(values):
+            address = start + 2 * offset
+            if address in expected:
+                assert value == pytest.approx(expected[address], rel=1e-6), hex(address)
+            else:
+                # Reactive power, demand, ...: not measured, so not a number.
+                assert math.isnan(value), hex(address)
+
+
 async def test_new_reading_is_on_the_wire_at_once(
     unit: FakeUnit, client: AsyncModbusTcpClient
 ) -> None:
@@ -140,9 +162,10 @@ async def test_refuses_what_an_sdm630_would_not_serve(client: AsyncModbusTcpClie
     assert holding.exception_code == 0x01
     write = await client.write_register(0, 1, device_id=DEVICE_ID)
     assert write.isError()
-    gap = await client.read_input_registers(0x0012, count=2, device_id=DEVICE_ID)
-    assert gap.isError()
-    assert gap.exception_code == 0x02
+    for outside in (0x004C, 0x0100, 0x016C):
+        beyond = await client.read_input_registers(outside, count=2, device_id=DEVICE_ID)
+        assert beyond.isError()
+        assert beyond.exception_code == 0x02
     # The connection survives refusals.
     assert await read_float(client, 0x0046) == pytest.approx(50.02)
 

@@ -16,7 +16,14 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from bridge import gpio, modbus_server
-from bridge.config import ModbusServerOptions, ServerOptions, StartupOptions
+from bridge.config import (
+    MeterOptions,
+    ModbusServerOptions,
+    ServerOptions,
+    SourceOptions,
+    StartupOptions,
+)
+from bridge.models import Phase
 from bridge.server import BridgeServer
 from bridge.sources.emulator import EmulatorSource
 from bridge.unit import AmpGuardUnit
@@ -262,3 +269,50 @@ async def test_lights_show_in_the_status(bridge: Bridge) -> None:
     await until(lambda: _equals(current_state(bridge), "reversed"))
     status = await bridge.get("/status")
     assert status["lights"]["current"] == status["current"]["light"] == "red"
+
+
+async def test_a_second_unit_reads_the_first_as_its_sdm630(tmp_path: Path) -> None:
+    """Our own SDM630 reader (bridge.sources.modbus, built-in map) takes the output as a meter."""
+    first_options = StartupOptions(
+        server=ServerOptions(state_dir=tmp_path / "first", zeroconf=False),
+        modbus_server=ModbusServerOptions(
+            enabled=True, host="127.0.0.1", port=0, device_id=DEVICE_ID
+        ),
+    )
+    emulator = EmulatorSource(seed=2, interval=0.1, household=False)
+    emulator.set_load(Phase.L1, 14.0)
+    emulator.set_load(Phase.L2, 2.5)
+    emulator.set_pv(2500.0)
+    async with AmpGuardUnit(
+        first_options, source=emulator, components=[modbus_server.load_component]
+    ) as first:
+        state = first.component_state("modbus_server")
+        assert state is not None
+        second_options = StartupOptions(
+            server=ServerOptions(state_dir=tmp_path / "second", zeroconf=False),
+            source=SourceOptions(type="modbus-tcp", interval=0.1),
+            meter=MeterOptions(
+                host="127.0.0.1",
+                port=int(str(state["port"])),
+                device_id=DEVICE_ID,
+                register_map="sdm630",
+                timeout=2.0,
+            ),
+        )
+        async with AmpGuardUnit(second_options, components=[]) as second:
+            await until(lambda: _has_reading(second))
+            original, copy = first.reading, second.reading
+            assert original is not None
+            assert copy is not None
+            for theirs, ours in zip(original.phases, copy.phases, strict=True):
+                assert ours.voltage == pytest.approx(theirs.voltage, abs=0.01)
+                assert ours.current == pytest.approx(theirs.current, abs=0.01)
+                assert ours.power == pytest.approx(theirs.power, abs=1.0)
+            # PV export on L3 arrives as export: signed the same way.
+            assert copy.phases[2].power < 0
+            assert copy.frequency == pytest.approx(original.frequency, abs=0.01)
+            assert copy.energy_export == pytest.approx(original.energy_export, abs=0.01)
+
+
+async def _has_reading(unit: AmpGuardUnit) -> bool:
+    return unit.reading is not None
