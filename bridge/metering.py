@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -283,6 +284,7 @@ class MeteringPipeline:
         self._last_save = clock()
         self._pending: asyncio.Future[None] | None = None
         self._write_failed = False
+        self._write_lock = threading.Lock()
         self._clock_checked: float | None = None
         self._clock_synchronised = False
         self._load()
@@ -446,17 +448,23 @@ class MeteringPipeline:
 
     def _write(self, snapshot: dict[str, Any]) -> None:
         """Write a snapshot; a failure is logged (once per streak), never raised."""
-        try:
-            atomic_write_json(self._path, snapshot)
-        except OSError as err:
-            if not self._write_failed:
-                _LOGGER.error("Energy counters could not be saved: %s", err)  # noqa: TRY400
-            self._write_failed = True
-            return
-        if self._write_failed:
-            _LOGGER.info("Energy counters saved again")
-        self._write_failed = False
-        self._saved_limit = max(self._saved_limit, int(snapshot["sequence"]))
+        limit = int(snapshot["sequence"])
+        # A save in the background and one on shutdown may overlap: never let the older
+        # snapshot land last.
+        with self._write_lock:
+            if limit < self._saved_limit:
+                return
+            try:
+                atomic_write_json(self._path, snapshot)
+            except OSError as err:
+                if not self._write_failed:
+                    _LOGGER.error("Energy counters could not be saved: %s", err)  # noqa: TRY400
+                self._write_failed = True
+                return
+            if self._write_failed:
+                _LOGGER.info("Energy counters saved again")
+            self._write_failed = False
+            self._saved_limit = limit
 
     def _load(self) -> None:
         try:

@@ -233,6 +233,19 @@ def test_saves_at_most_a_minute_apart_without_an_event_loop(tmp_path: Path) -> N
     assert [item.name for item in tmp_path.iterdir()] == [ENERGY_FILE]
 
 
+def test_an_older_snapshot_never_lands_last(tmp_path: Path) -> None:
+    fake = FakeClock()
+    pipeline = MeteringPipeline(tmp_path, clock=fake)
+    pipeline.process(measure((10.0, 0.0, 0.0)), INSTALLATION)
+    run(pipeline, fake, (10.0, 0.0, 0.0), 5)
+    older = pipeline._snapshot()
+    run(pipeline, fake, (10.0, 0.0, 0.0), 5)
+    pipeline.save()
+    # A background save of the older state finishing after the shutdown save.
+    pipeline._write(older)
+    assert MeteringPipeline(tmp_path, clock=fake).energy() == pytest.approx(pipeline.energy())
+
+
 @pytest.mark.parametrize(
     "content",
     [
