@@ -352,8 +352,8 @@ class SystemControl(Protocol):
         """Forget settings, pairings and energy, then restart."""
 
 
-def load_component(unit: UnitContext) -> StatusLights:
-    """Make the lights component; it runs on every unit, with or without GPIO lines."""
+def button_actions(unit: UnitContext) -> Callable[[ButtonAction], Awaitable[None]]:
+    """Carry out the reset button's actions on ``unit``."""
 
     async def on_button(action: ButtonAction) -> None:
         if not isinstance(unit, SystemControl):
@@ -364,4 +364,9 @@ def load_component(unit: UnitContext) -> StatusLights:
         else:
             await unit.reboot()
 
-    return StatusLights(unit, on_button)
+    return on_button
+
+
+def load_component(unit: UnitContext) -> StatusLights:
+    """Make the lights component; it runs on every unit, with or without GPIO lines."""
+    return StatusLights(unit, button_actions(unit))

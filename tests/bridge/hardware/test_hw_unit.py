@@ -13,29 +13,46 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
+from hw_fake_gpiod import FakeChip
 from pymodbus.client import AsyncModbusTcpClient
 
 from bridge import gpio, modbus_server
 from bridge.config import (
+    GpioOptions,
     MeterOptions,
     ModbusServerOptions,
     ServerOptions,
     SourceOptions,
     StartupOptions,
 )
-from bridge.models import Phase
+from bridge.gpio import StatusLights, button_actions
+from bridge.models import CurrentState, Phase
 from bridge.server import BridgeServer
-from bridge.sources.emulator import EmulatorSource
+from bridge.sources.emulator import EmulatorFault, EmulatorSource
 from bridge.unit import AmpGuardUnit
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
+    from bridge.components import UnitContext
+
 DEVICE_ID = 3
 FLOAT32 = AsyncModbusTcpClient.DATATYPE.FLOAT32
 # What the API rounds each value to (docs/api.md), the tolerance of a match.
 TOLERANCE = {"voltage": 0.006, "current": 6e-4, "power": 0.06, "energy": 6e-5}
+
+
+class HandClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        """Start anywhere."""
+        self.now = 500.0
+
+    def __call__(self) -> float:
+        """Tell the time."""
+        return self.now
 
 
 class Bridge:
@@ -316,3 +333,57 @@ async def test_a_second_unit_reads_the_first_as_its_sdm630(tmp_path: Path) -> No
 
 async def _has_reading(unit: AmpGuardUnit) -> bool:
     return unit.reading is not None
+
+
+async def holds(condition: Callable[[], bool]) -> bool:
+    """Wrap a plain condition for ``until``."""
+    return condition()
+
+
+async def test_gpio_lights_and_button_on_the_real_unit(tmp_path: Path) -> None:
+    chip = FakeChip()
+    clock = HandClock()
+    lines = GpioOptions(enabled=True)
+    options = StartupOptions(
+        server=ServerOptions(state_dir=tmp_path / "state", zeroconf=False), gpio=lines
+    )
+    emulator = EmulatorSource(seed=3, interval=0.05, household=False)
+    for phase in (Phase.L1, Phase.L2, Phase.L3):
+        emulator.set_load(phase, 10.0)
+
+    def lights(unit: UnitContext) -> StatusLights:
+        return StatusLights(
+            unit, button_actions(unit), gpiod=chip.module(), clock=clock, poll_interval=0.002
+        )
+
+    async with AmpGuardUnit(options, source=emulator, components=[lights]) as unit:
+        await until(lambda: holds(lambda: chip.high.get(lines.current_green) is True))
+        assert chip.high[lines.logo] is True
+        assert chip.high[lines.voltage_green] is True
+        assert chip.high[lines.current_red] is False
+
+        emulator.set_fault(EmulatorFault.REVERSED_CT)
+        await until(lambda: holds(lambda: chip.high[lines.current_red]))
+        assert chip.high[lines.current_green] is False
+        assert unit.status.current.state is CurrentState.REVERSED
+
+        # Held 10 s: factory reset (settings back to defaults) while still held.
+        await unit.update_settings({"installation": {"main_fuse": 40}})
+        chip.inputs[lines.button] = False
+        await asyncio.sleep(0.02)
+        clock.now += 10.0
+        await until(lambda: holds(lambda: unit.settings.installation.main_fuse == 25))
+        chip.inputs[lines.button] = True
+        await asyncio.sleep(0.02)
+        assert unit.restart_requested is False
+
+        # A short press: the unit asks the process to restart.
+        chip.inputs[lines.button] = False
+        await asyncio.sleep(0.02)
+        clock.now += 0.3
+        await asyncio.sleep(0.02)
+        chip.inputs[lines.button] = True
+        await until(lambda: holds(lambda: unit.restart_requested))
+    # Stopped: every light dark and the lines given back.
+    assert not any(chip.high.values())
+    assert chip.released
