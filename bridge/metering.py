@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -49,7 +50,11 @@ SAVE_INTERVAL: Final = timedelta(minutes=1)
 # After a failed save (disk full, read-only), wait this long (s) before the next try.
 RETRY_AFTER_FAILURE: Final = 5.0
 # Longer than this between two readings, the power in between is unknown: not integrated.
+# A slow source (one reading a minute) sets its own pace: a gap is also anything longer
+# than a few of its shortest recent intervals.
 MAX_GAP: Final = timedelta(seconds=10)
+GAP_CADENCES: Final = 3
+CADENCE_HISTORY: Final = 20
 # A reading older than this gives no headroom: load balancing must not act on it.
 STALE_AFTER: Final = timedelta(seconds=10)
 # Sequence numbers handed out beyond the saved one; after a power cut the unit restarts
@@ -272,6 +277,7 @@ class MeteringPipeline:
         self._path = state_dir / ENERGY_FILE
         self._clock = clock
         self._max_gap = max_gap.total_seconds()
+        self._intervals: deque[float] = deque(maxlen=CADENCE_HISTORY)
         self._save_interval = save_interval.total_seconds()
         self._counters = [
             _PhaseCounters(imported=EnergyCounter(), exported=EnergyCounter()) for _ in PHASES
@@ -337,7 +343,11 @@ class MeteringPipeline:
         """Add the energy since the previous reading (trapezoid), unless the gap is too long."""
         if elapsed is None or self._last_powers is None or elapsed <= 0.0:
             return
-        if elapsed > self._max_gap:
+        # The source's pace is its shortest recent interval (a gap never shortens it);
+        # before there is one, only ``max_gap`` counts.
+        cadence = min(self._intervals, default=0.0)
+        self._intervals.append(elapsed)
+        if elapsed > max(self._max_gap, GAP_CADENCES * cadence):
             _LOGGER.info("%.1f s without a reading: that time is not counted as energy", elapsed)
             return
         for counters, before, phase in zip(

@@ -151,6 +151,20 @@ def test_a_gap_is_not_integrated_blindly(tmp_path: Path) -> None:
     assert pipeline.energy()[0].imported == pytest.approx(2300.0 * 3 / KWH)
 
 
+def test_a_slow_source_sets_its_own_pace(tmp_path: Path) -> None:
+    fake = FakeClock()
+    pipeline = MeteringPipeline(tmp_path, clock=fake)
+    pipeline.process(measure((10.0, 0.0, 0.0)), INSTALLATION)
+    for _ in range(4):  # one reading every 30 s
+        fake.advance(30.0)
+        pipeline.process(measure((10.0, 0.0, 0.0)), INSTALLATION)
+    # The first 30 s could have been a gap; the next three are the source's pace.
+    assert pipeline.energy()[0].imported == pytest.approx(2300.0 * 90 / KWH)
+    fake.advance(600.0)  # ten minutes of silence is still a gap at that pace
+    pipeline.process(measure((10.0, 0.0, 0.0)), INSTALLATION)
+    assert pipeline.energy()[0].imported == pytest.approx(2300.0 * 90 / KWH)
+
+
 def test_counters_never_go_backwards_with_export(tmp_path: Path) -> None:
     fake = FakeClock()
     pipeline = MeteringPipeline(tmp_path, clock=fake)
