@@ -47,8 +47,8 @@ _LOGGER = logging.getLogger(__name__)
 ENERGY_FILE: Final = "energy.json"
 FILE_VERSION: Final = 1
 SAVE_INTERVAL: Final = timedelta(minutes=1)
-# After a failed save (disk full, read-only), wait this long (s) before the next try.
-RETRY_AFTER_FAILURE: Final = 5.0
+# After a failed save (disk full, read-only), wait this long before the next try.
+RETRY_AFTER_FAILURE: Final = timedelta(seconds=5)
 # Longer than this between two readings, the power in between is unknown: not integrated.
 # A slow source (one reading a minute) sets its own pace: a gap is also anything longer
 # than a few of its shortest recent intervals.
@@ -66,8 +66,8 @@ MAX_PHASE_POWER_KW: Final = 63 * 256 / 1000
 METER_SLACK_KWH: Final = 0.01
 WATT_SECONDS_PER_KWH: Final = 3_600_000.0
 HALF_TURN: Final = 180.0
-# How often (s) to ask the kernel whether the clock is synchronised; it changes rarely.
-CLOCK_CHECK_INTERVAL: Final = 10.0
+# How often to ask the kernel whether the clock is synchronised; it changes rarely.
+CLOCK_CHECK_INTERVAL: Final = timedelta(seconds=10)
 # Where an assumed L2/L3 voltage sits against L1.
 ASSUMED_VOLTAGE_ANGLES: Final = (0.0, -120.0, 120.0)
 
@@ -334,7 +334,8 @@ class MeteringPipeline:
         since_save = now - self._last_save
         reserve_low = self._sequence + SEQUENCE_RESERVE // 2 >= self._saved_limit
         if since_save >= self._save_interval or (
-            reserve_low and not (self._write_failed and since_save < RETRY_AFTER_FAILURE)
+            reserve_low
+            and not (self._write_failed and since_save < RETRY_AFTER_FAILURE.total_seconds())
         ):
             self._save_soon(now)
         return self._reading(measurement, installation)
@@ -412,7 +413,10 @@ class MeteringPipeline:
     def _clock_is_synchronised(self) -> bool:
         """Ask the kernel at most every few seconds (a system call per reading is waste)."""
         now = self._clock()
-        if self._clock_checked is None or now - self._clock_checked >= CLOCK_CHECK_INTERVAL:
+        if (
+            self._clock_checked is None
+            or now - self._clock_checked >= CLOCK_CHECK_INTERVAL.total_seconds()
+        ):
             self._clock_checked = now
             self._clock_synchronised = clock_synchronised()
         return self._clock_synchronised

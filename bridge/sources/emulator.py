@@ -20,7 +20,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
@@ -44,7 +44,7 @@ MAX_PV_POWER: Final = 3 * MAX_CURRENT * NOMINAL_VOLTAGE
 MAX_INTERVAL: Final = 3600.0
 # A simulation step longer than this is cut short: a stalled reader must not make every
 # appliance switch at once.
-MAX_STEP: Final = 60.0
+MAX_STEP: Final = timedelta(minutes=1)
 # Household noise and drift.
 FREQUENCY_DRIFT: Final = 0.1
 VOLTAGE_DRIFT: Final = 3.0
@@ -286,7 +286,9 @@ class EmulatorSource:
         if self._closed:
             raise SourceError("The emulated meter is closed")
         now = time.monotonic()
-        step = 0.0 if self._last_step is None else min(now - self._last_step, MAX_STEP)
+        step = (
+            0.0 if self._last_step is None else min(now - self._last_step, MAX_STEP.total_seconds())
+        )
         self._last_step = now
         if self._household:
             self._live(step)

@@ -594,10 +594,10 @@ def test_reading_carries_the_clock_flag(tmp_path: Path) -> None:
     assert reading.clock_synchronised is clock.clock_synchronised()
     # NTP sets the clock: the next check (every few seconds) says so.
     with mock.patch("bridge.metering.clock_synchronised", return_value=True):
-        fake.advance(CLOCK_CHECK_INTERVAL)
+        fake.advance(CLOCK_CHECK_INTERVAL.total_seconds())
         assert pipeline.process(measure((1.0, 1.0, 1.0)), INSTALLATION).clock_synchronised
     with mock.patch("bridge.metering.clock_synchronised", return_value=False):
         fake.advance(1.0)
         assert pipeline.process(measure((1.0, 1.0, 1.0)), INSTALLATION).clock_synchronised
-        fake.advance(CLOCK_CHECK_INTERVAL)
+        fake.advance(CLOCK_CHECK_INTERVAL.total_seconds())
         assert not pipeline.process(measure((1.0, 1.0, 1.0)), INSTALLATION).clock_synchronised
