@@ -8,8 +8,10 @@ connected. Only voltages that are really measured are judged: with one-phase wir
 Current: each CT's current is judged by its angle against its own voltage. About 0 is a
 load; about +-120 (power factor near -0.5) is a CT on another phase's conductor; about
 180 (power factor near -1) is a reversed CT, unless generation is declared, where export
-is normal. Below ``MIN_ANGLE_CURRENT`` the angle cannot be found: indeterminate, green,
-never an alarm. See docs/status-logic.md for the reasoning behind each threshold.
+is normal and only a strongly reactive current in a wrong-phase window is flagged. IT
+grids give loads a wider band. Below ``MIN_ANGLE_CURRENT`` the angle cannot be found:
+indeterminate, green, never an alarm. docs/status-logic.md gives the reason for each
+threshold.
 """
 
 from __future__ import annotations
