@@ -16,15 +16,15 @@ function setLight(name, light, words) {
   $(`light-${name}-words`).textContent = words;
 }
 
-/** Words for an indicator: the overall state, then what each phase at fault shows. */
+/** Words for an indicator: the phases at fault when known, else the overall state. */
 function indicatorWords(kind, indicator) {
-  const words = [t(`${kind}_${indicator.state}`)];
+  const faults = [];
   for (const [phase, state] of Object.entries(indicator.phases || {})) {
     if (state === "ok" || state === "indeterminate") continue;
-    const key = `phase_${kind}_${state}`;
-    words.push(t(key, { phase }));
+    faults.push(t(`phase_${kind}_${state}`, { phase }));
   }
-  return words.join(" · ");
+  if (faults.length === 0) return t(`${kind}_${indicator.state}`);
+  return `${t(`colour_${indicator.light}`)}: ${faults.join("; ")}`;
 }
 
 function cloudText(cloud) {

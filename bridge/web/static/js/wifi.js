@@ -77,7 +77,7 @@ export function setupWifiForm() {
       try {
         const settings = await api.patchSettings({ wifi });
         fillWifi(settings);
-        setMessage(message, t("wifi_saved"), "ok");
+        setMessage(message, t("wifi_saved"));
       } catch (err) {
         showApiError(form, message, err);
       }
