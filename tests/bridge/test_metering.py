@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import pytest
+from bridge_harness import start_unit, wait_for
 
 from bridge import clock
 from bridge.metering import (
@@ -601,3 +602,25 @@ def test_reading_carries_the_clock_flag(tmp_path: Path) -> None:
         assert pipeline.process(measure((1.0, 1.0, 1.0)), INSTALLATION).clock_synchronised
         fake.advance(CLOCK_CHECK_INTERVAL.total_seconds())
         assert not pipeline.process(measure((1.0, 1.0, 1.0)), INSTALLATION).clock_synchronised
+
+
+async def test_a_running_unit_keeps_energy_and_sequence_across_a_restart(tmp_path: Path) -> None:
+    # The real unit loop (source, pipeline, status) on the steady emulator, twice.
+    source = EmulatorSource(household=False, interval=0.02)
+    source.set_load(Phase.L1, 20.0)
+    source.set_pv(3 * 230 * 10)  # L2 and L3 export 10 A each
+    async with start_unit(tmp_path, source=source) as unit:
+        first = await wait_for(
+            lambda: unit.reading if unit.reading and unit.reading.energy_export > 0 else None
+        )
+        assert first.phases[0].energy_import > 0
+        assert first.phases[1].energy_import == 0
+    saved = json.loads((tmp_path / ENERGY_FILE).read_text())
+    assert saved["phases"]["L2"]["export"]["value"] >= first.phases[1].energy_export
+
+    again = EmulatorSource(household=False, interval=0.02)
+    async with start_unit(tmp_path, source=again) as unit:
+        resumed = await wait_for(lambda: unit.reading)
+        assert resumed.sequence > first.sequence
+        assert resumed.phases[0].energy_import >= first.phases[0].energy_import
+        assert resumed.phases[2].energy_export >= first.phases[2].energy_export
