@@ -229,3 +229,25 @@ def test_the_cli_takes_the_units_command_line_and_the_shipped_config(
     state = tmp_path / "state"
     assert cli.main(["label", "--config", str(CONFIG), "--state-dir", str(state)]) == 0
     assert "Serial number" in capsys.readouterr().out
+
+
+def test_an_installed_bridge_ships_every_data_file() -> None:
+    """install.sh pip-installs the project: files outside package-data would be missing."""
+    root = DEPLOY.parent
+    with (root / "pyproject.toml").open("rb") as handle:
+        package_data = tomllib.load(handle)["tool"]["setuptools"]["package-data"]
+    shipped: set[Path] = set()
+    for package, patterns in package_data.items():
+        folder = root.joinpath(*package.split("."))
+        for pattern in patterns:
+            shipped.update(folder.glob(pattern))
+    data = {
+        path
+        for path in (root / "bridge").rglob("*")
+        if path.is_file()
+        and path.suffix not in {".py", ".pyc"}
+        and "__pycache__" not in path.parts
+        and not path.name.startswith(".")
+    }
+    assert data, "the bridge has data files (web UI, meter maps)"
+    assert sorted(str(path.relative_to(root)) for path in data - shipped) == []
