@@ -375,7 +375,7 @@ async def test_system_revoke_pin_reboot_and_factory_reset(page: Page, web: Runni
         await page.click("#reboot")
         await page.click("#confirm-ok")
         await expect(page.locator("#system-message")).to_have_text(
-            "The unit is restarting. This page reconnects by itself."
+            "The unit is restarting. When it is back, in about a minute, log in again."
         )
         assert web.unit.restart_requested
 
