@@ -272,7 +272,7 @@ class StatusLights:
             except GpioError as err:
                 # The lights still show in the API; only the hardware is missing.
                 self._error = str(err)
-                _LOGGER.error("Status lights and reset button are off: %s", err)  # noqa: TRY400
+                _LOGGER.error("Status lights and reset button are off: %s", err)  # noqa: TRY400 - says why
         self._unsubscribe = self._unit.events.subscribe(STATUS, self._status_changed)
         self.show(Lights.from_status(self._unit.status))
         if self._lines is not None:

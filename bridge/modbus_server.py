@@ -134,7 +134,12 @@ NOT_AVAILABLE: Final = float("nan")
 
 def float_to_registers(value: float) -> tuple[int, int]:
     """Encode a float32 as two registers, high word first (the SDM630's order)."""
-    high, low = struct.unpack(">HH", struct.pack(">f", value))
+    try:
+        packed = struct.pack(">f", value)
+    except OverflowError:
+        # Beyond float32's range: no honest number to give, so "not available".
+        packed = struct.pack(">f", NOT_AVAILABLE)
+    high, low = struct.unpack(">HH", packed)
     return high, low
 
 

@@ -7,6 +7,7 @@ import math
 import re
 import shutil
 import socket
+import struct
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from bridge.modbus_server import (
     SDM630_REGISTERS,
     ModbusServerError,
     Sdm630Server,
+    float_to_registers,
     load_component,
 )
 
@@ -243,3 +245,10 @@ def test_load_component_follows_the_options() -> None:
     assert isinstance(component, Sdm630Server)
     assert component.name == "modbus_server"
     assert component.port == 5020
+
+
+def test_float_encoding_is_high_word_first() -> None:
+    assert float_to_registers(230.25) == (0x4366, 0x4000)
+    assert float_to_registers(-10.0) == (0xC120, 0x0000)
+    high, low = float_to_registers(1e39)  # beyond float32: not available, never garbage
+    assert math.isnan(struct.unpack(">f", struct.pack(">HH", high, low))[0])
