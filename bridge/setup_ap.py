@@ -234,6 +234,8 @@ class SetupAccessPoint:
 
     async def open(self, reason: str) -> None:
         """Open the access point for the window's length."""
+        if self.active:
+            return
         ssid = self._unit.identity.setup_ssid
         try:
             await self.backend.open(ssid, self._unit.identity.pin)

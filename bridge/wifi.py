@@ -45,6 +45,8 @@ PROFILE: Final = "amp-guard-wifi"
 PENDING_PROFILE: Final = "amp-guard-wifi-new"
 PSK_SETTING: Final = "802-11-wireless-security.psk"
 COMMAND_TIMEOUT: Final = timedelta(seconds=20)
+# nmcli gives up a little before the rollback timer, so its own reason is what is shown.
+NMCLI_WAIT: Final = ROLLBACK_AFTER - timedelta(seconds=5)
 
 
 class WifiState(StrEnum):
@@ -181,16 +183,25 @@ async def run_command(
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(data), time_limit)
     except TimeoutError as err:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
+        await _kill(process)
         msg = f"{argv[0]} did not finish within {time_limit:g} s"
         raise WifiError(msg) from err
+    except asyncio.CancelledError:
+        # An attempt abandoned (rollback timer, newer settings) must not leave nmcli running.
+        await _kill(process)
+        raise
     return CommandResult(
         returncode=process.returncode if process.returncode is not None else -1,
         stdout=stdout.decode(errors="replace"),
         stderr=stderr.decode(errors="replace"),
     )
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    """Stop a command that overstayed and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    await process.wait()
 
 
 def nmcli_delete(profile: str) -> list[str]:
@@ -257,7 +268,7 @@ class NmcliWifiBackend:
         *,
         interface: str = DEFAULT_INTERFACE,
         runner: CommandRunner = run_command,
-        wait: timedelta = ROLLBACK_AFTER,
+        wait: timedelta = NMCLI_WAIT,
     ) -> None:
         """Use ``interface``; ``runner`` is replaceable for tests of the command flow."""
         self.interface = interface

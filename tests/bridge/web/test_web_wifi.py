@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,8 @@ from bridge.wifi import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from bridge.unit import AmpGuardUnit
 
 HOME = WifiNetwork(ssid="Home", passphrase="correct horse")
@@ -224,3 +228,17 @@ async def test_the_command_runner_reports_a_missing_tool_and_a_hang() -> None:
         await run_command(["/nonexistent/nmcli"], time_limit=5)
     with pytest.raises(WifiError, match="did not finish"):
         await run_command(["sleep", "5"], time_limit=0.1)
+
+
+async def test_an_abandoned_command_does_not_outlive_its_attempt(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    task = asyncio.create_task(
+        run_command(["sh", "-c", f"echo $$ > {pid_file}; exec sleep 30"], time_limit=60)
+    )
+    await eventually(lambda: pid_file.exists() and pid_file.read_text().strip() != "")
+    pid = int(pid_file.read_text())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
