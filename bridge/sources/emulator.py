@@ -274,7 +274,8 @@ class EmulatorSource:
         self._fault_phase = checked_phase
 
     async def component_init(self) -> None:
-        """Nothing to open: the household lives in memory."""
+        """Answer reads (again): the household lives in memory, nothing to open."""
+        self._closed = False
 
     async def close(self) -> None:
         """Stop answering reads."""

@@ -277,3 +277,5 @@ async def test_reads_are_paced_and_close_stops_them() -> None:
     await source.close()
     with pytest.raises(SourceError, match="closed"):
         await source.read()
+    await source.component_init()
+    assert isinstance(await source.read(), Measurement)
