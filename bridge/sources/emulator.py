@@ -240,7 +240,7 @@ class EmulatorSource:
             )
         if isinstance(phases, bool) or phases not in (1, 3):
             raise ValueError(f"EV phases must be 1 or 3, got {phases!r}")
-        if phases == THREE_PHASE and self._phases == 1:
+        if value and phases == THREE_PHASE and self._phases == 1:
             raise ValueError("a 1-phase installation charges on one phase only")
         self._ev_current = value
         self._ev_phases = phases

@@ -167,6 +167,7 @@ async def test_single_phase_leaves_l2_and_l3_at_zero() -> None:
         assert unused.power == 0.0
     with pytest.raises(ValueError, match="one phase"):
         source.set_ev(16, 3)
+    source.set_ev(0, 3)  # stopping is always fine
     with pytest.raises(ValueError, match="3-phase"):
         source.set_fault(EmulatorFault.REVERSED_CT, Phase.L2)
     with pytest.raises(ValueError, match="3-phase"):
