@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from bridge.events import EventBus
-from bridge.modbus_server import SDM630_REGISTERS, Sdm630Server
+from bridge import modbus_server
+from bridge.config import ModbusServerOptions, ServerOptions, StartupOptions
+from bridge.events import READING, EventBus
+from bridge.modbus_server import SDM630_RANGES, Sdm630Server, float_to_registers
 from bridge.models import PHASES, PhaseReading, Reading
+from bridge.sources.emulator import EmulatorSource
+from bridge.unit import AmpGuardUnit
 
 HOST: Final = "127.0.0.1"
 DEVICE_ID: Final = 1
@@ -131,6 +137,45 @@ async def reading_to_wire(unit: BenchUnit, port: int) -> list[float]:
     return delays
 
 
+async def unit_reading_to_wire(seconds: float) -> list[float]:
+    """Time from the real unit's new reading (emulator, 20 per second) to a client seeing it.
+
+    Each reading adds energy, so L1's import counter (0x015A) tells readings apart; one
+    client polls it back to back, as a charger polling hard would. A value seen before its
+    event reached our subscriber counts as no delay.
+    """
+    announced: dict[tuple[int, int], float] = {}
+    seen: dict[tuple[int, int], float] = {}
+
+    def on_reading(reading: Reading | None, _error: str | None) -> None:
+        if reading is not None:
+            key = float_to_registers(reading.phases[0].energy_import)
+            announced.setdefault(key, time.perf_counter())
+
+    with tempfile.TemporaryDirectory(prefix="amp-guard-bench-") as state:
+        options = StartupOptions(
+            server=ServerOptions(state_dir=Path(state), zeroconf=False),
+            modbus_server=ModbusServerOptions(enabled=True, host=HOST, port=0),
+        )
+        emulator = EmulatorSource(seed=1, interval=0.05, household=False)
+        for phase in PHASES:
+            emulator.set_load(phase, 10.0)
+        async with AmpGuardUnit(
+            options, source=emulator, components=[modbus_server.load_component]
+        ) as unit:
+            unit.events.subscribe(READING, on_reading)
+            port = int(str((unit.component_state("modbus_server") or {})["port"]))
+            client = AsyncModbusTcpClient(HOST, port=port, timeout=2, retries=0)
+            await client.connect()
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                reply = await client.read_input_registers(0x015A, count=2, device_id=DEVICE_ID)
+                if not reply.isError():
+                    seen.setdefault((reply.registers[0], reply.registers[1]), time.perf_counter())
+            client.close()
+    return [max(0.0, seen[key] - moment) * 1000 for key, moment in announced.items() if key in seen]
+
+
 def percentiles(values: list[float]) -> str:
     """Format median and 95th percentile."""
     ordered = sorted(values)
@@ -147,8 +192,8 @@ async def main() -> None:
     static = SimDevice(
         id=DEVICE_ID,
         simdata=[
-            SimData(address=register.address, values=1.5, datatype=DataType.FLOAT32)
-            for register in SDM630_REGISTERS
+            SimData(address=start, values=[1.5] * ((end - start) // 2), datatype=DataType.FLOAT32)
+            for start, end in SDM630_RANGES
         ],
     )
     baseline = ModbusTcpServer(static, address=(HOST, 0))
@@ -168,6 +213,11 @@ async def main() -> None:
     floor = await round_trips(baseline_port)
     print(f"  new reading -> value on the wire: {percentiles(delays)}")
     print(f"  baseline: one request round trip: {percentiles(floor)}")
+    through_unit = await unit_reading_to_wire(SECONDS)
+    print(
+        f"  real unit, metering:reading event -> client sees it ({len(through_unit)} readings):"
+        f" {percentiles(through_unit)}"
+    )
 
     await server.close()
     await baseline.shutdown()  # type: ignore[no-untyped-call]
