@@ -32,8 +32,9 @@ from bridge.unit import AmpGuardUnit
 
 HOST: Final = "127.0.0.1"
 DEVICE_ID: Final = 1
-SECONDS: Final = 2.0
+SECONDS: Final = 3.0
 CLIENTS: Final = (1, 4)
+ROUNDS: Final = 4
 DELAY_SAMPLES: Final = 300
 FLOAT32: Final = AsyncModbusTcpClient.DATATYPE.FLOAT32
 
@@ -203,8 +204,12 @@ async def main() -> None:
 
     print("SDM630 Modbus TCP output on loopback (read of 18 registers: V, I, P)")
     for clients in CLIENTS:
-        ours = await hammer(server.port, clients, SECONDS)
-        plain = await hammer(baseline_port, clients, SECONDS)
+        # Alternate short rounds and keep each side's best: the machine is shared, and a
+        # burst of someone else's work should not land on one side only.
+        ours = plain = 0.0
+        for _ in range(ROUNDS):
+            ours = max(ours, await hammer(server.port, clients, SECONDS / ROUNDS))
+            plain = max(plain, await hammer(baseline_port, clients, SECONDS / ROUNDS))
         print(
             f"  {clients} client(s): {ours:8.0f} req/s live values"
             f"  | baseline static simulator {plain:8.0f} req/s ({ours / plain:.0%})"
