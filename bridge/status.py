@@ -16,6 +16,7 @@ threshold.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Final
 
@@ -59,8 +60,9 @@ MIN_WRONG_PHASE_REACTIVE: Final = 5.0
 # IT grids feed loads between two lines: a phase's current spreads +-30 degrees around
 # its voltage, so loads get a wider band there.
 IT_LOAD_LIMIT: Final = 75.0
-# The L1-L2 line voltage leads L1's own by 30 degrees (positive sequence).
-LINE_VOLTAGE_LEAD: Final = 30.0
+# The L1-L2 line voltage leads L1's own by 30 degrees (positive sequence): add 30 to an
+# angle against it (the second shift is for angles whose sign was lost).
+LINE_VOLTAGE_SHIFTS: Final = (30.0, -30.0)
 FULL_TURN: Final = 360.0
 HALF_TURN: Final = 180.0
 
@@ -255,16 +257,19 @@ def _current_state(
         # No angle below 2 A, none against a missing or misplaced voltage, and a value
         # that is not a number is never an alarm.
         return CurrentState.INDETERMINATE
-    angle = phase_reading.angle
-    if phase_reading.phase is Phase.L1 and installation.voltage_wiring is VoltageWiring.IT_L1_L2:
-        # L1's input measures the L1-L2 line voltage: bring the angle back to L1's own.
-        angle += LINE_VOLTAGE_LEAD
-    return classify_angle(
-        angle,
-        magnitude,
+    judge = functools.partial(
+        classify_angle,
+        current=magnitude,
         generation=installation.generation,
         it_grid=installation.grid_type is GridType.IT,
     )
+    if phase_reading.phase is Phase.L1 and installation.voltage_wiring is VoltageWiring.IT_L1_L2:
+        # L1's input measures the L1-L2 line voltage: bring the angle back to L1's own.
+        # Meters that derive the angle from the power factor lose its sign, so a load
+        # that fits either way round is a load.
+        turned = [judge(phase_reading.angle + shift) for shift in LINE_VOLTAGE_SHIFTS]
+        return CurrentState.OK if CurrentState.OK in turned else turned[0]
+    return judge(phase_reading.angle)
 
 
 _CURRENT_DETAILS: Final = {

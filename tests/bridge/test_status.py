@@ -578,3 +578,19 @@ async def test_waveforms_it_grid_measured_between_l1_and_l2(tmp_path: Path) -> N
     )
     faulty = await waveform_status(tmp_path, reversed_l1, IT_L1_L2)
     assert faulty.current.phases[Phase.L1] is CurrentState.REVERSED
+
+
+@pytest.mark.parametrize(
+    ("angle", "expected"),
+    [
+        (-45.0, CurrentState.OK),  # a load, 30 degrees behind the L1-L2 line voltage
+        (45.0, CurrentState.OK),  # the same from a meter that lost the angle's sign
+        (-5.0, CurrentState.OK),
+        (135.0, CurrentState.REVERSED),
+        (-165.0, CurrentState.WRONG_PHASE_SEQUENCE),
+        (110.0, CurrentState.WRONG_PHASE_SEQUENCE),
+    ],
+)
+def test_it_l1_l2_judges_l1_against_its_own_voltage(angle: float, expected: CurrentState) -> None:
+    status = judge(make_reading(angles=(angle, 0.0, 0.0)), IT_L1_L2)
+    assert status.current.phases[Phase.L1] is expected
