@@ -115,7 +115,7 @@ install_code() {
         python3 -m venv "$VENV_DIR"
     fi
     local target="$SOURCE"
-    [ "$GPIO" -eq 1 ] && target="$SOURCE[gpio]"
+    [ "$GPIO" -eq 1 ] && target="${SOURCE}[gpio]"
     log "installing the bridge from $SOURCE"
     "$VENV_DIR/bin/pip" install --quiet --upgrade "$target"
 }
