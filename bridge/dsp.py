@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -72,9 +72,11 @@ class Calibration:
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PhaseWindow:
-    """One phase over one window; current and power signed by the power's direction."""
+class PhaseWindow(NamedTuple):
+    """One phase over one window; current and power signed by the power's direction.
+
+    A named tuple, not a dataclass: it is made three times per window on the hot path.
+    """
 
     voltage: float
     current: float
@@ -97,8 +99,7 @@ class PhaseWindow:
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Window:
+class Window(NamedTuple):
     """The result of one window (or of several aggregated)."""
 
     phases: tuple[PhaseWindow, PhaseWindow, PhaseWindow]
@@ -129,8 +130,10 @@ class SignalProcessor:
         self._nominal = nominal_frequency
         self._min_length = math.ceil(cycles * sample_rate / MAX_FREQUENCY)
         self._max_length = math.floor(cycles * sample_rate / MIN_FREQUENCY)
-        self._kernels: dict[int, npt.NDArray[np.complex128]] = {}
-        self._buffer: Samples = np.empty((CHANNELS, 0), dtype=np.float64)
+        self._kernels: dict[int, Samples] = {}
+        # Unprocessed samples live in _store[:, _head:_tail]; blocks are copied in once.
+        self._store: Samples = np.empty((CHANNELS, 8 * self._max_length), dtype=np.float64)
+        self._head = self._tail = 0
         self.calibration = calibration or Calibration()
         self.reset()
 
@@ -143,10 +146,11 @@ class SignalProcessor:
     def calibration(self, calibration: Calibration) -> None:
         """Use ``calibration`` from the next window on."""
         self._calibration = calibration
-        self._gains = np.array(
-            [*calibration.voltage_gain, *calibration.current_gain], dtype=np.float64
-        )[:, np.newaxis]
+        self._gains = [
+            float(gain) for gain in (*calibration.voltage_gain, *calibration.current_gain)
+        ]
         self._shifts = np.radians(np.array(calibration.phase_shift, dtype=np.float64))
+        self._shifting = any(calibration.phase_shift)
 
     @property
     def frequency(self) -> float:
@@ -155,24 +159,25 @@ class SignalProcessor:
 
     def reset(self) -> None:
         """Forget the stream (a gap or a new file): the next window re-locks."""
-        self._buffer = np.empty((CHANNELS, 0), dtype=np.float64)
+        self._head = self._tail = 0
         self._frequency = self._nominal
-        self._predicted = self._nominal
+        self._cut_for(self._nominal)
         self._previous: tuple[float, int] | None = None
         self._measurements = 0
 
-    def _window_length(self) -> int:
-        """Return the next window's length: ``cycles`` periods at the predicted frequency."""
-        length = round(self.cycles * self.sample_rate / self._predicted)
-        return min(max(length, self._min_length), self._max_length)
+    def _cut_for(self, frequency: float) -> None:
+        """Cut the next window to ``cycles`` periods of ``frequency``."""
+        length = round(self.cycles * self.sample_rate / frequency)
+        self._length = min(max(length, self._min_length), self._max_length)
 
-    def _kernel(self, length: int) -> npt.NDArray[np.complex128]:
-        """Hann-weighted DFT row of bin ``cycles`` for a window of ``length`` samples."""
+    def _kernel(self, length: int) -> Samples:
+        """Return the (n, 3) projection: sum, then the Hann-weighted DFT of bin ``cycles``."""
         kernel = self._kernels.get(length)
         if kernel is None:
             index = np.arange(length, dtype=np.float64)
             hann = 1.0 - np.cos(2.0 * np.pi * index / length)
-            kernel = hann * np.exp(-2j * np.pi * self.cycles * index / length)
+            turn = 2.0 * np.pi * self.cycles * index / length
+            kernel = np.stack((np.ones(length), hann * np.cos(turn), -hann * np.sin(turn)), axis=1)
             self._kernels[length] = kernel
         return kernel
 
@@ -180,16 +185,32 @@ class SignalProcessor:
         """Add a (6, n) block and return every window it completes."""
         if block.ndim != 2 or block.shape[0] != CHANNELS:  # noqa: PLR2004
             raise ValueError("a sample block must have shape (6, n)")
-        buffer = np.concatenate((self._buffer, block), axis=1) if self._buffer.size else block
+        self._append(block)
         windows: list[Window] = []
-        start = 0
-        length = self._window_length()
-        while buffer.shape[1] - start >= length:
-            windows.append(self._analyse(buffer[:, start : start + length]))
-            start += length
-            length = self._window_length()
-        self._buffer = buffer[:, start:].copy()
+        length = self._length
+        while self._tail - self._head >= length:
+            windows.append(self._analyse(self._store[:, self._head : self._head + length]))
+            self._head += length
+            length = self._length
         return windows
+
+    def _append(self, block: Samples) -> None:
+        """Copy a block behind the unprocessed samples, compacting or growing the store."""
+        size = block.shape[1]
+        if self._tail + size > self._store.shape[1]:
+            pending = self._store[:, self._head : self._tail]
+            capacity = max(self._store.shape[1], 2 * (pending.shape[1] + size))
+            store = (
+                np.empty((CHANNELS, capacity), dtype=np.float64)
+                if capacity > self._store.shape[1]
+                else self._store
+            )
+            # Moving within the same array: copy out first, the ranges may overlap.
+            store[:, : pending.shape[1]] = pending.copy()
+            self._store = store
+            self._head, self._tail = 0, pending.shape[1]
+        self._store[:, self._tail : self._tail + size] = block
+        self._tail += size
 
     def _shift_currents(self, currents: Samples) -> Samples:
         """Advance each current by its calibration phase (fractional circular delay)."""
@@ -209,34 +230,46 @@ class SignalProcessor:
         )
 
     def _analyse(self, window: Samples) -> Window:
-        """Measure one window of whole cycles."""
+        """Measure one window of whole cycles with two matrix products."""
         length = window.shape[1]
-        # The mean over whole cycles is the DC offset alone: harmonics average out.
-        centred = (window - window.mean(axis=1, keepdims=True)) * self._gains
-        if self._shifts.any():
-            centred[3:] = self._shift_currents(centred[3:])
-        rms = np.sqrt(np.einsum("ij,ij->i", centred, centred) / length)
-        power = np.einsum("ij,ij->i", centred[:3], centred[3:]) / length
-        phasors = centred @ self._kernel(length)
-        frequency, settled = self._track(phasors, rms, length)
+        if self._shifting:
+            window = window.copy()
+            window[3:] = self._shift_currents(window[3:])
+        # Each channel's sum and fundamental phasor, and every product of two channels.
+        # The Hann-weighted bin is blind to DC, and the sums remove it from the products
+        # (E[xy] - E[x]E[y]): no centred copy of the window is ever made.
+        projection: list[list[float]] = (window @ self._kernel(length)).tolist()  # type: ignore[assignment]
+        products: list[list[float]] = (window @ window.T).tolist()  # type: ignore[assignment]
+        mean = [row[0] / length for row in projection]
+        rms = [
+            self._gains[channel]
+            * math.sqrt(max(products[channel][channel] / length - mean[channel] ** 2, 0.0))
+            for channel in range(CHANNELS)
+        ]
+        power = [
+            self._gains[phase]
+            * self._gains[phase + 3]
+            * (products[phase][phase + 3] / length - mean[phase] * mean[phase + 3])
+            for phase in range(3)
+        ]
+        angles = [math.atan2(row[2], row[1]) for row in projection]
+        frequency, settled = self._track(angles, rms, length)
         return Window(
-            phases=_phases(rms, power, phasors),
+            phases=_phases(rms, power, angles),
             frequency=frequency,
             samples=length,
             settled=settled,
         )
 
-    def _track(
-        self, phasors: npt.NDArray[np.complex128], rms: Samples, length: int
-    ) -> tuple[float, bool]:
+    def _track(self, angles: list[float], rms: list[float], length: int) -> tuple[float, bool]:
         """Update the frequency from the reference voltage's turn since the last window."""
-        reference = int(np.argmax(rms[:3])) if rms[0] < MIN_VOLTAGE else 0
+        reference = 0 if rms[0] >= MIN_VOLTAGE else max(range(3), key=rms.__getitem__)
         if rms[reference] < MIN_VOLTAGE:
             self._previous = None
             self._measurements = 0
             return self._frequency, False
         # Phase at the window's centre: the bin's reference turns cycles*(n-1)/n half-turns.
-        centre = float(np.angle(phasors[reference])) + math.pi * self.cycles * (length - 1) / length
+        centre = angles[reference] + math.pi * self.cycles * (length - 1) / length
         previous = self._previous
         self._previous = (centre, length)
         if previous is None:
@@ -252,51 +285,45 @@ class SignalProcessor:
         # The measurement is centred between the last two windows, 1.5 windows behind
         # the next one: extrapolate the trend so a drifting grid still gets whole cycles.
         trend = measured - self._frequency if self._measurements > 1 else 0.0
-        self._predicted = measured + 1.5 * trend
+        self._cut_for(measured + 1.5 * trend)
         self._frequency = measured
         # The first windows were cut at guessed lengths; after two turns the length is exact.
         return measured, self._measurements > 2  # noqa: PLR2004
 
 
-def _degrees(radians: Samples) -> Samples:
-    """Convert to degrees wrapped into [-180, 180)."""
-    return np.asarray(np.degrees((radians + np.pi) % (2.0 * np.pi) - np.pi), dtype=np.float64)
+def _wrap_degrees(radians: float) -> float:
+    """Convert to degrees in (-180, 180]."""
+    degrees = math.degrees(math.remainder(radians, 2.0 * math.pi))
+    return 180.0 if degrees <= -180.0 else degrees  # noqa: PLR2004
 
 
 def _phases(
-    rms: Samples, power: Samples, phasors: npt.NDArray[np.complex128]
+    rms: list[float], power: list[float], angles: list[float]
 ) -> tuple[PhaseWindow, PhaseWindow, PhaseWindow]:
-    """Build the three phases from the window's vectors."""
-    voltage_rms = rms[:3]
-    current_rms = rms[3:]
-    apparent = voltage_rms * current_rms
-    with np.errstate(divide="ignore", invalid="ignore"):
-        power_factor = np.where(apparent > 0.0, power / apparent, 0.0)
-    voltage_ok = voltage_rms >= MIN_VOLTAGE
-    angle = np.where(
-        voltage_ok & (current_rms >= MIN_CURRENT),
-        _degrees(np.angle(phasors[3:]) - np.angle(phasors[:3])),
-        0.0,
-    )
-    voltage_angle = np.where(
-        voltage_ok & voltage_ok[0], _degrees(np.angle(phasors[:3]) - np.angle(phasors[0])), 0.0
-    )
-    signed_current = np.where(power < 0.0, -current_rms, current_rms)
-    values = np.stack(
-        (voltage_rms, signed_current, power, apparent, power_factor, angle, voltage_angle)
-    ).tolist()
-    phases = [
-        PhaseWindow(
-            voltage=values[0][index],
-            current=values[1][index],
-            power=values[2][index],
-            apparent_power=values[3][index],
-            power_factor=values[4][index],
-            angle=_half_open(values[5][index]),
-            voltage_angle=_half_open(values[6][index]),
+    """Build the three phases from the window's per-channel values."""
+    phases = []
+    reference_ok = rms[0] >= MIN_VOLTAGE
+    for index in range(3):
+        voltage, current = rms[index], rms[index + 3]
+        apparent = voltage * current
+        voltage_ok = voltage >= MIN_VOLTAGE
+        phases.append(
+            PhaseWindow(
+                voltage=voltage,
+                current=-current if power[index] < 0.0 else current,
+                power=power[index],
+                apparent_power=apparent,
+                power_factor=power[index] / apparent if apparent > 0.0 else 0.0,
+                angle=(
+                    _wrap_degrees(angles[index + 3] - angles[index])
+                    if voltage_ok and current >= MIN_CURRENT
+                    else 0.0
+                ),
+                voltage_angle=(
+                    _wrap_degrees(angles[index] - angles[0]) if voltage_ok and reference_ok else 0.0
+                ),
+            )
         )
-        for index in range(3)
-    ]
     return phases[0], phases[1], phases[2]
 
 

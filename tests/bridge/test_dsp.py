@@ -252,3 +252,16 @@ def test_as_measurement_keeps_every_value() -> None:
     assert measured.voltage == phase.voltage
     assert measured.apparent_power == phase.apparent_power
     assert math.isclose(measured.angle, -10.0, abs_tol=0.01)
+
+
+def test_huge_blocks_grow_the_store_and_keep_every_sample() -> None:
+    spec = WaveformSpec(frequency=49.7)
+    samples = WaveformGenerator(spec, sample_rate=RATE).block(int(RATE * 12))
+    processor = SignalProcessor(sample_rate=RATE)
+    windows = processor.feed(samples[:, :100]) + processor.feed(samples[:, 100:])
+    # 12 s at 49.7 Hz holds 59 whole 10-cycle windows; no sample is lost or repeated.
+    assert len(windows) == 59
+    used = sum(window.samples for window in windows)
+    assert 0 <= samples.shape[1] - used < round(RATE * 10 / 49.7)
+    assert {window.samples for window in windows[3:]} <= {1287, 1288}
+    assert all(w.phases[0].voltage == pytest.approx(230.0, rel=1e-4) for w in windows[3:])
