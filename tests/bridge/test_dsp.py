@@ -264,4 +264,5 @@ def test_huge_blocks_grow_the_store_and_keep_every_sample() -> None:
     used = sum(window.samples for window in windows)
     assert 0 <= samples.shape[1] - used < round(RATE * 10 / 49.7)
     assert {window.samples for window in windows[3:]} <= {1287, 1288}
-    assert all(w.phases[0].voltage == pytest.approx(230.0, rel=1e-4) for w in windows[3:])
+    # Whole samples cannot hold exactly 10 cycles of 49.7 Hz: a few 1e-4 of error remain.
+    assert all(w.phases[0].voltage == pytest.approx(230.0, rel=5e-4) for w in windows[3:])
