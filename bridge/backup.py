@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from bridge import __version__
-from bridge.identity import load_or_create_identity
+from bridge.identity import IDENTITY_FILE
 from bridge.metering import ENERGY_FILE, MeteringPipeline
 from bridge.settings import SETTINGS_FILE, SettingsStore
 from bridge.storage import StorageError, atomic_write_json, atomic_write_text, read_json
@@ -56,14 +56,23 @@ class RestoreResult:
     other_unit: bool
 
 
+def _serial_of(state_dir: Path) -> str | None:
+    """Read the unit's serial without creating an identity (a backup changes nothing)."""
+    try:
+        data = read_json(state_dir / IDENTITY_FILE)
+    except StorageError:
+        return None
+    serial = data.get("serial") if isinstance(data, dict) else None
+    return serial if isinstance(serial, str) else None
+
+
 def create_backup(state_dir: Path) -> dict[str, Any]:
     """Collect the settings and energy files of ``state_dir`` into one document."""
-    identity = load_or_create_identity(state_dir)
     document: dict[str, Any] = {
         "format": BACKUP_FORMAT,
         "version": BACKUP_VERSION,
         "created": datetime.now(tz=UTC).isoformat(),
-        "serial": identity.serial,
+        "serial": _serial_of(state_dir) or "unknown",
         "firmware": __version__,
     }
     for part, name in PARTS.items():
@@ -133,7 +142,7 @@ def restore_backup(state_dir: Path, text: str) -> RestoreResult:
     """Replace the settings and energy files of ``state_dir`` with a backup's."""
     document = parse_backup(text)
     _check_parts(document)
-    identity = load_or_create_identity(state_dir)
+    serial = _serial_of(state_dir)
     restored: list[str] = []
     stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
     for part, name in PARTS.items():
@@ -155,7 +164,7 @@ def restore_backup(state_dir: Path, text: str) -> RestoreResult:
         restored=tuple(restored),
         serial=document["serial"],
         created=document["created"],
-        other_unit=document["serial"] != identity.serial,
+        other_unit=document["serial"] != serial,
     )
 
 

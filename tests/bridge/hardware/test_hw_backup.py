@@ -208,3 +208,11 @@ def test_amp_guard_bridge_backup_and_restore_commands(
     saved.write_text('{"format": "amp-guard-backup", "version": 1}')
     assert cli.main(["restore", "--state-dir", str(other), str(saved)]) == 1
     assert "no serial" in capsys.readouterr().err
+
+
+def test_backing_up_a_wrong_folder_creates_nothing(tmp_path: Path) -> None:
+    wrong = tmp_path / "not-a-state-folder"
+    wrong.mkdir()
+    with pytest.raises(BackupError):
+        create_backup(wrong)
+    assert list(wrong.iterdir()) == []
