@@ -181,6 +181,7 @@ async def test_login_and_live_status(page: Page, web: RunningBridge) -> None:
     assert await page.evaluate("window.__sameDocument") is True
 
 
+@pytest.mark.parametrize("page", ["phone"], indirect=True)
 async def test_lock_out_says_how_long_to_wait(page: Page, web: RunningBridge) -> None:
     await page.goto(f"{web.url}/")
     for _ in range(5):
@@ -196,6 +197,7 @@ async def test_lock_out_says_how_long_to_wait(page: Page, web: RunningBridge) ->
     await expect(page.locator("#app-view")).to_be_hidden()
 
 
+@pytest.mark.parametrize("page", ["phone"], indirect=True)
 async def test_an_expired_session_returns_to_the_login(page: Page, web: RunningBridge) -> None:
     await log_in(page, web)
     sessions = web.unit.auth._sessions
@@ -440,6 +442,7 @@ async def test_keyboard_only(page: Page, web: RunningBridge) -> None:
     assert web.unit.settings.installation.main_fuse == 50
 
 
+@pytest.mark.parametrize("page", ["desktop"], indirect=True)
 async def test_every_control_has_a_label(page: Page, web: RunningBridge) -> None:
     await log_in(page, web)
     await open_tab(page, "installation")  # builds the current scheme's rows
