@@ -115,7 +115,7 @@ class AmpGuardCoordinator(DataUpdateCoordinator[AmpGuardData]):
                 await self._push_lost(str(err))
             if self._push_subscribed:
                 backoff = PUSH_BACKOFF_MIN.total_seconds()
-            LOGGER.debug("Reconnecting push of %s in %.0f s", self.config_entry.title, backoff)
+            LOGGER.debug("Reconnecting push of %s in %.1f s", self.config_entry.title, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, PUSH_BACKOFF_MAX.total_seconds())
 
