@@ -7,11 +7,11 @@ connected. Only voltages that are really measured are judged: with one-phase wir
 
 Current: each CT's current is judged by its angle against its own voltage. About 0 is a
 load; about +-120 (power factor near -0.5) is a CT on another phase's conductor; about
-180 (power factor near -1) is a reversed CT, unless generation is declared, where export
-is normal and only a strongly reactive current in a wrong-phase window is flagged. IT
-grids give loads a wider band. Below ``MIN_ANGLE_CURRENT`` the angle cannot be found:
-indeterminate, green, never an alarm. docs/status-logic.md gives the reason for each
-threshold.
+180 (power factor near -1) is a reversed CT (a lagging load's sign tells the two
+apart), unless generation is declared, where export is normal and only a strongly
+reactive current in a wrong-phase window is flagged. IT grids give loads a wider band.
+Below ``MIN_ANGLE_CURRENT`` the angle cannot be found: indeterminate, green, never an
+alarm. docs/status-logic.md gives the reason for each threshold.
 """
 
 from __future__ import annotations
@@ -47,8 +47,11 @@ NO_CURRENT_SIGNAL: Final = 0.02
 SEQUENCE_TOLERANCE: Final = 30.0
 # Without generation: |angle| below this is a load (power factor above 0.5) ...
 LOAD_LIMIT: Final = 60.0
-# ... from here on the current points backwards: a reversed CT (power factor below -0.87).
-REVERSED_LIMIT: Final = 150.0
+# ... beyond, a reversed CT or a CT on another phase. Household loads lag (-45..+15
+# degrees), so a reversed CT shows at 180 + that: 135..180 or -180..-165, while a CT on
+# another phase shows at +-120 + that: 75..135 or -165..-105. The sign tells them apart.
+REVERSED_FROM: Final = 135.0
+REVERSED_UNTIL: Final = -165.0
 # With generation, import near 0 and export near 180 are both normal; only the narrow
 # windows where a CT on another phase lands (+-60 exporting, +-120 importing) count.
 WRONG_PHASE_WINDOWS: Final = ((60.0, 15.0), (120.0, 15.0))
@@ -236,9 +239,10 @@ def classify_angle(
         return CurrentState.OK
     if off < (IT_LOAD_LIMIT if it_grid else LOAD_LIMIT):
         return CurrentState.OK
-    if off < REVERSED_LIMIT:
-        return CurrentState.WRONG_PHASE_SEQUENCE
-    return CurrentState.REVERSED
+    signed = fold_angle(angle)
+    if signed >= REVERSED_FROM or signed <= REVERSED_UNTIL:
+        return CurrentState.REVERSED
+    return CurrentState.WRONG_PHASE_SEQUENCE
 
 
 def _current_state(

@@ -236,8 +236,11 @@ def test_one_phase_below_two_amps_does_not_hide_the_others() -> None:
         (60.0, CurrentState.WRONG_PHASE_SEQUENCE, CurrentState.WRONG_PHASE_SEQUENCE),
         (90.0, CurrentState.WRONG_PHASE_SEQUENCE, CurrentState.OK),  # reactive net of PV
         (180.0, CurrentState.REVERSED, CurrentState.OK),
-        (-170.0, CurrentState.REVERSED, CurrentState.OK),
+        (-170.0, CurrentState.REVERSED, CurrentState.OK),  # a leading load, reversed
         (155.0, CurrentState.REVERSED, CurrentState.OK),
+        (140.0, CurrentState.REVERSED, CurrentState.OK),  # PF 0.77 lagging, reversed
+        (-155.0, CurrentState.WRONG_PHASE_SEQUENCE, CurrentState.OK),  # PF 0.82, on L(n-1)
+        (85.0, CurrentState.WRONG_PHASE_SEQUENCE, CurrentState.OK),  # PF 0.82, on L(n+1)
     ],
 )
 def test_angle_rules(angle: float, without: CurrentState, with_generation: CurrentState) -> None:
@@ -490,9 +493,12 @@ async def test_waveforms_of_a_correct_installation_are_green(
     assert set(status.current.phases.values()) <= {CurrentState.OK, CurrentState.INDETERMINATE}
 
 
+@pytest.mark.parametrize("lag", [0.0, -15.0, -37.0])
 @pytest.mark.parametrize(("volts", "amps"), WAVEFORM_GRID)
-async def test_waveforms_find_every_fault(tmp_path: Path, volts: float, amps: float) -> None:
-    grid = {"voltage": (volts,) * 3, "current": (amps,) * 3}
+async def test_waveforms_find_every_fault(
+    tmp_path: Path, volts: float, amps: float, lag: float
+) -> None:
+    grid = {"voltage": (volts,) * 3, "current": (amps,) * 3, "current_angle": (lag,) * 3}
     swapped = await waveform_status(tmp_path, distorted(swapped_phases=True, **grid))
     assert swapped.voltage.state is VoltageState.WRONG_PHASE_SEQUENCE
     assert swapped.voltage.phases[Phase.L2] is VoltageState.WRONG_PHASE_SEQUENCE
@@ -588,7 +594,7 @@ async def test_waveforms_it_grid_measured_between_l1_and_l2(tmp_path: Path) -> N
         (-5.0, CurrentState.OK),
         (135.0, CurrentState.REVERSED),
         (-165.0, CurrentState.WRONG_PHASE_SEQUENCE),
-        (110.0, CurrentState.WRONG_PHASE_SEQUENCE),
+        (110.0, CurrentState.REVERSED),  # 150 - 40: a lagging load, reversed
     ],
 )
 def test_it_l1_l2_judges_l1_against_its_own_voltage(angle: float, expected: CurrentState) -> None:
