@@ -7,6 +7,7 @@ import os
 import re
 import select
 import threading
+import tty
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -245,6 +246,9 @@ class Pty:
         self.link = link
         self.master, slave = os.openpty()
         self.slave_path = os.ttyname(slave)
+        # Raw from the start, like a USB CDC device: bytes sent before the bridge opens
+        # the port must not be cooked by the line discipline (echo, CR/LF, line buffer).
+        tty.setraw(slave)
         os.close(slave)
         link.symlink_to(self.slave_path)
         os.set_blocking(self.master, False)

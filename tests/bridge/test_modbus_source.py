@@ -8,6 +8,7 @@ import math
 import os
 import socket
 import struct
+import tty
 from typing import TYPE_CHECKING
 
 import pytest
@@ -365,6 +366,9 @@ class PtyLink:
         self._server_master, server_slave = os.openpty()
         self.server_port = os.ttyname(server_slave)
         client_link.symlink_to(os.ttyname(client_slave))
+        # Raw from the start: nothing sent early may be cooked by the line discipline.
+        tty.setraw(client_slave)
+        tty.setraw(server_slave)
         # Closing our slave fds: the device nodes stay while the masters are open.
         os.close(client_slave)
         self._server_slave = server_slave
