@@ -7,6 +7,7 @@ unit were ever rendered unescaped, and the page cannot be framed.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Final
 
@@ -17,11 +18,15 @@ STATIC_PREFIX: Final = "/static/"
 
 CONTENT_SECURITY_POLICY: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "connect-src 'self'{push}; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+# A host as a browser sends it (name or address, optional port); anything else gets the
+# plain policy, so a forged Host header can never inject a directive.
+_HOST: Final = re.compile(
+    r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?"
+)
 SECURITY_HEADERS: Final[dict[str, str]] = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -46,9 +51,29 @@ CONTENT_TYPES: Final[dict[str, str]] = {
 }
 
 
-def _file_response(path: Path, cache: str) -> web.FileResponse:
+def content_security_policy(host: str | None) -> str:
+    """Return the page's policy; the push socket's own origin is named explicitly.
+
+    CSP 3 lets 'self' cover ws:/wss: on the same host, but Safari before 15.4 (still on
+    installers' phones) does not, and the Status tab's live values ride that socket.
+    """
+    if host is None or not _HOST.fullmatch(host):
+        return CONTENT_SECURITY_POLICY.format(push="")
+    return CONTENT_SECURITY_POLICY.format(push=f" ws://{host} wss://{host}")
+
+
+def _headers(request: web.Request, cache: str) -> dict[str, str]:
+    """Return the UI's security headers for one response."""
+    return {
+        "Content-Security-Policy": content_security_policy(request.headers.get("Host")),
+        **SECURITY_HEADERS,
+        "Cache-Control": cache,
+    }
+
+
+def _file_response(path: Path, headers: dict[str, str]) -> web.FileResponse:
     """Serve one file with the UI's security headers."""
-    response = web.FileResponse(path, headers={**SECURITY_HEADERS, "Cache-Control": cache})
+    response = web.FileResponse(path, headers=headers)
     response.content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
     if response.content_type.startswith("text/"):
         response.charset = "utf-8"
@@ -75,18 +100,18 @@ def resolve_asset(relative: str) -> Path | None:
     return candidate
 
 
-async def _index(_request: web.Request) -> web.FileResponse:
+async def _index(request: web.Request) -> web.FileResponse:
     """Serve the single page; login and tabs are decided in the browser."""
-    return _file_response(STATIC_DIR / "index.html", HTML_CACHE)
+    return _file_response(STATIC_DIR / "index.html", _headers(request, HTML_CACHE))
 
 
 async def _asset(request: web.Request) -> web.FileResponse:
     """Serve a script, style sheet or image of the UI."""
     path = resolve_asset(request.match_info["path"])
+    cache = HTML_CACHE if path is None or path.suffix == ".html" else ASSET_CACHE
     if path is None:
-        raise web.HTTPNotFound(headers=SECURITY_HEADERS)
-    cache = HTML_CACHE if path.suffix == ".html" else ASSET_CACHE
-    return _file_response(path, cache)
+        raise web.HTTPNotFound(headers=_headers(request, cache))
+    return _file_response(path, _headers(request, cache))
 
 
 def setup_web(app: web.Application) -> None:

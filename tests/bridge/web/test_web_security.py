@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from web_harness import ManualClock, client_session
 
-from bridge.web import STATIC_DIR, resolve_asset
+from bridge.web import STATIC_DIR, content_security_policy, resolve_asset
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -49,6 +49,8 @@ async def test_the_page_is_served_with_a_strict_policy(
         page = await response.text()
     policy = headers["Content-Security-Policy"]
     assert "default-src 'self'" in policy
+    host = bridge_url.removeprefix("http://")
+    assert f"connect-src 'self' ws://{host} wss://{host};" in policy
     assert "script-src 'self';" in policy
     assert "style-src 'self';" in policy
     assert "frame-ancestors 'none'" in policy
@@ -83,6 +85,14 @@ async def test_assets_are_local_typed_and_guarded(
             assert response.status == 404, escape
     async with http.get(f"{bridge_url}/static/js/") as response:
         assert response.status == 404
+
+
+def test_the_push_socket_is_named_only_for_a_well_formed_host() -> None:
+    policy = content_security_policy("192.168.251.1:8080")
+    assert "connect-src 'self' ws://192.168.251.1:8080 wss://192.168.251.1:8080;" in policy
+    assert "ws://[fe80::1]:80 " in content_security_policy("[fe80::1]:80")
+    for forged in (None, "", "evil.example; script-src *", "a b", "host:80/x", "x:99999999"):
+        assert "connect-src 'self';" in content_security_policy(forged), forged
 
 
 def test_asset_paths_cannot_leave_the_folder() -> None:
