@@ -7,6 +7,7 @@ Every endpoint that reveals or changes anything needs a paired client's token
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -21,6 +22,7 @@ from aiohttp import WSCloseCode, web
 from bridge import API_VERSION
 from bridge.api_errors import (
     BAD_REQUEST,
+    INTERNAL,
     INVALID_PIN,
     LOCKED_OUT,
     METHOD_NOT_ALLOWED,
@@ -162,6 +164,12 @@ async def error_middleware(
             raise
         code = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}.get(err.status_code, BAD_REQUEST)
         return ServerError(err.reason, err.status_code, code=code).response()
+    except (ConnectionError, asyncio.CancelledError):
+        raise
+    except Exception:
+        # A bug must not show a traceback to the client; the log keeps it.
+        _LOGGER.exception("Request %s %s failed", request.method, request.path)
+        return ServerError("internal error of the unit", 500, code=INTERNAL).response()
 
 
 async def _add_version_header(_request: web.Request, response: web.StreamResponse) -> None:

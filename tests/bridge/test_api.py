@@ -510,3 +510,34 @@ async def test_version_header_on_errors_and_bridge_fixture(
     assert status == 401
     assert response.headers["X-Amp-Guard-Api-Version"] == API_VERSION
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_a_bug_is_a_json_500_without_traceback(
+    http: aiohttp.ClientSession,
+    bridge: BridgeServer,
+    api_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    unit, bridge_url = bridge.unit, bridge.url
+
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("boom in status")
+
+    # No real component fails on demand: this stands in for a bug.
+    monkeypatch.setattr(unit, "status_dict", broken)
+    status, data, _ = await call(http, "GET", f"{bridge_url}{API}/status", token=api_token)
+    assert status == 500
+    assert data == {"error": {"code": "internal", "message": "internal error of the unit"}}
+    assert "boom in status" in caplog.text
+
+
+async def test_oversized_body_is_refused(
+    http: aiohttp.ClientSession, bridge_url: str, api_token: str
+) -> None:
+    huge = {"installation": {"x": "y" * 70_000}}
+    status, data, _ = await call(
+        http, "PATCH", f"{bridge_url}{API}/settings", token=api_token, body=huge
+    )
+    assert status == 413
+    assert data["error"]["code"] == "bad_request"
