@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 HOST = "127.0.0.1"
-TIMEOUT = 0.3
+TIMEOUT = 0.5
 
 
 def _free_port() -> int:
@@ -214,7 +214,7 @@ async def test_silent_meter_times_out_and_recovers() -> None:
     meter = LiveMeter()
     async with tcp_meter(meter, port):
         source = _source(port)
-        meter.delay = TIMEOUT * 4
+        meter.delay = TIMEOUT * 3
         assert "did not answer" in await _failure(source)
         meter.delay = 0.0
         assert (await source.read()).phases[0].voltage == pytest.approx(230.1, rel=1e-6)
