@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from bridge.config import AdcOptions, ConfigError, SourceOptions, StartupOptions
-from bridge.settings import CalibrationSettings
+from bridge.metering import MeteringPipeline
+from bridge.models import Communication, Phase
+from bridge.settings import CalibrationSettings, InstallationSettings, VoltageWiring
 from bridge.sources.adc import (
     AdcSource,
     FrameDecoder,
@@ -27,6 +29,7 @@ from bridge.sources.adc import (
     save_recording,
 )
 from bridge.sources.base import Source, SourceError
+from bridge.status import evaluate
 from bridge.waveform import WaveformGenerator, WaveformSpec, reference
 
 if TYPE_CHECKING:
@@ -359,3 +362,60 @@ def test_load_adc_source_follows_the_options(tmp_path: Path) -> None:
         load_adc_source(options(input="replay"))
     with pytest.raises(ConfigError, match="input"):
         load_adc_source(options(input="spi"))
+
+
+# From raw samples to the status lights (status logic is bridge.status's; this checks the
+# angles the ADC front-end measures are the ones it needs).
+
+
+@pytest.mark.parametrize(
+    ("spec", "installation", "voltage_state", "current_state"),
+    [
+        (WaveformSpec(thd=0.05), InstallationSettings(), "ok", "ok"),
+        (
+            WaveformSpec(thd=0.05, swapped_phases=True),
+            InstallationSettings(),
+            "wrong_phase_sequence",
+            "ok",
+        ),
+        (
+            WaveformSpec(thd=0.05, reversed_ct=(False, True, False)),
+            InstallationSettings(),
+            "ok",
+            "reversed",
+        ),
+        (
+            WaveformSpec(thd=0.05, ct_phase=(Phase.L2, Phase.L1, Phase.L3)),
+            InstallationSettings(),
+            "ok",
+            "wrong_phase_sequence",
+        ),
+        (
+            # Below 2 A: a reversed clamp cannot be told, and is no alarm.
+            WaveformSpec(thd=0.05, current=(1.5, 1.5, 1.5), reversed_ct=(True, False, False)),
+            InstallationSettings(),
+            "ok",
+            "indeterminate",
+        ),
+        (
+            WaveformSpec(thd=0.05, voltage=(230.0, 0.0, 0.0), current=(12.0, 0.0, 0.0)),
+            InstallationSettings(phases=1, voltage_wiring=VoltageWiring.ONE),
+            "ok",
+            "ok",
+        ),
+    ],
+)
+async def test_wiring_faults_reach_the_status_lights(
+    tmp_path: Path,
+    spec: WaveformSpec,
+    installation: InstallationSettings,
+    voltage_state: str,
+    current_state: str,
+) -> None:
+    source = AdcSource(GeneratorInput(spec, sample_rate=RATE, realtime=False), interval=0.2)
+    pipeline = MeteringPipeline(tmp_path)
+    reading = pipeline.process(await source.read(), installation)
+    status = evaluate(reading, None, installation, Communication.NETWORK)
+    assert status.voltage.state.value == voltage_state
+    assert status.current.state.value == current_state
+    await pipeline.close()
