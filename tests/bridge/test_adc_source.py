@@ -16,7 +16,7 @@ import pytest
 from bridge.config import AdcOptions, ConfigError, SourceOptions, StartupOptions
 from bridge.metering import MeteringPipeline
 from bridge.models import Communication, Phase
-from bridge.settings import CalibrationSettings, InstallationSettings, VoltageWiring
+from bridge.settings import CalibrationSettings, GridType, InstallationSettings, VoltageWiring
 from bridge.sources.adc import (
     AdcSource,
     FrameDecoder,
@@ -400,6 +400,13 @@ def test_load_adc_source_follows_the_options(tmp_path: Path) -> None:
         (
             WaveformSpec(thd=0.05, voltage=(230.0, 0.0, 0.0), current=(12.0, 0.0, 0.0)),
             InstallationSettings(phases=1, voltage_wiring=VoltageWiring.ONE),
+            "ok",
+            "ok",
+        ),
+        (
+            # IT grid without generation: voltages on L1 and L2 only.
+            WaveformSpec(thd=0.05, voltage=(230.0, 230.0, 0.0)),
+            InstallationSettings(grid_type=GridType.IT, voltage_wiring=VoltageWiring.IT_L1_L2),
             "ok",
             "ok",
         ),
