@@ -18,7 +18,7 @@ from bridge import MODEL, __version__
 from bridge.config import LOG_LEVELS, SOURCE_TYPES, ConfigError, StartupOptions, load_options
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -159,32 +159,37 @@ def set_pin(options: StartupOptions, pin: str, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _setup_logging(level: str) -> logging.handlers.QueueListener:
+@contextlib.contextmanager
+def _logging_through_queue(level: str) -> Iterator[None]:
     """Log through a queue so a slow terminal or disk never stalls the event loop."""
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     stream = logging.StreamHandler(sys.stderr)
     stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     listener = logging.handlers.QueueListener(records, stream)
     root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
     root.handlers[:] = [logging.handlers.QueueHandler(records)]
     root.setLevel(level.upper())
     listener.start()
-    return listener
+    try:
+        yield
+    finally:
+        listener.stop()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
 
 
 def run(options: StartupOptions) -> int:
     """Run the unit until SIGTERM/SIGINT, or restart it when a reboot is requested."""
-    listener = _setup_logging(options.server.log_level)
-    try:
-        restart = asyncio.run(serve(options, sys.stdout))
-    except ConfigError as err:
-        _complain(err)
-        return EXIT_USAGE
-    except OSError as err:
-        _complain(f"cannot start: {err}")
-        return EXIT_ERROR
-    finally:
-        listener.stop()
+    with _logging_through_queue(options.server.log_level):
+        try:
+            restart = asyncio.run(serve(options, sys.stdout))
+        except ConfigError as err:
+            _complain(err)
+            return EXIT_USAGE
+        except OSError as err:
+            _complain(f"cannot start: {err}")
+            return EXIT_ERROR
     if restart:
         restart_process()
     return EXIT_OK

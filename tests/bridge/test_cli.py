@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 from typing import TYPE_CHECKING
 
@@ -179,3 +180,51 @@ async def test_reboot_under_systemd_exits_zero(tmp_path: Path) -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def test_bad_register_map_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "run",
+            "--source",
+            "modbus-tcp",
+            "--register-map",
+            str(tmp_path / "missing.json"),
+            "--state-dir",
+            str(tmp_path),
+            "--no-zeroconf",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("amp-guard-bridge: [meter] register_map:")
+    assert "Traceback" not in err
+
+
+def test_port_in_use_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(
+            [
+                "run",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--state-dir",
+                str(tmp_path),
+                "--no-zeroconf",
+                "--interval",
+                "0.05",
+            ]
+        )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "amp-guard-bridge: cannot start:" in err
+    assert "Traceback" not in err
