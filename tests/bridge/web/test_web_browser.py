@@ -211,6 +211,20 @@ async def test_an_expired_session_returns_to_the_login(page: Page, web: RunningB
     )
 
 
+@pytest.mark.parametrize("page", ["phone"], indirect=True)
+async def test_unusable_saved_settings_are_pointed_out(page: Page, tmp_path: Path) -> None:
+    state = tmp_path / "broken"
+    state.mkdir()
+    (state / "settings.json").write_text("{not json", encoding="utf-8")
+    async with running_bridge(state) as broken:
+        await log_in(page, broken)
+        notice = page.locator("#settings-error")
+        await expect(notice).to_be_visible()
+        await expect(notice).to_contain_text("The saved settings could not be read")
+        await broken.unit.update_settings({"installation": {"main_fuse": 20}})
+        await expect(notice).to_be_hidden()
+
+
 # ---- Wi-Fi ----------------------------------------------------------------------------
 
 

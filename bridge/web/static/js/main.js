@@ -5,7 +5,14 @@ import { setMessage } from "./forms.js";
 import { initLanguage, language, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { fillInstallation, rerenderInstallation, setupInstallationForm } from "./installation.js";
 import { LiveFeed } from "./push.js";
-import { renderInfo, renderLiveMode, renderReadings, renderStatus, rerenderStatus } from "./status.js";
+import {
+  renderInfo,
+  renderLiveMode,
+  renderReadings,
+  renderStatus,
+  rerenderStatus,
+  settingsWritten,
+} from "./status.js";
 import { loadClients, renderIdentity, rerenderSystem, setupSystem } from "./system.js";
 import { fillWifi, renderWifiState, rerenderWifi, setupWifiForm } from "./wifi.js";
 
@@ -25,7 +32,10 @@ const feed = new LiveFeed({
     renderStatus(status);
     if (status && "wifi" in status) renderWifiState(status.wifi);
   },
-  onSettings: (settings) => applySettings(settings, { fromPush: true }),
+  onSettings: (settings) => {
+    settingsWritten();
+    applySettings(settings, { fromPush: true });
+  },
   onMode: renderLiveMode,
 });
 

@@ -63,6 +63,17 @@ export function renderStatus(status) {
   $("network-state").textContent = networkText(s);
   $("cloud-state").textContent = cloudText(s.cloud);
   $("setup-ap-state").textContent = setupApText(s.setup_ap);
+  const settingsError = $("settings-error");
+  settingsError.hidden = !s.settings_error;
+  settingsError.textContent = s.settings_error ? t("settings_unusable", { error: s.settings_error }) : "";
+}
+
+/** A settings write replaces an unusable file: the unit clears the warning then too. */
+export function settingsWritten() {
+  if (lastStatus && lastStatus.settings_error) {
+    lastStatus = { ...lastStatus, settings_error: null };
+    renderStatus(null);
+  }
 }
 
 export function renderReadings(readings) {
