@@ -541,3 +541,19 @@ async def test_oversized_body_is_refused(
     )
     assert status == 413
     assert data["error"]["code"] == "bad_request"
+
+
+async def test_revoking_a_client_ends_its_token(
+    http: aiohttp.ClientSession, bridge_url: str, unit: AmpGuardUnit, api_token: str
+) -> None:
+    other = await pair(http, bridge_url, unit, name="evcc")
+    _, clients, _ = await call(http, "GET", f"{bridge_url}{API}/clients", token=api_token)
+    evcc = next(client for client in clients["clients"] if client["name"] == "evcc")
+    status, _, _ = await call(
+        http, "DELETE", f"{bridge_url}{API}/clients/{evcc['id']}", token=api_token
+    )
+    assert status == 204
+    status, _, _ = await call(http, "GET", f"{bridge_url}{API}/status", token=other)
+    assert status == 401
+    status, _, _ = await call(http, "GET", f"{bridge_url}{API}/status", token=api_token)
+    assert status == 200
