@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -75,3 +78,24 @@ def test_keep_aside_renames_the_file(tmp_path: Path) -> None:
     assert kept.name.startswith("data.json.corrupt-")
     assert kept.read_text() == "garbage"
     assert keep_aside(tmp_path / "missing.json") is None
+
+
+def test_process_killed_before_rename_keeps_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    atomic_write_json(path, {"generation": 1})
+    # A real process dies (no cleanup, no finally) right before the rename.
+    child = textwrap.dedent(
+        f"""
+        import os
+        from pathlib import Path
+        from bridge.storage import atomic_write_json
+        Path.replace = lambda self, target: os._exit(9)
+        atomic_write_json(Path({str(path)!r}), {{"generation": 2}})
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", child], check=False, timeout=60)  # noqa: S603
+    assert result.returncode == 9
+    assert read_json(path) == {"generation": 1}
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "settings.json"]
+    # The torn temporary file is a hidden leftover, never the state file itself.
+    assert all(name.startswith(".settings.json.") for name in leftovers)
