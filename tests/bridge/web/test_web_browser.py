@@ -174,7 +174,11 @@ async def test_login_and_live_status(page: Page, web: RunningBridge) -> None:
     await expect(page.locator("#light-current")).to_have_attribute("data-light", "red")
     await expect(page.locator("#light-current-words")).to_contain_text("CT on L2 is reversed")
     await shot(page, "status-fault")
+    web.emulator.set_fault(EmulatorFault.METER_OFFLINE)
+    await expect(page.locator("#meter-message")).to_contain_text("No reading from the meter")
+    await expect(l1).to_have_text("\u2013")  # an en dash: no value
     web.emulator.set_fault(None)
+    await expect(page.locator("#meter-message")).to_be_hidden()
     await expect(page.locator("#light-current")).to_have_attribute("data-light", "green")
     await shot(page, "status")
     # All of it arrived without a reload.
