@@ -229,6 +229,29 @@ async def test_unusable_saved_settings_are_pointed_out(page: Page, tmp_path: Pat
         await expect(notice).to_be_hidden()
 
 
+async def test_a_dutch_browser_gets_dutch(browser: Browser, web: RunningBridge) -> None:
+    context = await browser.new_context(viewport=VIEWPORTS["phone"], locale="nl-NL")
+    try:
+        page = await context.new_page()
+        await page.goto(f"{web.url}/")
+        await expect(page.locator("#login-title")).to_have_text("Aanmelden")
+        assert await page.evaluate("document.documentElement.lang") == "nl"
+        await page.fill("#login-pin", web.pin)
+        await page.click("#login-submit")
+        await expect(page.locator("#light-logo-words")).to_have_text(
+            "Aan: het apparaat heeft voeding"
+        )
+        # Numbers follow the language too: a decimal comma.
+        await expect(
+            page.locator('#phases tr[data-phase="L1"] [data-value="current"]')
+        ).to_have_text("6,00")
+        await page.select_option("#language", "en")
+        await expect(page.locator("#tab-system")).to_have_text("System")
+        await expect(page.locator("#light-logo-words")).to_have_text("On: the unit has power")
+    finally:
+        await context.close()
+
+
 # ---- Wi-Fi ----------------------------------------------------------------------------
 
 
