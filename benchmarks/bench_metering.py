@@ -20,7 +20,7 @@ import asyncio
 import math
 import socket
 import time
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from bridge.register_map import load_register_map
 from bridge.sources.adc import AdcSource, GeneratorInput
 from bridge.sources.modbus import ModbusSource
 from bridge.waveform import WaveformGenerator, WaveformSpec, reference, wrap_degrees
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 RATE: Final = 6400.0
 VOLTAGES: Final = (85.0, 110.0, 230.0, 256.0)
@@ -39,7 +42,7 @@ CLASS_2: Final = 2.0
 SPEED_SECONDS: Final = 60.0
 BASELINE_SECONDS: Final = 3.0
 REPEATS: Final = 5
-MODBUS_SECONDS: Final = 3.0
+MODBUS_RUNS: Final = 3
 CPU_SECONDS: Final = 3.0
 HOST: Final = "127.0.0.1"
 
@@ -225,24 +228,16 @@ async def modbus() -> None:
             interval=0.0,
         )
         await source.component_init()
-        reads = 0
-        deadline = time.perf_counter() + MODBUS_SECONDS
-        started = time.perf_counter()
-        while time.perf_counter() < deadline:
-            await source.read()
-            reads += 1
-        source_rate = reads / (time.perf_counter() - started)
+        source_rate = await _best_rate(source.read)
         await source.close()
         client = AsyncModbusTcpClient(HOST, port=port, timeout=1.0, retries=0)
         await client.connect()
-        bare = 0
-        deadline = time.perf_counter() + MODBUS_SECONDS
-        started = time.perf_counter()
-        while time.perf_counter() < deadline:
+
+        async def bare_read() -> None:
             for block in register_map.blocks:
                 await client.read_input_registers(block.address, count=block.count)
-            bare += 1
-        bare_rate = bare / (time.perf_counter() - started)
+
+        bare_rate = await _best_rate(bare_read)
         client.close()
         print("Modbus TCP on loopback, pymodbus SDM630 simulator")
         print(
@@ -253,6 +248,19 @@ async def modbus() -> None:
         await _cpu_share_modbus(port)
     finally:
         await server.shutdown()  # type: ignore[no-untyped-call]
+
+
+async def _best_rate(read: Callable[[], Awaitable[object]]) -> float:
+    """Return the best calls per second of ``read`` over a few one-second runs."""
+    best = 0.0
+    for _ in range(MODBUS_RUNS):
+        calls = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < 1.0:
+            await read()
+            calls += 1
+        best = max(best, calls / (time.perf_counter() - started))
+    return best
 
 
 async def _cpu_share(source: AdcSource | ModbusSource) -> float:
