@@ -110,9 +110,19 @@ class PinGuard:
             attempts.level += 1
             attempts.failures = 0
             _LOGGER.warning("Too many wrong PINs from %s: locked out for %.0f s", address, lock)
+        if len(self._attempts) > MAX_TRACKED_ADDRESSES:
+            self._forget_some()
+        return False
+
+    def _forget_some(self) -> None:
+        """Drop the oldest addresses that are not locked out; locked ones only if none."""
+        now = self._clock()
+        for address in [a for a, item in self._attempts.items() if item.locked_until <= now]:
+            if len(self._attempts) <= MAX_TRACKED_ADDRESSES:
+                return
+            del self._attempts[address]
         while len(self._attempts) > MAX_TRACKED_ADDRESSES:
             self._attempts.popitem(last=False)
-        return False
 
     def clear(self) -> None:
         """Forget every address (factory reset)."""

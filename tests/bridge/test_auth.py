@@ -71,6 +71,13 @@ def test_guard_forgets_oldest_addresses(
     for address in ("a", "b", "c", "d"):
         guard.check(address, lambda: False)
     assert set(guard._attempts) == {"b", "c", "d"}
+    # A locked-out address is kept while quiet ones can go.
+    for _ in range(4):
+        guard.check("b", lambda: False)
+    assert guard.retry_after("b") is not None
+    for address in ("e", "f", "g"):
+        guard.check(address, lambda: False)
+    assert set(guard._attempts) == {"b", "f", "g"}
 
 
 def test_label_pin_and_changed_pin(tmp_path: Path, identity: Identity) -> None:
