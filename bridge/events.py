@@ -16,6 +16,7 @@ STATUS: Final = "status:changed"  # (Status)
 SETTINGS: Final = "settings:changed"  # (Settings)
 REBOOT: Final = "system:reboot"  # ()
 FACTORY_RESET: Final = "system:factory_reset"  # ()
+BUTTON_PRESSED: Final = "gpio:button_pressed"  # () the reset button, before it reboots
 
 Callback = Callable[..., Awaitable[None] | None]
 

@@ -18,7 +18,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
-from bridge.events import STATUS
+from bridge.events import BUTTON_PRESSED, STATUS
 from bridge.models import Light
 
 if TYPE_CHECKING:
@@ -349,7 +349,7 @@ class SystemControl(Protocol):
         """Restart the process (systemd brings it back)."""
 
     async def factory_reset(self) -> None:
-        """Forget settings, pairings and energy, then restart."""
+        """Restore default settings and forget pairings (energy stays), then restart."""
 
 
 def button_actions(unit: UnitContext) -> Callable[[ButtonAction], Awaitable[None]]:
@@ -362,6 +362,8 @@ def button_actions(unit: UnitContext) -> Callable[[ButtonAction], Awaitable[None
         if action is ButtonAction.FACTORY_RESET:
             await unit.factory_reset()
         else:
+            # The seed's setup access point opens again after a press of the button.
+            await unit.events.send_event(BUTTON_PRESSED)
             await unit.reboot()
 
     return on_button

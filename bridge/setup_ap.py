@@ -23,6 +23,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, Protocol
 
+from bridge.events import BUTTON_PRESSED
 from bridge.wifi import (
     APPLYING_EVENT,
     DEFAULT_INTERFACE,
@@ -53,7 +54,6 @@ ADDRESS: Final = "192.168.251.1"
 PREFIX_LENGTH: Final = 24
 PROFILE: Final = "amp-guard-setup"
 # The reset button's press, as the GPIO component announces it before rebooting.
-BUTTON_EVENT: Final = "gpio:button_pressed"
 # Left in the state folder by a button press; the next start opens the AP and removes it.
 REQUEST_FILE: Final = "setup_ap_requested"
 COMMAND_LIMIT: Final = timedelta(seconds=30)
@@ -222,7 +222,7 @@ class SetupAccessPoint:
         """Open the window (when the rules allow it) and listen for the reset button."""
         events = self._unit.events
         self._unsubscribers = [
-            events.subscribe(BUTTON_EVENT, self._button_pressed),
+            events.subscribe(BUTTON_PRESSED, self._button_pressed),
             events.subscribe(APPLYING_EVENT, self._wifi_applying),
         ]
         reason = self.open_reason()

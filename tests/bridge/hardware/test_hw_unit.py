@@ -25,6 +25,7 @@ from bridge.config import (
     SourceOptions,
     StartupOptions,
 )
+from bridge.events import BUTTON_PRESSED
 from bridge.gpio import StatusLights, button_actions
 from bridge.models import CurrentState, Phase
 from bridge.server import BridgeServer
@@ -377,13 +378,16 @@ async def test_gpio_lights_and_button_on_the_real_unit(tmp_path: Path) -> None:
         await asyncio.sleep(0.02)
         assert unit.restart_requested is False
 
-        # A short press: the unit asks the process to restart.
+        # A short press: announced (the setup access point opens again), then a restart.
+        pressed: list[str] = []
+        unit.events.subscribe(BUTTON_PRESSED, lambda: pressed.append("pressed"))
         chip.inputs[lines.button] = False
         await asyncio.sleep(0.02)
         clock.now += 0.3
         await asyncio.sleep(0.02)
         chip.inputs[lines.button] = True
         await until(lambda: holds(lambda: unit.restart_requested))
+        assert pressed == ["pressed"]
     # Stopped: every light dark and the lines given back.
     assert not any(chip.high.values())
     assert chip.released

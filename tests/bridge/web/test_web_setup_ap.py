@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import pytest
 from web_harness import ManualClock, RecordingRunner, eventually
 
+from bridge.events import BUTTON_PRESSED
 from bridge.setup_ap import (
     ADDRESS,
-    BUTTON_EVENT,
     PROFILE,
     REQUEST_FILE,
     EmulatedSetupApBackend,
@@ -72,7 +72,7 @@ async def test_one_radio_stays_on_the_customer_network_at_boot(unit: AmpGuardUni
     assert published(unit)["active"] is False
     assert runner.calls == []
     # A press of the reset button asks for the window at the next power-on.
-    await unit.events.send_event(BUTTON_EVENT, "reboot")
+    await unit.events.send_event(BUTTON_PRESSED, "reboot")
     assert (unit.options.server.state_dir / REQUEST_FILE).exists()
     await ap.close()
 
