@@ -190,7 +190,9 @@ class Auth:
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._last_flush = _now()
         self._dirty = False
+        self._seen_stamp: tuple[int, int] | None = None
         self._load()
+        self._seen_stamp = self._stamp()
 
     # PIN
 
@@ -202,6 +204,7 @@ class Auth:
 
     def check_pin(self, address: str, candidate: str) -> bool:
         """Check a PIN from ``address`` against the lock-out budget (may raise LockedOut)."""
+        self._pick_up_pin_change()
         return self.guard.check(address, lambda: self.pin_matches(candidate))
 
     def set_pin(self, pin: str) -> None:
@@ -212,7 +215,7 @@ class Auth:
         else:
             self._pin_salt = secrets.token_bytes(16)
             self._pin_hash = _hash_pin(pin, self._pin_salt)
-        self._save()
+        self._save(pick_up=False)
         _LOGGER.info("PIN changed")
 
     @property
@@ -309,14 +312,41 @@ class Auth:
         self._sessions.clear()
         self._pin_salt = self._pin_hash = None
         self.guard.clear()
-        self._save()
+        self._save(pick_up=False)
 
     def flush(self) -> None:
         """Persist last-seen times if they changed (at shutdown)."""
         if self._dirty:
             self._save()
 
-    def _save(self) -> None:
+    def _stamp(self) -> tuple[int, int] | None:
+        """Identify the file's version: an atomic replace changes the inode."""
+        try:
+            stat = self._path.stat()
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns
+
+    def _pick_up_pin_change(self) -> None:
+        """Adopt a PIN set by ``amp-guard-bridge set-pin`` while the unit runs."""
+        stamp = self._stamp()
+        if stamp == self._seen_stamp:
+            return
+        self._seen_stamp = stamp
+        try:
+            data = read_json(self._path)
+            pin = data.get("pin") if isinstance(data, dict) else None
+            salt, hashed = (None, None) if pin is None else (pin["salt"], pin["hash"])
+            self._pin_salt = None if salt is None else bytes.fromhex(salt)
+            self._pin_hash = None if hashed is None else bytes.fromhex(hashed)
+        except (StorageError, ValueError, KeyError, TypeError):
+            _LOGGER.warning("%s changed on disk but cannot be read; PIN unchanged", AUTH_FILE)
+            return
+        _LOGGER.info("PIN changed from the console")
+
+    def _save(self, *, pick_up: bool = True) -> None:
+        if pick_up:
+            self._pick_up_pin_change()
         atomic_write_json(
             self._path,
             {
@@ -332,6 +362,7 @@ class Auth:
         )
         self._dirty = False
         self._last_flush = _now()
+        self._seen_stamp = self._stamp()
 
     def _load(self) -> None:
         try:

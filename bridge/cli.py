@@ -155,7 +155,7 @@ def set_pin(options: StartupOptions, pin: str, out: TextIO) -> int:
     except PinError as err:
         _complain(err)
         return EXIT_USAGE
-    out.write("PIN set. Restart the bridge if it is running.\n")
+    out.write("PIN set; a running bridge accepts it from now on.\n")
     return EXIT_OK
 
 

@@ -195,3 +195,18 @@ def test_nothing_secret_is_logged(
     for secret in (token, "SECRET12", "GUESS123", LABEL_PIN):
         assert secret not in caplog.text
     assert "locked out" in caplog.text
+
+
+def test_console_pin_change_reaches_a_running_unit(tmp_path: Path, identity: Identity) -> None:
+    running = Auth(tmp_path, identity)
+    _, token = running.pair("ha")
+    # `amp-guard-bridge set-pin` works on its own Auth over the same folder.
+    Auth(tmp_path, identity).set_pin("CONSOLE1")
+    assert running.check_pin("10.0.0.1", "CONSOLE1")
+    assert not running.check_pin("10.0.0.1", LABEL_PIN)
+    # The running unit's next save keeps the console's PIN and its own clients.
+    running.client_for_token(token)
+    running.flush()
+    again = Auth(tmp_path, identity)
+    assert again.pin_matches("CONSOLE1")
+    assert [client.name for client in again.clients] == ["ha"]
