@@ -314,6 +314,11 @@ def load_modbus_source(options: StartupOptions) -> ModbusSource:
     from bridge.register_map import RegisterMapError  # noqa: PLC0415
 
     meter = options.meter
+    pymodbus_logger = logging.getLogger("pymodbus")
+    if pymodbus_logger.level == logging.NOTSET and options.server.log_level != "debug":
+        # pymodbus warns on every failed poll; this source reports each failure once,
+        # with its reason, so an offline meter does not flood the journal.
+        pymodbus_logger.setLevel(logging.ERROR)
     try:
         register_map = load_register_map(meter.register_map)
     except RegisterMapError as err:

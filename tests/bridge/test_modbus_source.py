@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import os
 import socket
@@ -486,3 +487,18 @@ def test_load_modbus_source_refuses_a_bad_map(tmp_path: Path) -> None:
         load_modbus_source(StartupOptions(source=SourceOptions(type="adc")))
     assert load_register_map("sdm630").name == "Eastron SDM630"
     assert Phase.L1.value == "L1"
+
+
+async def test_an_offline_meter_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bridge.sources.modbus")
+    port = _free_port()
+    source = _source(port)
+    for _ in range(3):
+        await _failure(source)
+    warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert [record.name for record in warnings] == ["bridge.sources.modbus"]
+    assert "cannot connect" in warnings[0].getMessage()
+    async with tcp_meter(LiveMeter(), port):
+        await source.read()
+    assert "answers again" in caplog.records[-1].getMessage()
+    await source.close()
