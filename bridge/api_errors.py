@@ -17,6 +17,7 @@ METHOD_NOT_ALLOWED: Final = "method_not_allowed"
 VALIDATION: Final = "validation"
 LOCKED_OUT: Final = "locked_out"
 INTERNAL: Final = "internal"
+BUSY: Final = "busy"
 
 
 class ServerError(Exception):

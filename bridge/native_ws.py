@@ -44,10 +44,16 @@ def format_reading(reading: Reading | None) -> str:
 
 async def native_ws(request: web.Request) -> web.StreamResponse:
     """Serve one native-protocol client (permessage-deflate when it offers it)."""
-    from bridge.server import client_address, track_socket, unit_of  # noqa: PLC0415 - cycle
+    from bridge.server import (  # noqa: PLC0415 - cycle
+        client_address,
+        reserve_socket,
+        track_socket,
+        unit_of,
+    )
 
     unit = unit_of(request)
     address = client_address(request)
+    reserve_socket(request)
     socket = web.WebSocketResponse(compress=True, max_msg_size=MAX_FRAME)
     await socket.prepare(request)
     track_socket(request, socket)

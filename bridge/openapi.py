@@ -88,6 +88,8 @@ SCHEMAS: Final[dict[str, Any]] = {
                             "method_not_allowed",
                             "validation",
                             "locked_out",
+                            "busy",
+                            "internal",
                         ],
                     },
                     "message": STRING,

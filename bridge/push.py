@@ -139,10 +139,14 @@ HUB_KEY: Final = web.AppKey("push_hub", PushHub)
 
 async def push(request: web.Request) -> web.StreamResponse:
     """Upgrade an authenticated client to the push channel."""
-    from bridge.server import authenticate, track_socket, unit_of  # noqa: PLC0415 - cycle
+    from bridge.server import (  # noqa: PLC0415 - cycle
+        authenticate,
+        reserve_socket,
+        track_socket,
+    )
 
     authenticate(request, websocket=True)
-    unit_of(request)  # the app serves a unit
+    reserve_socket(request)
     socket = web.WebSocketResponse(heartbeat=HEARTBEAT)
     await socket.prepare(request)
     track_socket(request, socket)

@@ -22,6 +22,7 @@ from aiohttp import WSCloseCode, web
 from bridge import API_VERSION
 from bridge.api_errors import (
     BAD_REQUEST,
+    BUSY,
     INTERNAL,
     INVALID_PIN,
     LOCKED_OUT,
@@ -55,6 +56,8 @@ CSRF_HEADER: Final = "X-CSRF-Token"
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY: Final = 64 * 1024
 SHUTDOWN_TIMEOUT: Final = 5.0
+# Open WebSockets (push and /ws together) a small SBC serves at once.
+MAX_SOCKETS: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,6 +437,13 @@ def create_app(unit: AmpGuardUnit) -> web.Application:
     app.router.add_get("/ws", native_ws)
     setup_web(app)
     return app
+
+
+def reserve_socket(request: web.Request) -> None:
+    """Refuse a new WebSocket when the unit already serves as many as it can (503)."""
+    sockets = request.app[SOCKETS_KEY]
+    if sum(1 for socket in sockets if not socket.closed) >= MAX_SOCKETS:
+        raise ServerError("too many open connections: try again later", 503, code=BUSY)
 
 
 def track_socket(request: web.Request, socket: web.WebSocketResponse) -> None:

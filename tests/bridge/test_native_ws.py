@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
+import pytest
 from bridge_harness import wait_for
 
 from bridge.models import Phase
@@ -164,3 +165,23 @@ async def test_without_deflate_offer_frames_are_plain(bridge_url: str) -> None:
         await socket.send_str("7,unknown")
         await socket.send_str("?,6")
         assert await socket.receive_str() == "?,6"
+
+
+async def test_too_many_sockets_are_refused(
+    http: aiohttp.ClientSession,
+    bridge_url: str,
+    auth_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("bridge.server.MAX_SOCKETS", 2)
+    first = await http.ws_connect(f"{bridge_url}/ws")
+    second = await http.ws_connect(f"{bridge_url}/api/v1/push", headers=auth_headers)
+    for path, headers in (("/ws", {}), ("/api/v1/push", auth_headers)):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
+            await http.ws_connect(f"{bridge_url}{path}", headers=headers)
+        assert caught.value.status == 503
+    await first.close()
+    await second.close()
+    async with http.ws_connect(f"{bridge_url}/ws") as third:
+        await third.send_str("?,6")
+        assert await third.receive_str() == "?,6"
