@@ -102,13 +102,15 @@ class PushHub:
         """Send the greeting and snapshot, then every message, until either side closes."""
         unit = self._unit
         queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_SIZE)
-        await socket.send_str(
+        # Greeting and snapshot go through the queue, registered in the same step (no
+        # await in between): no reading can slip between the snapshot and the stream.
+        queue.put_nowait(
             json.dumps(
                 {"type": "hello", "api_version": API_VERSION, "serial": unit.identity.serial}
             )
         )
-        await socket.send_str('{"type":"readings","data":' + unit.readings_json() + "}")
-        await socket.send_str(_encode("status", unit.status_dict()))
+        queue.put_nowait('{"type":"readings","data":' + unit.readings_json() + "}")
+        queue.put_nowait(_encode("status", unit.status_dict()))
         self._clients.add(queue)
         writer = asyncio.create_task(self._write(socket, queue), name="amp-guard-push-writer")
         try:
