@@ -337,6 +337,7 @@ class SerialInput:
             import serial  # noqa: PLC0415 - optional: only the serial input needs pyserial
         except ImportError as err:
             raise SourceError("the serial ADC input needs pyserial (pip install pyserial)") from err
+        await self.close()  # reopening after silence: never hold the port twice
         try:
             self._serial = await asyncio.to_thread(
                 serial.Serial, self.port, self._baudrate, timeout=SERIAL_READ_TIMEOUT

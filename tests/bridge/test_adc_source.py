@@ -309,6 +309,9 @@ async def test_serial_gap_re_locks_and_silence_is_an_error(pty: Pty) -> None:
     for _ in range(3):
         _assert_matches(await source.read(), SPEC, rel=3e-3)
     assert "no sample blocks" in str(await _failure(source))
+    # The microcontroller speaks again: the port is reopened and readings return.
+    pty.send(_frames(SPEC, 10, first=100))
+    _assert_matches(await source.read(), SPEC, rel=3e-3)
     await source.close()
 
 
