@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from unittest.mock import AsyncMock, MagicMock, patch
 
+import aiohttp
 import pytest
 from homeassistant.const import CONF_HOST, CONF_PIN, CONF_PORT, CONF_TOKEN
 from pytest_homeassistant_custom_component.common import (
@@ -32,10 +34,17 @@ from custom_components.amp_guard.api import (
 from custom_components.amp_guard.const import CONF_API, CONF_CLIENT_ID, DOMAIN
 
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import AsyncIterator, Generator
+    from pathlib import Path
 
     from homeassistant.core import HomeAssistant
 
+if TYPE_CHECKING:
+    from bridge.server import BridgeServer
+    from bridge.sources.emulator import EmulatorSource
+    from bridge.unit import AmpGuardUnit
+
+LOOPBACK = "127.0.0.1"
 SERIAL = "AG12345678"
 NATIVE_SERIAL = "AG87654321"
 TOKEN = "token-from-pairing"
@@ -209,3 +218,52 @@ async def init_native(
 ) -> MockConfigEntry:
     """Set up a real-unit entry (optionally one platform)."""
     return await _setup(hass, mock_native_entry, getattr(request, "param", None))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealBridge:
+    """A real emulated unit and its HTTP server on loopback."""
+
+    unit: AmpGuardUnit
+    source: EmulatorSource
+    server: BridgeServer
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return self.server.port
+
+    @property
+    def serial(self) -> str:
+        """The unit's serial, as on its label."""
+        return self.unit.identity.serial
+
+    @property
+    def pin(self) -> str:
+        """The unit's PIN, as on its label."""
+        return self.unit.identity.pin
+
+
+@pytest.fixture
+async def real_bridge(tmp_path: Path, socket_enabled: None) -> AsyncIterator[RealBridge]:
+    """Run the real bridge with a steady emulator on 127.0.0.1 (free port, no zeroconf)."""
+    from bridge.config import ServerOptions, SourceOptions, StartupOptions  # noqa: PLC0415
+    from bridge.server import BridgeServer  # noqa: PLC0415
+    from bridge.sources.emulator import EmulatorSource  # noqa: PLC0415
+    from bridge.unit import AmpGuardUnit  # noqa: PLC0415
+
+    options = StartupOptions(
+        server=ServerOptions(host=LOOPBACK, port=0, state_dir=tmp_path / "state", zeroconf=False),
+        source=SourceOptions(seed=1, interval=0.05),
+    )
+    source = EmulatorSource(seed=1, household=False, interval=0.05)
+    unit = AmpGuardUnit(options, source=source, components=())
+    async with unit, BridgeServer(unit, host=LOOPBACK, port=0, zeroconf=False) as server:
+        yield RealBridge(unit=unit, source=source, server=server)
+
+
+@pytest.fixture
+async def http(socket_enabled: None) -> AsyncIterator[aiohttp.ClientSession]:
+    """Give the client's contract tests a plain session."""
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -1,0 +1,407 @@
+"""The integration's client against the real bridge, plus faults a bridge cannot make.
+
+The contract tests keep the two halves from drifting: neither imports the other, and
+these run the shipped client against the shipped server on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bridge.models import Phase
+from custom_components.amp_guard.api import (
+    AmpGuardAuthenticationError,
+    AmpGuardBridge,
+    AmpGuardConnectionError,
+    AmpGuardLockedOutError,
+    AmpGuardNative,
+    AmpGuardResponseError,
+    AmpGuardSerialMismatchError,
+    AmpGuardTimeoutError,
+    AmpGuardUnknownDeviceError,
+    AmpGuardUnsupportedVersionError,
+    AmpGuardValidationError,
+    ApiKind,
+    CurrentState,
+    GridType,
+    PushMessage,
+    Readings,
+    Settings,
+    Status,
+    detect,
+    parse_push_message,
+)
+
+from .conftest import LOOPBACK, RealBridge
+
+type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def _wait_for(check: Callable[[], object], within: float = 10.0) -> None:
+    async with asyncio.timeout(within):
+        while True:  # the condition belongs to other code: poll it, never sleep blind
+            if check():
+                return
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def paired(real_bridge: RealBridge, http: aiohttp.ClientSession) -> AmpGuardBridge:
+    """Give a client paired with the real bridge through serial + PIN."""
+    bridge = AmpGuardBridge(host=LOOPBACK, port=real_bridge.port, session=http)
+    await bridge.pair(serial=real_bridge.serial, pin=real_bridge.pin, client_name="pytest")
+    return bridge
+
+
+@pytest.fixture
+async def fake_server(
+    socket_enabled: None,
+) -> AsyncIterator[Callable[[dict[str, Handler]], Awaitable[int]]]:
+    """Serve hand-written replies on loopback, for faults a real bridge never makes."""
+    runners: list[web.AppRunner] = []
+
+    async def serve(routes: dict[str, Handler]) -> int:
+        app = web.Application()
+        for path, handler in routes.items():
+            app.router.add_route("*", path, handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, LOOPBACK, 0)
+        await site.start()
+        runners.append(runner)
+        return int(runner.addresses[0][1])
+
+    yield serve
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def test_detect_bridge(real_bridge: RealBridge, http: aiohttp.ClientSession) -> None:
+    """The bridge is recognised, with its serial, before any pairing."""
+    kind, info = await detect(host=LOOPBACK, port=real_bridge.port, session=http)
+    assert kind is ApiKind.BRIDGE
+    assert info is not None
+    assert info.serial == real_bridge.serial
+    assert info.api_version.startswith("1.")
+
+
+async def test_pair_errors(real_bridge: RealBridge, http: aiohttp.ClientSession) -> None:
+    """Wrong serial and wrong PIN are told apart; five wrong PINs lock the address out."""
+    bridge = AmpGuardBridge(host=LOOPBACK, port=real_bridge.port, session=http)
+    with pytest.raises(AmpGuardSerialMismatchError):
+        await bridge.pair(serial="AG00000000", pin=real_bridge.pin, client_name="pytest")
+    with pytest.raises(AmpGuardAuthenticationError):
+        await bridge.pair(serial=real_bridge.serial, pin="WRONGPIN", client_name="pytest")
+    locked: AmpGuardLockedOutError | None = None
+    for _ in range(10):
+        try:
+            await bridge.pair(serial=real_bridge.serial, pin="WRONGPIN", client_name="pytest")
+        except AmpGuardAuthenticationError:
+            continue
+        except AmpGuardLockedOutError as err:
+            locked = err
+            break
+    assert locked is not None
+    assert locked.retry_after > 0
+    # The lock-out holds even for the right PIN.
+    with pytest.raises(AmpGuardLockedOutError):
+        await bridge.pair(serial=real_bridge.serial, pin=real_bridge.pin, client_name="pytest")
+
+
+async def test_state_and_settings(paired: AmpGuardBridge, real_bridge: RealBridge) -> None:
+    """A paired client reads the unit's state and settings in typed models."""
+    real_bridge.source.set_load(Phase.L1, 12.0)
+    await _wait_for(lambda: real_bridge.unit.reading is not None)
+    state = await paired.state()
+    assert state.info.serial == real_bridge.serial
+    assert state.readings.reading is not None
+    assert [phase.phase for phase in state.readings.reading.phases] == ["L1", "L2", "L3"]
+    assert state.readings.reading.frequency is not None
+    assert state.status.current.state in set(CurrentState)
+
+    settings = await paired.settings()
+    assert settings.installation.grid_type is GridType.TN
+    assert "passphrase" not in settings.raw["wifi"]
+
+
+async def test_update_settings(paired: AmpGuardBridge) -> None:
+    """Settings are patched and returned; a broken rule names its field."""
+    settings = await paired.update_settings({"installation": {"main_fuse": 32}})
+    assert settings.installation.main_fuse == 32
+    with pytest.raises(AmpGuardValidationError) as refused:
+        await paired.update_settings({"installation": {"main_fuse": 100}})
+    assert refused.value.field == "installation.main_fuse"
+
+
+async def test_push(paired: AmpGuardBridge, real_bridge: RealBridge) -> None:
+    """The push channel delivers a snapshot, then each new reading."""
+    messages: list[PushMessage] = []
+    task = asyncio.create_task(paired.listen(messages.append))
+    try:
+        await _wait_for(lambda: any(isinstance(m, Status) for m in messages))
+        real_bridge.source.set_load(Phase.L2, 17.0)
+
+        def l2_at_17() -> bool:
+            for message in messages:
+                if isinstance(message, Readings) and message.reading is not None:
+                    phase = message.reading.phase("L2")
+                    if phase is not None and math.isclose(phase.current, 17.0, abs_tol=0.5):
+                        return True
+            return False
+
+        await _wait_for(l2_at_17)
+        await paired.update_settings({"installation": {"main_fuse": 40}})
+        await _wait_for(lambda: any(isinstance(m, Settings) for m in messages))
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_push_refuses_bad_token(real_bridge: RealBridge, http: aiohttp.ClientSession) -> None:
+    """A push subscription with a wrong token is an authentication error."""
+    bridge = AmpGuardBridge(host=LOOPBACK, port=real_bridge.port, session=http, token="nope")
+    with pytest.raises(AmpGuardAuthenticationError):
+        await bridge.listen(lambda _: None)
+
+
+async def test_system_actions(paired: AmpGuardBridge) -> None:
+    """Reboot is accepted; a factory reset revokes every token, this one too."""
+    await paired.reboot()
+    await paired.factory_reset()
+    with pytest.raises(AmpGuardAuthenticationError):
+        await paired.state()
+
+
+async def test_unpair(paired: AmpGuardBridge, real_bridge: RealBridge) -> None:
+    """Revoking the client's own pairing ends its access."""
+    client_id = real_bridge.unit.auth.clients[0].id
+    await paired.unpair(client_id)
+    with pytest.raises(AmpGuardAuthenticationError):
+        await paired.settings()
+    await paired.close()
+
+
+async def test_native_protocol(real_bridge: RealBridge, http: aiohttp.ClientSession) -> None:
+    """The bridge's native /ws gives the 12 numbers a real unit gives."""
+    real_bridge.source.set_load(Phase.L3, 9.0)
+    await _wait_for(lambda: real_bridge.unit.reading is not None)
+    native = AmpGuardNative(host=LOOPBACK, port=real_bridge.port, pin=real_bridge.pin, session=http)
+    try:
+        await native.login()
+        reading = await native.read()
+        assert len(reading.phases) == 3
+        assert reading.frequency is None
+        assert reading.energy_import is None
+        phase = reading.phase("L3")
+        assert phase is not None
+        assert phase.voltage > 200
+        assert math.isclose(reading.total_power, sum(p.power for p in reading.phases))
+        await native.read()  # the connection is kept between polls
+    finally:
+        await native.close()
+
+    wrong = AmpGuardNative(host=LOOPBACK, port=real_bridge.port, pin="WRONGPIN", session=http)
+    with pytest.raises(AmpGuardAuthenticationError):
+        await wrong.read()
+
+
+async def test_nothing_listening(http: aiohttp.ClientSession, fake_server: Any) -> None:
+    """A closed port is a connection error for every client."""
+    port = await fake_server({})
+    closed = port + 1 if port < 65535 else port - 1
+    with pytest.raises(AmpGuardConnectionError):
+        await detect(host=LOOPBACK, port=closed, session=http, request_timeout=2)
+    with pytest.raises(AmpGuardConnectionError):
+        await AmpGuardBridge(host=LOOPBACK, port=closed, session=http).listen(lambda _: None)
+    with pytest.raises(AmpGuardConnectionError):
+        await AmpGuardNative(host=LOOPBACK, port=closed, pin="x", session=http).read()
+
+
+async def test_detect_native_and_unknown(http: aiohttp.ClientSession, fake_server: Any) -> None:
+    """A host without the API but with the native /ws is a real unit; others are not."""
+
+    async def native_ws(request: web.Request) -> web.StreamResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        async for message in socket:
+            await socket.send_str(message.data)
+        return socket
+
+    async def wrong_ws(request: web.Request) -> web.StreamResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        async for _ in socket:
+            await socket.send_str("hello")
+        return socket
+
+    native_port = await fake_server({"/ws": native_ws})
+    assert await detect(host=LOOPBACK, port=native_port, session=http) == (ApiKind.NATIVE, None)
+    other_port = await fake_server({"/ws": wrong_ws})
+    with pytest.raises(AmpGuardUnknownDeviceError):
+        await detect(host=LOOPBACK, port=other_port, session=http)
+    plain_port = await fake_server({})
+    with pytest.raises(AmpGuardUnknownDeviceError):
+        await detect(host=LOOPBACK, port=plain_port, session=http)
+
+
+async def test_unsupported_version(http: aiohttp.ClientSession, fake_server: Any) -> None:
+    """A bridge of another API major is refused, saying which side is newer."""
+
+    async def info(_: web.Request) -> web.Response:
+        return web.json_response(
+            {"serial": "AG1", "model": "m", "firmware": "9", "api_version": "2.0", "name": "n"},
+            headers={"X-Amp-Guard-Api-Version": "2.0"},
+        )
+
+    async def old_info(_: web.Request) -> web.Response:
+        return web.json_response(
+            {"serial": "AG1", "model": "m", "firmware": "0", "api_version": "0.9", "name": "n"}
+        )
+
+    port = await fake_server({"/api/v1/info": info})
+    with pytest.raises(AmpGuardUnsupportedVersionError) as newer:
+        await detect(host=LOOPBACK, port=port, session=http)
+    assert newer.value.unit_is_newer
+    assert "update this integration" in str(newer.value)
+    old_port = await fake_server({"/api/v1/info": old_info})
+    with pytest.raises(AmpGuardUnsupportedVersionError) as older:
+        await AmpGuardBridge(host=LOOPBACK, port=old_port, session=http).info()
+    assert not older.value.unit_is_newer
+
+
+async def test_garbage_and_slow_replies(http: aiohttp.ClientSession, fake_server: Any) -> None:
+    """Non-JSON, malformed JSON, unexplained errors and silence are typed errors."""
+
+    async def not_json(_: web.Request) -> web.Response:
+        return web.Response(text="<html>")
+
+    async def bad_state(_: web.Request) -> web.Response:
+        return web.json_response({"info": {"serial": 5}})
+
+    async def broken(_: web.Request) -> web.Response:
+        return web.Response(status=500, text="oops")
+
+    async def slow(_: web.Request) -> web.Response:
+        await asyncio.sleep(1)
+        return web.json_response({})
+
+    async def locked(_: web.Request) -> web.Response:
+        return web.Response(status=429, headers={"Retry-After": "17"})
+
+    async def empty(_: web.Request) -> web.Response:
+        return web.Response(status=202)
+
+    port = await fake_server(
+        {
+            "/api/v1/info": not_json,
+            "/api/v1/state": bad_state,
+            "/api/v1/settings": broken,
+            "/api/v1/readings": slow,
+            "/api/v1/pair": locked,
+            "/api/v1/system/reboot": empty,
+        }
+    )
+    bridge = AmpGuardBridge(host=LOOPBACK, port=port, session=http, token="t", request_timeout=0.2)
+    with pytest.raises(AmpGuardResponseError):
+        await bridge.info()
+    with pytest.raises(AmpGuardResponseError):
+        await bridge.state()
+    with pytest.raises(AmpGuardResponseError, match="500"):
+        await bridge.settings()
+    with pytest.raises(AmpGuardTimeoutError):
+        await bridge._request("GET", "readings")
+    with pytest.raises(AmpGuardLockedOutError) as locked_out:
+        await bridge.pair(serial="s", pin="p", client_name="c")
+    assert locked_out.value.retry_after == 17
+    assert await bridge._request("POST", "system/reboot") is None
+
+
+async def test_push_faults(http: aiohttp.ClientSession, fake_server: Any) -> None:
+    """A push channel that closes, refuses, or sends garbage ends with a typed error."""
+    sends: list[object] = []
+
+    async def push(request: web.Request) -> web.StreamResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_bytes(b"\x00")  # ignored: not text
+        await socket.send_json({"type": "hello", "api_version": "1.0", "serial": "AG1"})
+        await socket.send_json({"type": "unknown"})
+        await socket.send_str(sends.pop(0) if sends else "not json")  # type: ignore[arg-type]
+        await socket.close()
+        return socket
+
+    async def forbidden(_: web.Request) -> web.Response:
+        return web.Response(status=500)
+
+    port = await fake_server({"/api/v1/push": push})
+    bridge = AmpGuardBridge(host=LOOPBACK, port=port, session=http, token="t")
+    with pytest.raises(AmpGuardResponseError):
+        await bridge.listen(lambda _: None)
+    sends.append('{"type": "hello", "api_version": "7.0"}')
+    with pytest.raises(AmpGuardUnsupportedVersionError):
+        await bridge.listen(lambda _: None)
+    sends.append('{"type": "status", "data": {"x": 1}}')
+    with pytest.raises(AmpGuardResponseError):
+        await bridge.listen(lambda _: None)
+    installation = {"main_fuse": 25, "grid_type": "TN", "phases": 3, "supply_voltage": 230}
+    sends.append(json.dumps({"type": "settings", "data": {"installation": installation}}))
+    received: list[PushMessage] = []
+    with pytest.raises(AmpGuardConnectionError, match="closed"):
+        await bridge.listen(received.append)
+    assert [type(message) for message in received] == [Settings]
+
+    refusing = await fake_server({"/api/v1/push": forbidden})
+    with pytest.raises(AmpGuardConnectionError, match="500"):
+        await AmpGuardBridge(host=LOOPBACK, port=refusing, session=http).listen(lambda _: None)
+
+
+async def test_native_faults(http: aiohttp.ClientSession, fake_server: Any) -> None:
+    """A /ws that greets wrongly, answers garbage or hangs up gives typed errors."""
+    replies: dict[str, list[str]] = {}
+
+    def scripted(name: str) -> Handler:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            socket = web.WebSocketResponse()
+            await socket.prepare(request)
+            script = list(replies[name])
+            async for _ in socket:
+                if not script:
+                    break
+                await socket.send_str(script.pop(0))
+            await socket.close()
+            return socket
+
+        return handler
+
+    cases: list[tuple[list[str], type[Exception]]] = [
+        (["hi"], AmpGuardUnknownDeviceError),
+        (["?,6", "5,2"], AmpGuardResponseError),
+        (["?,6", "5,1", "5,0"], AmpGuardAuthenticationError),
+        (["?,6", "5,1", "1,a,b"], AmpGuardResponseError),
+        (["?,6", "5,1", "1,1,2,3"], AmpGuardResponseError),
+        (["?,6", "5,1", "1," + ",".join(["nan"] * 12)], AmpGuardResponseError),
+        (["?,6", "5,1"], AmpGuardConnectionError),
+    ]
+    for index, (script, error) in enumerate(cases):
+        replies[str(index)] = script
+        port = await fake_server({"/ws": scripted(str(index))})
+        native = AmpGuardNative(host=LOOPBACK, port=port, pin="p", session=http)
+        with pytest.raises(error):
+            await native.read()
+        await native.close()
+
+
+def test_parse_push_ignores_unknown_kinds() -> None:
+    """Message kinds added by a newer bridge are skipped, not errors."""
+    assert parse_push_message({"type": "something_new", "data": {}}) is None
+    with pytest.raises(AmpGuardResponseError):
+        parse_push_message(["not", "an", "object"])

@@ -1,0 +1,158 @@
+"""End to end: the real emulated bridge on loopback, added through the config flow.
+
+Nothing is mocked: Home Assistant pairs with serial + PIN, the emulated load changes,
+and the new value reaches the state machine, once through the bridge's push channel
+and once through the real unit's native /ws protocol (polled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import timedelta
+from typing import TYPE_CHECKING
+from unittest.mock import patch
+
+import aiohttp
+import pytest
+from aiohttp import web
+from homeassistant.config_entries import SOURCE_REAUTH, SOURCE_USER, ConfigEntryState
+from homeassistant.const import CONF_HOST, CONF_PIN, STATE_UNAVAILABLE
+from homeassistant.data_entry_flow import FlowResultType
+
+from bridge.models import Phase
+from custom_components.amp_guard.const import CONF_SERIAL, DOMAIN
+
+from .conftest import LOOPBACK, RealBridge
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from homeassistant.core import HomeAssistant
+
+
+async def _until(check: Callable[[], bool], within: float = 15.0) -> None:
+    async with asyncio.timeout(within):
+        while True:  # the condition belongs to other code: poll it, never sleep blind
+            if check():
+                return
+            await asyncio.sleep(0.02)
+
+
+def _state_near(hass: HomeAssistant, entity_id: str, value: float) -> bool:
+    state = hass.states.get(entity_id)
+    if state is None or state.state in ("unknown", STATE_UNAVAILABLE):
+        return False
+    return math.isclose(float(state.state), value, abs_tol=0.3)
+
+
+async def _add(hass: HomeAssistant, host: str, serial: str, pin: str) -> str:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: host, CONF_SERIAL: serial, CONF_PIN: pin}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    await hass.async_block_till_done()
+    entry_id: str = result["result"].entry_id
+    return entry_id
+
+
+@pytest.fixture
+async def native_only(real_bridge: RealBridge) -> AsyncIterator[int]:
+    """Expose only the bridge's /ws, as a real unit does (no /api/v1); return the port."""
+
+    async def relay(request: web.Request) -> web.StreamResponse:
+        downstream = web.WebSocketResponse()
+        await downstream.prepare(request)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"http://{LOOPBACK}:{real_bridge.port}/ws") as upstream,
+        ):
+            async for message in downstream:
+                await upstream.send_str(message.data)
+                reply = await upstream.receive()
+                await downstream.send_str(reply.data)
+        return downstream
+
+    app = web.Application()
+    app.router.add_get("/ws", relay)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, LOOPBACK, 0)
+    await site.start()
+    yield int(runner.addresses[0][1])
+    await runner.cleanup()
+
+
+async def test_push_end_to_end(hass: HomeAssistant, real_bridge: RealBridge) -> None:
+    """Pair with serial + PIN; a new load reaches Home Assistant through push."""
+    entry_id = await _add(
+        hass, f"{LOOPBACK}:{real_bridge.port}", real_bridge.serial, real_bridge.pin
+    )
+    entry = hass.config_entries.async_get_entry(entry_id)
+    assert entry is not None
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.unique_id == real_bridge.serial
+    assert CONF_PIN not in entry.data  # the token is kept, never the PIN
+
+    coordinator = entry.runtime_data.coordinator
+    await _until(lambda: coordinator.push_connected)
+    entity_id = f"sensor.{entry.title.lower().replace(' ', '_')}_current_l1"
+    real_bridge.source.set_load(Phase.L1, 23.5)
+    await _until(lambda: _state_near(hass, entity_id, 23.5))
+    assert coordinator.update_interval is None  # no polling: it came by push
+
+    # Settings written from Home Assistant land in the unit.
+    fuse = entity_id.replace("sensor.", "number.").replace("current_l1", "main_fuse")
+    await hass.services.async_call(
+        "number", "set_value", {"entity_id": fuse, "value": 32}, blocking=True
+    )
+    assert real_bridge.unit.settings.installation.main_fuse == 32
+
+    # Removing the entry revokes its token on the unit.
+    assert len(real_bridge.unit.auth.clients) == 1
+    await hass.config_entries.async_remove(entry_id)
+    await hass.async_block_till_done()
+    assert real_bridge.unit.auth.clients == []
+
+
+async def test_revoked_token_end_to_end(hass: HomeAssistant, real_bridge: RealBridge) -> None:
+    """A token revoked on the unit makes entities unavailable and starts reauth."""
+    entry_id = await _add(
+        hass, f"{LOOPBACK}:{real_bridge.port}", real_bridge.serial, real_bridge.pin
+    )
+    entry = hass.config_entries.async_get_entry(entry_id)
+    assert entry is not None
+    await _until(lambda: entry.runtime_data.coordinator.push_connected)
+    await entry.runtime_data.coordinator.async_refresh()
+    real_bridge.unit.auth.factory_reset()  # forgets every paired client
+    await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+
+    result = await hass.config_entries.flow.async_configure(
+        flows[0]["flow_id"], {CONF_PIN: real_bridge.pin}
+    )
+    assert result["reason"] == "reauth_successful"
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+
+
+async def test_native_end_to_end(
+    hass: HomeAssistant, real_bridge: RealBridge, native_only: int
+) -> None:
+    """A host with only the native /ws is polled; a new load shows at the next poll."""
+    with patch(
+        "custom_components.amp_guard.coordinator.POLL_INTERVAL", timedelta(milliseconds=200)
+    ):
+        entry_id = await _add(hass, f"{LOOPBACK}:{native_only}", "AG-LABEL-1", real_bridge.pin)
+        entry = hass.config_entries.async_get_entry(entry_id)
+        assert entry is not None
+        assert entry.unique_id == "AG-LABEL-1"  # the serial as entered
+        assert entry.data[CONF_PIN] == real_bridge.pin  # a real unit only knows its PIN
+        real_bridge.source.set_load(Phase.L2, 14.0)
+        await _until(lambda: _state_near(hass, "sensor.amp_guard_ag_label_1_current_l2", 14.0))
+        assert hass.states.get("sensor.amp_guard_ag_label_1_frequency") is None
+        await hass.config_entries.async_unload(entry_id)
+        await hass.async_block_till_done()
