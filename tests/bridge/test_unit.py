@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from bridge_harness import start_unit, unit_options, wait_for
 
 from bridge import events as ev
+from bridge.config import SourceOptions
 from bridge.models import Communication, Measurement, Phase
 from bridge.settings import Settings
-from bridge.sources import SourceError
+from bridge.sources import Source, SourceError, load_source
 from bridge.sources.emulator import EmulatorFault, EmulatorSource
 from bridge.unit import COMPONENT_FACTORIES, INTERNAL_ERROR, AmpGuardUnit
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
     from bridge.components import Component, UnitContext
 
@@ -254,3 +255,15 @@ async def test_start_and_stop_twice_are_harmless(tmp_path: Path) -> None:
     await unit.start()
     await unit.stop()
     await unit.stop()
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [("emulator", "emulator"), ("modbus-tcp", "modbus"), ("modbus-rtu", "modbus"), ("adc", "adc")],
+)
+async def test_load_source_picks_the_front_end(tmp_path: Path, kind: str, name: str) -> None:
+    options = replace(unit_options(tmp_path), source=SourceOptions(type=kind, interval=0.5))
+    source = load_source(options)
+    assert isinstance(source, Source)
+    assert source.name == name
+    await source.close()
