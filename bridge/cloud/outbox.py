@@ -46,11 +46,12 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX messages_created ON messages (created)",
     ),
 )
-# Acknowledgements are deleted in batches: one transaction per PUBACK would double the
-# disk writes, and an acknowledgement lost in a crash only means a duplicate, which
-# receivers drop by sequence number.
+# Acknowledgements are deleted in batches, mostly inside the next report's write: one
+# transaction (one fsync) per PUBACK would double the disk writes, and an acknowledgement
+# lost in a crash only means a duplicate, which receivers drop by sequence number. The
+# delay is longer than the usual report interval so that the next write takes them.
 ACK_BATCH: Final = 256
-ACK_DELAY: Final = 0.2
+ACK_DELAY: Final = 2.0
 
 
 class OutboxError(Exception):
@@ -123,11 +124,16 @@ class _Store:
         return OutboxStats(backlog=self.count, dropped=self.dropped)
 
     def append(
-        self, report: StoredReport, created: float, max_messages: int
+        self, report: StoredReport, created: float, max_messages: int, acks: Sequence[int]
     ) -> tuple[OutboxStats, int]:
-        """Keep one report; past ``max_messages`` drop the oldest. Returns (stats, dropped)."""
+        """Keep one report and forget ``acks``; past ``max_messages`` drop the oldest.
+
+        Returns the new stats and how many reports were dropped.
+        """
         db = self._require()
         with _transaction(db):
+            if acks:
+                self._delete(db, acks)
             db.execute(
                 "INSERT INTO messages (sequence, kind, created, payload) VALUES (?, ?, ?, ?)",
                 (report.sequence, report.kind, created, report.payload),
@@ -176,11 +182,14 @@ class _Store:
         """Forget reports the broker acknowledged."""
         db = self._require()
         with _transaction(db):
-            cursor = db.executemany(
-                "DELETE FROM messages WHERE sequence = ?", [(seq,) for seq in sequences]
-            )
-            self.count -= cursor.rowcount
+            self._delete(db, sequences)
         return self.stats()
+
+    def _delete(self, db: sqlite3.Connection, sequences: Sequence[int]) -> None:
+        cursor = db.executemany(
+            "DELETE FROM messages WHERE sequence = ?", [(seq,) for seq in sequences]
+        )
+        self.count -= cursor.rowcount
 
     def fetch(self, after: int, before: int, limit: int) -> list[StoredReport]:
         """Return up to ``limit`` reports with ``after < sequence < before``, oldest first."""
@@ -315,7 +324,8 @@ class Outbox:
         The write is handed to the worker before this returns, so writes reach the disk
         in the order of their calls, and a later ``fetch`` sees them.
         """
-        written = self._submit(self._store.append, report, created, self._max_messages)
+        acks = self._take_acks()
+        written = self._submit(self._store.append, report, created, self._max_messages, acks)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def finish(result: asyncio.Future[tuple[OutboxStats, int]]) -> None:
@@ -366,13 +376,17 @@ class Outbox:
         if self._own_executor:
             self._executor.shutdown(wait=False)
 
-    def _write_acks(self) -> None:
+    def _take_acks(self) -> list[int]:
         if self._ack_timer is not None:
             self._ack_timer.cancel()
             self._ack_timer = None
-        if not self._acks:
+        acks, self._acks = self._acks, []
+        return acks
+
+    def _write_acks(self) -> None:
+        sequences = self._take_acks()
+        if not sequences:
             return
-        sequences, self._acks = self._acks, []
         deleted = self._submit(self._store.delete, sequences)
 
         def finish(result: asyncio.Future[OutboxStats]) -> None:

@@ -73,6 +73,19 @@ async def test_reports_come_back_oldest_first_and_go_when_acknowledged(
     assert outbox.backlog == 3
 
 
+async def test_acknowledgements_ride_on_the_next_write(
+    tmp_path: Path, open_outbox: Callable[..., object]
+) -> None:
+    outbox: Outbox = await open_outbox()  # type: ignore[misc]
+    await write(outbox, 2)
+    outbox.acknowledge(1)
+    await write(outbox, 1)  # no flush: the write took the acknowledgement along
+    with sqlite3.connect(tmp_path / OUTBOX_FILE) as db:
+        rows = db.execute("SELECT sequence FROM messages ORDER BY sequence").fetchall()
+    assert rows == [(2,), (3,)]
+    assert outbox.backlog == 2
+
+
 async def test_numbers_and_backlog_survive_a_restart(open_outbox: Callable[..., object]) -> None:
     first: Outbox = await open_outbox()  # type: ignore[misc]
     await write(first, 3)
