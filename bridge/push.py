@@ -81,7 +81,8 @@ class PushHub:
         except asyncio.QueueFull:
             # A client that cannot keep up is dropped rather than slowing the unit down.
             self._clients.discard(queue)
-            with contextlib.suppress(asyncio.QueueEmpty):
+            # Stale messages are useless to it: close it now, it reconnects for a snapshot.
+            while not queue.empty():
                 queue.get_nowait()
             queue.put_nowait(None)
             _LOGGER.warning("Push client too slow: disconnected")

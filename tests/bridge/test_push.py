@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from bridge_harness import pair, start_bridge, start_unit
 
 from bridge import API_VERSION
 from bridge.models import Phase
+from bridge.push import PushHub
 from bridge.sources.emulator import EmulatorFault
 
 if TYPE_CHECKING:
@@ -133,3 +135,20 @@ async def test_stopping_the_server_closes_push_clients(
         assert message.type is aiohttp.WSMsgType.CLOSE
         assert message.data == 1001
         await socket.close()
+
+
+async def test_a_client_that_falls_behind_is_dropped(unit: AmpGuardUnit) -> None:
+    hub = PushHub(unit)
+    try:
+        behind: asyncio.Queue[str | None] = asyncio.Queue(2)
+        keeping_up: asyncio.Queue[str | None] = asyncio.Queue(10)
+        hub._clients.update({behind, keeping_up})
+        for number in range(3):
+            hub._broadcast(f"message {number}")
+        # The slow one is told to close at once and gets no more; the other has all.
+        assert behind not in hub._clients
+        assert behind.get_nowait() is None
+        assert behind.empty()
+        assert [keeping_up.get_nowait() for _ in range(3)] == [f"message {n}" for n in range(3)]
+    finally:
+        hub.close()

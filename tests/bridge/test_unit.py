@@ -12,6 +12,7 @@ from bridge_harness import start_unit, unit_options, wait_for
 
 from bridge import events as ev
 from bridge.config import SourceOptions
+from bridge.host_network import NetworkWatch, has_network_address
 from bridge.models import Communication, Measurement, Phase
 from bridge.settings import Settings
 from bridge.sources import Source, SourceError, load_source
@@ -267,3 +268,18 @@ async def test_load_source_picks_the_front_end(tmp_path: Path, kind: str, name: 
     assert isinstance(source, Source)
     assert source.name == name
     await source.close()
+
+
+def test_network_watch_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[bool] = []
+
+    def look() -> bool:
+        calls.append(True)
+        return True
+
+    monkeypatch.setattr("bridge.host_network.has_network_address", look)
+    watch = NetworkWatch(ttl=3600)
+    assert watch.connected()
+    assert watch.connected()
+    assert len(calls) == 1
+    assert isinstance(has_network_address(), bool)
