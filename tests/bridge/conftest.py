@@ -13,10 +13,9 @@ Fixtures (function scope, all cleaned up, nothing left running):
 - ``make_unit``: ``await make_unit(components=[load_component], source=…, clock=…)`` starts
   another unit (its own state folder unless given) with the components you choose; and
   ``make_bridge(unit)`` serves it. Both are stopped at the end of the test.
-
 - ``fake_clock``: a ``FakeClock``; pass it as ``clock=`` and move lock-outs on by hand.
 
-Helpers:
+Helpers in ``bridge_harness`` (``from bridge_harness import …``, no package needed):
 ``unit_options(state_dir, **server_options)`` builds loopback start-up options;
 ``start_unit``/``start_bridge`` are the same as async context managers; ``wait_for(check)``
 polls a condition (sync or async) instead of sleeping; ``pair(http, url, unit)`` pairs.
