@@ -240,19 +240,21 @@ class SignalProcessor:
         # (E[xy] - E[x]E[y]): no centred copy of the window is ever made.
         projection: list[list[float]] = (window @ self._kernel(length)).tolist()  # type: ignore[assignment]
         products: list[list[float]] = (window @ window.T).tolist()  # type: ignore[assignment]
-        mean = [row[0] / length for row in projection]
+        scale = 1.0 / length
+        gains = self._gains
+        mean = [row[0] * scale for row in projection]
         rms = [
-            self._gains[channel]
-            * math.sqrt(max(products[channel][channel] / length - mean[channel] ** 2, 0.0))
+            gains[channel]
+            * math.sqrt(max(products[channel][channel] * scale - mean[channel] ** 2, 0.0))
             for channel in range(CHANNELS)
         ]
         power = [
-            self._gains[phase]
-            * self._gains[phase + 3]
-            * (products[phase][phase + 3] / length - mean[phase] * mean[phase + 3])
+            gains[phase]
+            * gains[phase + 3]
+            * (products[phase][phase + 3] * scale - mean[phase] * mean[phase + 3])
             for phase in range(3)
         ]
-        angles = [math.atan2(row[2], row[1]) for row in projection]
+        angles = [math.atan2(imaginary, real) for _, real, imaginary in projection]
         frequency, settled = self._track(angles, rms, length)
         return Window(
             phases=_phases(rms, power, angles),
