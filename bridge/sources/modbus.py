@@ -111,13 +111,20 @@ def build_measurement(register_map: RegisterMap, values: dict[Key, float]) -> Me
             current = -abs(current) if power < 0 else abs(current)
         apparent = values.get((Quantity.APPARENT_POWER, phase), voltage * abs(current))
         apparent = abs(apparent)
-        power_factor = values.get(
-            (Quantity.POWER_FACTOR, phase), power / apparent if apparent else 0.0
+        # Our power factor is P / S, signed by the direction of the power; some meters
+        # sign theirs by lead or lag instead, so only its magnitude is taken.
+        power_factor = math.copysign(
+            abs(values.get((Quantity.POWER_FACTOR, phase), power / apparent if apparent else 0.0)),
+            power,
         )
         angle = values.get(
             (Quantity.ANGLE, phase),
             math.degrees(math.acos(max(-1.0, min(1.0, power_factor)))) if apparent else 0.0,
         )
+        if power * math.cos(math.radians(angle)) < 0.0:
+            # P = V I cos(angle): a meter whose angles leave out the direction of the flow
+            # (|angle| <= 90 while exporting) is turned to the current's true side.
+            angle += 180.0
         phases.append(
             PhaseMeasurement(
                 voltage=voltage,

@@ -502,3 +502,20 @@ async def test_an_offline_meter_is_logged_once(caplog: pytest.LogCaptureFixture)
         await source.read()
     assert "answers again" in caplog.records[-1].getMessage()
     await source.close()
+
+
+async def test_angles_and_power_factors_follow_the_direction_of_the_power() -> None:
+    """A meter that signs PF by lead/lag and keeps angles within 90 degrees."""
+    port = _free_port()
+    meter = LiveMeter()
+    meter.set_phase(0, voltage=230.0, current=10.0, power=-2200.0, pf=0.956, angle=-17.0)
+    meter.set_phase(1, voltage=230.0, current=10.0, power=2200.0, pf=-0.956, angle=17.0)
+    async with tcp_meter(meter, port):
+        source = _source(port)
+        exporting, importing, _ = (await source.read()).phases
+        assert exporting.current == pytest.approx(-10.0)
+        assert exporting.power_factor == pytest.approx(-0.956, rel=1e-6)
+        assert exporting.angle == pytest.approx(163.0, rel=1e-6)
+        assert importing.power_factor == pytest.approx(0.956, rel=1e-6)
+        assert importing.angle == pytest.approx(17.0, rel=1e-6)
+        await source.close()
