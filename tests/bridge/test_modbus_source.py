@@ -57,7 +57,9 @@ class LiveMeter:
             self.values[0x15A + 2 * index] = imported
             self.values[0x160 + 2 * index] = exported
         self.exception: ExcCodes | None = None
-        self.delay = 0.0
+        # While set, requests hang until ``answer`` is set: a meter gone silent.
+        self.silent = False
+        self.answer = asyncio.Event()
         self.requests = 0
 
     def set_phase(
@@ -82,8 +84,8 @@ class LiveMeter:
     ) -> ExcCodes | None:
         """Serve the current values; a real meter's counters also creep up."""
         self.requests += 1
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        if self.silent:
+            await self.answer.wait()
         if self.exception is not None:
             return self.exception
         self.values[0x15A] += 0.001
@@ -215,9 +217,10 @@ async def test_silent_meter_times_out_and_recovers() -> None:
     meter = LiveMeter()
     async with tcp_meter(meter, port):
         source = _source(port)
-        meter.delay = TIMEOUT * 3
+        meter.silent = True
         assert "did not answer" in await _failure(source)
-        meter.delay = 0.0
+        meter.silent = False
+        meter.answer.set()  # the hung request ends (its reply finds the link closed)
         assert (await source.read()).phases[0].voltage == pytest.approx(230.1, rel=1e-6)
         await source.close()
 
