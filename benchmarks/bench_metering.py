@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from bridge.dsp import SignalProcessor, Window
+from bridge.dsp import SignalProcessor, Window, wrap_degrees
 from bridge.register_map import load_register_map
 from bridge.sources.adc import AdcSource, GeneratorInput
 from bridge.sources.modbus import ModbusSource
-from bridge.waveform import WaveformGenerator, WaveformSpec, reference, wrap_degrees
+from bridge.waveform import WaveformGenerator, WaveformSpec, reference
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -293,10 +293,10 @@ class SignalProcessor:
         return measured, self._measurements > 2  # noqa: PLR2004
 
 
-def _wrap_degrees(radians: float) -> float:
-    """Convert to degrees in (-180, 180]."""
-    degrees = math.degrees(math.remainder(radians, 2.0 * math.pi))
-    return 180.0 if degrees <= -180.0 else degrees  # noqa: PLR2004
+def wrap_degrees(angle: float) -> float:
+    """Wrap an angle in degrees into (-180, 180], as the reading model has them."""
+    wrapped = math.remainder(angle, 360.0)
+    return 180.0 if wrapped <= -180.0 else wrapped  # noqa: PLR2004
 
 
 def _phases(
@@ -317,21 +317,18 @@ def _phases(
                 apparent_power=apparent,
                 power_factor=power[index] / apparent if apparent > 0.0 else 0.0,
                 angle=(
-                    _wrap_degrees(angles[index + 3] - angles[index])
+                    wrap_degrees(math.degrees(angles[index + 3] - angles[index]))
                     if voltage_ok and current >= MIN_CURRENT
                     else 0.0
                 ),
                 voltage_angle=(
-                    _wrap_degrees(angles[index] - angles[0]) if voltage_ok and reference_ok else 0.0
+                    wrap_degrees(math.degrees(angles[index] - angles[0]))
+                    if voltage_ok and reference_ok
+                    else 0.0
                 ),
             )
         )
     return phases[0], phases[1], phases[2]
-
-
-def _half_open(angle: float) -> float:
-    """Move -180 to +180 so angles lie in (-180, 180] as the reading model says."""
-    return 180.0 if angle <= -180.0 else angle  # noqa: PLR2004
 
 
 def aggregate(windows: list[Window]) -> Window:
@@ -367,8 +364,8 @@ def aggregate(windows: list[Window]) -> Window:
             power=float(power[index]),
             apparent_power=float(apparent[index]),
             power_factor=float(power_factor[index]),
-            angle=_half_open(float(angles[index, 0])),
-            voltage_angle=_half_open(float(angles[index, 1])),
+            angle=wrap_degrees(float(angles[index, 0])),
+            voltage_angle=wrap_degrees(float(angles[index, 1])),
         )
         for index in range(3)
     ]

@@ -16,6 +16,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from bridge.dsp import wrap_degrees
 from bridge.models import PHASES, Phase
 
 # Odd harmonics a distorted grid carries, up to the 13th (IEC 61000-3-2 territory).
@@ -75,12 +76,6 @@ class _Phasors:
     orders: tuple[int, ...]
     voltage: npt.NDArray[np.complex128] = field(repr=False)  # (harmonic, phase)
     current: npt.NDArray[np.complex128] = field(repr=False)
-
-
-def wrap_degrees(angle: float) -> float:
-    """Wrap an angle into (-180, 180]."""
-    wrapped = math.remainder(angle, 360.0)
-    return 180.0 if wrapped == -180.0 else wrapped  # noqa: PLR2004
 
 
 def _harmonic_weights(thd: float) -> npt.NDArray[np.float64]:

@@ -22,6 +22,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
+from bridge.dsp import wrap_degrees
 from bridge.models import PHASES, Measurement, Phase, PhaseEnergy, PhaseMeasurement
 from bridge.register_map import Key, Quantity, ReadBlock, RegisterMap, load_register_map
 from bridge.sources.base import SourceError
@@ -67,12 +68,6 @@ PLAUSIBLE: Final[dict[Quantity, tuple[float, float]]] = {
 }
 
 ClientFactory = Callable[[], "ModbusBaseClient"]
-
-
-def _wrap(angle: float) -> float:
-    """Wrap into (-180, 180]."""
-    wrapped = math.remainder(angle, 360.0)
-    return 180.0 if wrapped == -180.0 else wrapped  # noqa: PLR2004
 
 
 def _check(values: dict[Key, float]) -> None:
@@ -131,8 +126,8 @@ def build_measurement(register_map: RegisterMap, values: dict[Key, float]) -> Me
                 current=current,
                 power=power,
                 power_factor=power_factor,
-                angle=_wrap(angle),
-                voltage_angle=_wrap(
+                angle=wrap_degrees(angle),
+                voltage_angle=wrap_degrees(
                     values.get((Quantity.VOLTAGE_ANGLE, phase), NOMINAL_VOLTAGE_ANGLE[phase])
                 ),
                 apparent_power=apparent,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bridge.dsp import wrap_degrees
 from bridge.models import Phase
-from bridge.waveform import HARMONICS, WaveformGenerator, WaveformSpec, reference, wrap_degrees
+from bridge.waveform import HARMONICS, WaveformGenerator, WaveformSpec, reference
 
 RATE = 6400.0
 CYCLE = 128  # samples per 50 Hz cycle at 6.4 kS/s
