@@ -22,7 +22,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
-from bridge.dsp import wrap_degrees
+from bridge.dsp import NOMINAL_FREQUENCY, wrap_degrees
 from bridge.models import PHASES, Measurement, Phase, PhaseEnergy, PhaseMeasurement
 from bridge.register_map import Key, Quantity, ReadBlock, RegisterMap, load_register_map
 from bridge.sources.base import SourceError
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-NOMINAL_FREQUENCY: Final = 50.0
 # Voltage angles a meter without them is assumed to have (the right sequence).
 NOMINAL_VOLTAGE_ANGLE: Final = {Phase.L1: 0.0, Phase.L2: -120.0, Phase.L3: 120.0}
 EXCEPTION_NAMES: Final = {
