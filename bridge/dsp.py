@@ -12,6 +12,7 @@ Frequency comes from how far L1's fundamental turns between consecutive windows.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Final, NamedTuple, Protocol
@@ -109,6 +110,22 @@ class Window(NamedTuple):
     settled: bool
 
 
+@functools.lru_cache(maxsize=256)
+def _kernel(length: int, cycles: int) -> Samples:
+    """Return the (n, 3) projection: sum, then the Hann-weighted DFT of bin ``cycles``.
+
+    Shared by every processor: a window length's kernel is computed once per process.
+    """
+    index = np.arange(length, dtype=np.float64)
+    hann = 1.0 - np.cos(2.0 * np.pi * index / length)
+    turn = 2.0 * np.pi * cycles * index / length
+    kernel: Samples = np.stack(
+        (np.ones(length), hann * np.cos(turn), -hann * np.sin(turn)), axis=1, dtype=np.float64
+    )
+    kernel.flags.writeable = False  # cached and shared: nobody may change it
+    return kernel
+
+
 class SignalProcessor:
     """Turn a continuous stream of sample blocks into windows of whole grid cycles."""
 
@@ -130,7 +147,6 @@ class SignalProcessor:
         self._nominal = nominal_frequency
         self._min_length = math.ceil(cycles * sample_rate / MAX_FREQUENCY)
         self._max_length = math.floor(cycles * sample_rate / MIN_FREQUENCY)
-        self._kernels: dict[int, Samples] = {}
         # Unprocessed samples live in _store[:, _head:_tail]; blocks are copied in once.
         self._store: Samples = np.empty((CHANNELS, 8 * self._max_length), dtype=np.float64)
         self._head = self._tail = 0
@@ -169,17 +185,6 @@ class SignalProcessor:
         """Cut the next window to ``cycles`` periods of ``frequency``."""
         length = round(self.cycles * self.sample_rate / frequency)
         self._length = min(max(length, self._min_length), self._max_length)
-
-    def _kernel(self, length: int) -> Samples:
-        """Return the (n, 3) projection: sum, then the Hann-weighted DFT of bin ``cycles``."""
-        kernel = self._kernels.get(length)
-        if kernel is None:
-            index = np.arange(length, dtype=np.float64)
-            hann = 1.0 - np.cos(2.0 * np.pi * index / length)
-            turn = 2.0 * np.pi * self.cycles * index / length
-            kernel = np.stack((np.ones(length), hann * np.cos(turn), -hann * np.sin(turn)), axis=1)
-            self._kernels[length] = kernel
-        return kernel
 
     def feed(self, block: Samples) -> list[Window]:
         """Add a (6, n) block and return every window it completes."""
@@ -238,7 +243,7 @@ class SignalProcessor:
         # Each channel's sum and fundamental phasor, and every product of two channels.
         # The Hann-weighted bin is blind to DC, and the sums remove it from the products
         # (E[xy] - E[x]E[y]): no centred copy of the window is ever made.
-        projection: list[list[float]] = (window @ self._kernel(length)).tolist()  # type: ignore[assignment]
+        projection: list[list[float]] = (window @ _kernel(length, self.cycles)).tolist()  # type: ignore[assignment]
         products: list[list[float]] = (window @ window.T).tolist()  # type: ignore[assignment]
         scale = 1.0 / length
         gains = self._gains
