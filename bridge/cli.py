@@ -181,15 +181,19 @@ def _logging_through_queue(level: str) -> Iterator[None]:
 
 def run(options: StartupOptions) -> int:
     """Run the unit until SIGTERM/SIGINT, or restart it when a reboot is requested."""
+    failure: tuple[str, int] | None = None
+    restart = False
     with _logging_through_queue(options.server.log_level):
         try:
             restart = asyncio.run(serve(options, sys.stdout))
         except ConfigError as err:
-            _complain(err)
-            return EXIT_USAGE
+            failure = (str(err), EXIT_USAGE)
         except OSError as err:
-            _complain(f"cannot start: {err}")
-            return EXIT_ERROR
+            failure = (f"cannot start: {err}", EXIT_ERROR)
+    # After the log queue is drained, so the reason is the last line on the terminal.
+    if failure is not None:
+        _complain(failure[0])
+        return failure[1]
     if restart:
         restart_process()
     return EXIT_OK
