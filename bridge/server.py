@@ -351,10 +351,11 @@ async def emulator_control(request: web.Request) -> web.Response:
         if "pv" in body:
             source.set_pv(body["pv"])
         if "fault" in body or "fault_phase" in body:
-            fault = body.get("fault")
+            # Either key alone keeps the other as it is.
+            fault = body.get("fault", source.fault)
             try:
                 chosen = None if fault is None else EmulatorFault(fault)
-                phase = Phase(body.get("fault_phase", "L2"))
+                phase = Phase(body.get("fault_phase", source.fault_phase))
             except ValueError as err:
                 names = ", ".join(item.value for item in EmulatorFault)
                 raise ServerError(

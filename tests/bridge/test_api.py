@@ -557,3 +557,15 @@ async def test_revoking_a_client_ends_its_token(
     assert status == 401
     status, _, _ = await call(http, "GET", f"{bridge_url}{API}/status", token=api_token)
     assert status == 200
+
+
+async def test_emulator_fault_and_phase_keys_are_independent(
+    http: aiohttp.ClientSession, bridge_url: str, api_token: str
+) -> None:
+    url = f"{bridge_url}{API}/emulator"
+    _, controls, _ = await call(http, "POST", url, token=api_token, body={"fault": "reversed_ct"})
+    assert (controls["fault"], controls["fault_phase"]) == ("reversed_ct", "L2")
+    _, controls, _ = await call(http, "POST", url, token=api_token, body={"fault_phase": "L3"})
+    assert (controls["fault"], controls["fault_phase"]) == ("reversed_ct", "L3")
+    _, controls, _ = await call(http, "POST", url, token=api_token, body={"fault": None})
+    assert controls["fault"] is None
