@@ -7,10 +7,15 @@ import json
 import logging
 import os
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 _LOGGER = logging.getLogger(__name__)
+
+# A temporary file this old belongs to no running write: a crash left it.
+STALE_TEMP_SECONDS: Final = 60.0
 
 
 class StorageError(Exception):
@@ -24,6 +29,7 @@ def atomic_write_text(path: Path, text: str, *, mode: int = 0o600) -> None:
     over the target, and the folder itself is synced so that the rename survives too.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(path)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     temp = Path(temp_name)
     try:
@@ -70,6 +76,18 @@ def keep_aside(path: Path) -> Path | None:
         return None
     _fsync_dir(path.parent)
     return target
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete temporary files a crash left behind (old enough that no writer owns them)."""
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for temp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            if temp.stat().st_mtime < cutoff:
+                temp.unlink()
+                _LOGGER.info("Removed %s, left behind by an interrupted write", temp.name)
+        except OSError:
+            continue
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -99,3 +99,19 @@ def test_process_killed_before_rename_keeps_old_file(tmp_path: Path) -> None:
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "settings.json"]
     # The torn temporary file is a hidden leftover, never the state file itself.
     assert all(name.startswith(".settings.json.") for name in leftovers)
+
+
+def test_leftovers_of_a_crash_are_cleaned_up(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    old = tmp_path / ".settings.json.abc123.tmp"
+    old.write_text("torn")
+    os.utime(old, (0, 0))
+    recent = tmp_path / ".settings.json.def456.tmp"
+    recent.write_text("being written by someone")
+    other = tmp_path / ".energy.json.abc.tmp"
+    other.write_text("x")
+    os.utime(other, (0, 0))
+    atomic_write_json(path, {"generation": 1})
+    assert not old.exists()
+    assert recent.exists()  # may still belong to a running write
+    assert other.exists()  # another file's business
