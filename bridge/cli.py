@@ -20,6 +20,8 @@ from bridge.config import LOG_LEVELS, SOURCE_TYPES, ConfigError, StartupOptions,
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
+    from bridge.identity import Identity
+
 _LOGGER = logging.getLogger(__name__)
 
 COMMANDS: Final = ("run", "label", "set-pin", "backup", "restore")
@@ -132,11 +134,12 @@ def print_label(options: StartupOptions, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _label_text(identity: Any) -> str:  # noqa: ANN401 - Identity, imported lazily
+def _label_text(identity: Identity, *, show_pin: bool = True) -> str:
+    pin = identity.pin if show_pin else "not shown in a service's output: `amp-guard-bridge label`"
     return (
         f"{identity.model}\n"
         f"  Serial number : {identity.serial}\n"
-        f"  PIN           : {identity.pin}\n"
+        f"  PIN           : {pin}\n"
         f"  Model         : {identity.model}\n"
         f"  Firmware      : {identity.firmware}\n"
         f"  Setup Wi-Fi   : {identity.setup_ssid} (password: the PIN)\n"
@@ -199,9 +202,14 @@ def run(options: StartupOptions) -> int:
     return EXIT_OK
 
 
+def _under_systemd() -> bool:
+    """Whether systemd runs this process (it sets INVOCATION_ID for each service start)."""
+    return bool(os.environ.get("INVOCATION_ID"))
+
+
 def restart_process() -> None:
     """Reboot: under systemd exit (Restart=always brings us back), else re-execute."""
-    if os.environ.get("INVOCATION_ID"):
+    if _under_systemd():
         return
     sys.stdout.flush()
     sys.stderr.flush()
@@ -219,8 +227,10 @@ async def serve(options: StartupOptions, out: TextIO) -> bool:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
     async with AmpGuardUnit(options) as unit, BridgeServer(unit) as server:
-        # The label goes to the console only: the PIN never enters the log.
-        out.write(f"Amp Guard running at {server.url}\n{_label_text(unit.identity)}")
+        # The label goes to the console only: the PIN never enters the log, and under
+        # systemd standard output is the journal, so there the PIN is left out.
+        label = _label_text(unit.identity, show_pin=not _under_systemd())
+        out.write(f"Amp Guard running at {server.url}\n{label}")
         out.flush()
         waiters = [
             asyncio.create_task(stop.wait()),

@@ -168,6 +168,11 @@ async def test_reboot_under_systemd_exits_zero(tmp_path: Path) -> None:
     process = await _start(tmp_path, {"INVOCATION_ID": "test-invocation"})
     try:
         url = await _url(process)
+        # Standard output is the journal under systemd: the label there has no PIN.
+        assert process.stdout is not None
+        label = await asyncio.wait_for(process.stdout.readuntil(b"Setup Wi-Fi"), 30)
+        assert load_or_create_identity(tmp_path).pin.encode() not in label
+        assert b"amp-guard-bridge label" in label
         async with aiohttp.ClientSession() as http:
             token = await _pair(http, url, tmp_path)
             async with http.post(

@@ -74,8 +74,8 @@ def test_unit_runs_as_a_hardened_appliance(unit: dict[str, dict[str, list[str]]]
         "PrivateTmp": "yes",
         "ProtectHome": "yes",
         "DevicePolicy": "closed",
-        # The console label on stdout holds the PIN: it must not reach the journal.
-        "StandardOutput": "null",
+        # Standard output is the journal; the label there leaves the PIN out (test_cli).
+        "StandardOutput": "journal",
         "StandardError": "journal",
     }.items():
         assert service[key] == value, key
