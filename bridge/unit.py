@@ -22,7 +22,7 @@ from bridge.host_network import NetworkWatch
 from bridge.identity import Identity, load_or_create_identity
 from bridge.models import Communication, Reading, Status
 from bridge.settings import Settings, SettingsStore
-from bridge.sources import SourceError, load_source
+from bridge.sources import Calibratable, SourceError, load_source
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Sequence
@@ -273,6 +273,7 @@ class AmpGuardUnit:
 
         self._started = True
         self._pipeline = MeteringPipeline(self._options.server.state_dir)
+        self._apply_calibration(self.settings)
         try:
             await self._source.component_init()
         except Exception:
@@ -400,8 +401,14 @@ class AmpGuardUnit:
             await self._events.send_event(ev.STATUS, status)
 
     async def _settings_changed(self, settings: Settings) -> None:
+        self._apply_calibration(settings)
         await self._events.send_event(ev.SETTINGS, settings)
         await self._refresh_status()
+
+    def _apply_calibration(self, settings: Settings) -> None:
+        """Hand the calibration settings to a source that measures raw channels."""
+        if isinstance(self._source, Calibratable):
+            self._source.set_calibration(settings.calibration)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run an announcement in the background, keeping a reference until it ends."""

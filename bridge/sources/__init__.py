@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bridge.sources.base import Source, SourceError
+from bridge.sources.base import Calibratable, Source, SourceError
 
 if TYPE_CHECKING:
     from bridge.config import StartupOptions
@@ -34,4 +34,4 @@ def load_source(options: StartupOptions) -> Source:
     raise ValueError(msg)
 
 
-__all__ = ["Source", "SourceError", "load_source"]
+__all__ = ["Calibratable", "Source", "SourceError", "load_source"]

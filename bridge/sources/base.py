@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from bridge.models import Measurement
+    from bridge.settings import CalibrationSettings
 
 
 class SourceError(Exception):
@@ -32,3 +33,11 @@ class Source(Protocol):
 
     async def close(self) -> None:
         """Release connections and files."""
+
+
+@runtime_checkable
+class Calibratable(Protocol):
+    """A source whose raw channels take the unit's calibration settings (the ADC)."""
+
+    def set_calibration(self, calibration: CalibrationSettings) -> None:
+        """Apply gains and phase shifts from the next window on."""

@@ -429,3 +429,28 @@ async def test_wiring_faults_reach_the_status_lights(
     assert status.voltage.state.value == voltage_state
     assert status.current.state.value == current_state
     await pipeline.close()
+
+
+async def test_the_unit_hands_its_calibration_settings_to_the_adc_source(
+    tmp_path: Path,
+) -> None:
+    from bridge_harness import start_unit, wait_for  # noqa: PLC0415 - bridge test helpers
+
+    source = AdcSource(GeneratorInput(SPEC, sample_rate=RATE, realtime=False), interval=0.2)
+    async with start_unit(tmp_path, source=source) as unit:
+        reading = await wait_for(lambda: unit.reading)
+        assert reading.phases[0].voltage == pytest.approx(231.0, rel=2e-3)
+        await unit.update_settings({"calibration": {"voltage_gain": [1.1, 1.0, 1.0]}})
+        scaled = await wait_for(
+            lambda: (
+                unit.reading
+                if unit.reading is not None and unit.reading.phases[0].voltage > 240.0
+                else None
+            )
+        )
+        assert scaled.phases[0].voltage == pytest.approx(231.0 * 1.1, rel=2e-3)
+    # Saved settings apply from the start of the next run.
+    source = AdcSource(GeneratorInput(SPEC, sample_rate=RATE, realtime=False), interval=0.2)
+    async with start_unit(tmp_path, source=source) as unit:
+        reading = await wait_for(lambda: unit.reading)
+        assert reading.phases[0].voltage == pytest.approx(231.0 * 1.1, rel=2e-3)
