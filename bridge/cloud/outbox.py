@@ -139,11 +139,8 @@ class _Store:
                 (report.sequence, report.kind, created, report.payload),
             )
             self.count += 1
+            # The newest row carries the numbering; meta takes it over when rows go.
             self.next_sequence = max(self.next_sequence, report.sequence + 1)
-            db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_sequence', ?)",
-                (self.next_sequence,),
-            )
             excess = self.count - max_messages
             dropped = self._drop_oldest(db, excess) if excess > 0 else 0
         return self.stats(), dropped
@@ -177,6 +174,14 @@ class _Store:
         db.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('dropped', ?)", (self.dropped,)
         )
+        self._remember_next(db)
+
+    def _remember_next(self, db: sqlite3.Connection) -> None:
+        """Keep the numbering in meta before rows that may hold it are deleted."""
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_sequence', ?)",
+            (self.next_sequence,),
+        )
 
     def delete(self, sequences: Sequence[int]) -> OutboxStats:
         """Forget reports the broker acknowledged."""
@@ -186,6 +191,7 @@ class _Store:
         return self.stats()
 
     def _delete(self, db: sqlite3.Connection, sequences: Sequence[int]) -> None:
+        self._remember_next(db)
         cursor = db.executemany(
             "DELETE FROM messages WHERE sequence = ?", [(seq,) for seq in sequences]
         )
