@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import socket
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,6 +21,8 @@ from typing import Any, Final, Self
 
 import aiohttp
 from yarl import URL
+
+_LOGGER = logging.getLogger(__name__)
 
 SUPPORTED_API_MAJOR: Final = 1
 API_VERSION_HEADER: Final = "X-Amp-Guard-Api-Version"
@@ -621,8 +624,13 @@ class AmpGuardBridge:
                     parsed = parse_push_message(json.loads(message.data))
                 except ValueError as err:
                     raise AmpGuardResponseError("A push message is not JSON") from err
-                if parsed is not None:
+                if parsed is None:
+                    continue
+                try:
                     callback(parsed)
+                except Exception:
+                    # A failing consumer must not cut the unit's push channel.
+                    _LOGGER.exception("Handling a push message from %s failed", self.host)
         raise AmpGuardConnectionError(f"{self.host} closed the push channel")
 
 

@@ -27,7 +27,11 @@ from .api import (
 from .const import DOMAIN, LOGGER, POLL_INTERVAL, PUSH_BACKOFF_MAX, PUSH_BACKOFF_MIN
 from .data import AmpGuardData
 from .helpers import coordinator_exception_handler
-from .issues import async_raise_version_issue, async_update_wiring_issues
+from .issues import (
+    async_clear_version_issues,
+    async_raise_version_issue,
+    async_update_wiring_issues,
+)
 
 type AmpGuardClient = AmpGuardBridge | AmpGuardNative
 
@@ -108,9 +112,10 @@ class AmpGuardCoordinator(DataUpdateCoordinator[AmpGuardData]):
                 await self._push_lost("the unit refused the token")
                 return
             except AmpGuardUnsupportedVersionError as err:
+                # Keep trying, slowly: the unit or the integration may be updated.
                 async_raise_version_issue(self.hass, self.config_entry, err)
                 await self._push_lost(str(err))
-                return
+                backoff = PUSH_BACKOFF_MAX.total_seconds()
             except AmpGuardError as err:
                 await self._push_lost(str(err))
             if self._push_subscribed:
@@ -140,6 +145,7 @@ class AmpGuardCoordinator(DataUpdateCoordinator[AmpGuardData]):
         if not self.push_connected:
             self.push_connected = True
             self.update_interval = None
+            async_clear_version_issues(self.hass, self.config_entry)
             if self._push_was_lost:
                 LOGGER.info("Push from %s is back", self.config_entry.title)
         self._push_subscribed = True

@@ -325,7 +325,9 @@ async def test_garbage_and_slow_replies(http: aiohttp.ClientSession, fake_server
     assert await bridge._request("POST", "system/reboot") is None
 
 
-async def test_push_faults(http: aiohttp.ClientSession, fake_server: Any) -> None:
+async def test_push_faults(
+    http: aiohttp.ClientSession, fake_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     """A push channel that closes, refuses, or sends garbage ends with a typed error."""
     sends: list[object] = []
 
@@ -358,6 +360,16 @@ async def test_push_faults(http: aiohttp.ClientSession, fake_server: Any) -> Non
     with pytest.raises(AmpGuardConnectionError, match="closed"):
         await bridge.listen(received.append)
     assert [type(message) for message in received] == [Settings]
+
+    # A consumer that fails on a message does not cut the channel.
+    sends.append(json.dumps({"type": "settings", "data": {"installation": installation}}))
+
+    def failing(_: PushMessage) -> None:
+        raise RuntimeError("consumer bug")
+
+    with pytest.raises(AmpGuardConnectionError, match="closed"):
+        await bridge.listen(failing)
+    assert "Handling a push message" in caplog.text
 
     refusing = await fake_server({"/api/v1/push": forbidden})
     with pytest.raises(AmpGuardConnectionError, match="500"):

@@ -39,9 +39,16 @@ NATIVE_CURRENT_L1 = "sensor.amp_guard_ag87654321_current_l1"
 
 @pytest.fixture(autouse=True)
 def fast_backoff() -> Generator[None]:
-    """Reconnect the push channel at once instead of after a second."""
-    with patch(
-        "custom_components.amp_guard.coordinator.PUSH_BACKOFF_MIN", timedelta(milliseconds=1)
+    """Reconnect the push channel within milliseconds instead of seconds."""
+    with (
+        patch(
+            "custom_components.amp_guard.coordinator.PUSH_BACKOFF_MIN",
+            timedelta(milliseconds=1),
+        ),
+        patch(
+            "custom_components.amp_guard.coordinator.PUSH_BACKOFF_MAX",
+            timedelta(milliseconds=10),
+        ),
     ):
         yield
 
@@ -194,8 +201,9 @@ async def test_unsupported_version_on_push_raises_issue(
     mock_bridge: MagicMock,
     push_feed: PushFeed,
     issue_registry: ir.IssueRegistry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
-    """A bridge updated to an unknown API major raises the version repair issue."""
+    """A bridge updated to an unknown API major raises the version issue until fixed."""
     push_feed.send(_reading_with_l1(12.5))
     await hass.async_block_till_done()
 
@@ -205,6 +213,14 @@ async def test_unsupported_version_on_push_raises_issue(
     issue_id = f"{init_integration.entry_id}_unit_api_too_new"
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
     assert hass.states.get(CURRENT_L1).state == STATE_UNAVAILABLE
+
+    # The unit is brought back to a version we speak: push resumes, the issue goes.
+    mock_bridge.state.side_effect = None
+    await _reconnected(hass, freezer, push_feed, 2)
+    push_feed.send(_reading_with_l1(9.0))
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+    assert hass.states.get(CURRENT_L1).state == "9.0"
 
 
 async def test_push_never_up_keeps_polling(
