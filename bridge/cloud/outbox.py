@@ -197,6 +197,17 @@ class _Store:
         )
         self.count -= cursor.rowcount
 
+    def clear(self) -> tuple[OutboxStats, int]:
+        """Forget every kept report and the drop count; the numbering goes on."""
+        db = self._require()
+        with _transaction(db):
+            self._remember_next(db)
+            cursor = db.execute("DELETE FROM messages")
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('dropped', 0)")
+        self.count = 0
+        self.dropped = 0
+        return self.stats(), cursor.rowcount
+
     def fetch(self, after: int, before: int, limit: int) -> list[StoredReport]:
         """Return up to ``limit`` reports with ``after < sequence < before``, oldest first."""
         rows = (
@@ -352,6 +363,12 @@ class Outbox:
         cutoff = time.time() - self._max_age.total_seconds()
         stats, dropped = await self._submit(self._store.purge, cutoff, self._max_messages)
         self._update(stats, dropped)
+
+    async def clear(self) -> int:
+        """Forget every kept report (a factory reset); returns how many there were."""
+        self._take_acks()
+        self._stats, cleared = await self._submit(self._store.clear)
+        return cleared
 
     async def fetch(self, *, after: int, before: int, limit: int) -> list[StoredReport]:
         """Return kept reports with ``after < sequence < before``, oldest first."""

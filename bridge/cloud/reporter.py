@@ -153,6 +153,7 @@ class CloudReporter:
             bus.subscribe(events.READING, self._on_reading),
             bus.subscribe(events.STATUS, self._on_status),
             bus.subscribe(events.SETTINGS, self._on_settings),
+            bus.subscribe(events.FACTORY_RESET, self._on_factory_reset),
         ]
         if self._cloud.enabled:
             self._report_status(self._unit.status)
@@ -206,6 +207,13 @@ class CloudReporter:
             self._report_status(self._unit.status)
         if _link_fields(cloud) != _link_fields(previous):
             self._wake.set()
+        self._publish_state()
+
+    async def _on_factory_reset(self) -> None:
+        # Reports meant for the old owner's broker must not reach a new one's.
+        discarded = await self._outbox.clear()
+        if discarded:
+            _LOGGER.info("Factory reset: %d unsent cloud reports discarded", discarded)
         self._publish_state()
 
     def _report_status(self, status: Status) -> None:

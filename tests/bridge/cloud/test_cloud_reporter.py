@@ -15,12 +15,14 @@ from cloud_support import (
     CloudTestUnit,
     Collector,
     cloud_settings,
+    free_port,
     make_status,
     wait_until,
 )
 
 from bridge.cloud.reporter import ReporterTuning
 from bridge.models import Communication
+from bridge.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -188,3 +190,19 @@ async def test_live_reports_go_first_and_backlog_drains_oldest_first(
     assert order.index(62) < 30
     # ...which itself arrives oldest first.
     assert [sequence for sequence in order if sequence != 62] == list(range(1, 62))
+
+
+async def test_factory_reset_discards_unsent_reports_but_not_the_numbering(
+    unit: CloudTestUnit, start_reporter: StartReporter
+) -> None:
+    unit.settings = cloud_settings(free_port())  # nothing listens: reports wait
+    reporter = await start_reporter(unit)
+    for index in range(4):
+        await unit.send_status(make_status(meter_error=f"error {index}"))
+    await wait_until(lambda: reporter.outbox.backlog == 5)
+    await unit.change_settings(Settings())
+    await unit.events.send_event("system:factory_reset")
+    assert reporter.outbox.backlog == 0
+    await wait_until(lambda: unit.cloud.get("state") == "disabled")
+    assert unit.cloud["backlog"] == 0
+    assert reporter.outbox.next_sequence == 6
