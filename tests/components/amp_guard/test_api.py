@@ -417,3 +417,34 @@ def test_parse_push_ignores_unknown_kinds() -> None:
     assert parse_push_message({"type": "something_new", "data": {}}) is None
     with pytest.raises(AmpGuardResponseError):
         parse_push_message(["not", "an", "object"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"total_power": "lots"}, "reading.total_power is not a number"),
+        ({"total_power": float("inf")}, "reading.total_power is not a number"),
+        ({"phases": []}, "reading.phases is not a list"),
+        ({"timestamp": "yesterday"}, "reading.timestamp is not an ISO time"),
+    ],
+)
+def test_malformed_readings(change: dict[str, object], message: str) -> None:
+    """A reading that breaks the contract is refused with the field named."""
+    reading = {
+        "timestamp": "2026-11-25T10:00:00+00:00",
+        "total_power": 1.0,
+        "phases": [{"phase": "L1", "voltage": 230, "current": 1, "power": 230, "angle": 0}],
+    }
+    with pytest.raises(AmpGuardResponseError, match=message):
+        Readings.from_dict({"available": True, "error": None, "reading": reading | change})
+
+
+def test_unknown_status_value() -> None:
+    """An indicator state this client does not know is refused, not guessed."""
+    status = {
+        "communication": "satellite",
+        "voltage": {"state": "ok"},
+        "current": {"state": "ok"},
+    }
+    with pytest.raises(AmpGuardResponseError, match="satellite"):
+        Status.from_dict(status)
