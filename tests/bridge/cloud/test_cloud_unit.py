@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from bridge_harness import pair, wait_for
+from bridge_harness import pair, start_unit, wait_for
 from cloud_support import PREFIX, Broker, Collector, wait_until
 
 from bridge.cloud import load_component
@@ -13,6 +13,7 @@ from bridge.host_network import has_network_address
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from pathlib import Path
 
     import aiohttp
 
@@ -103,3 +104,42 @@ async def test_unit_reports_and_its_light_follows_the_broker(
     # The unit said it was connected in its own status reports too.
     assert any(r["data"]["communication"] == "cloud" for r in collector.reports("status"))
     assert all("top-secret" not in record.getMessage() for record in caplog.records)
+
+
+async def test_unit_restarted_during_an_outage_loses_nothing(
+    broker: Broker, tmp_path: Path
+) -> None:
+    state_dir = tmp_path / "unit-state"
+    patch = {
+        "cloud": {
+            "enabled": True,
+            "host": "127.0.0.1",
+            "port": broker.port,
+            "tls": False,
+            "topic_prefix": PREFIX,
+            "interval": 0.2,
+        }
+    }
+    async with Collector(broker.port) as collector:
+        async with start_unit(state_dir, components=[load_component]) as first:
+            await first.update_settings(patch)
+            await wait_until(lambda: len(collector.reports("reading")) >= 3)
+            broker.stop()
+            await wait_until(lambda: cloud_state(first)["connected"] is False)
+            await wait_until(lambda: cloud_state(first)["backlog"] >= 5)
+        # The same state folder: settings, outbox and numbering come back.
+        async with start_unit(state_dir, components=[load_component]) as second:
+            assert second.settings.cloud.enabled
+            await wait_until(lambda: cloud_state(second)["backlog"] >= 8)
+            broker.start()
+            await wait_until(lambda: cloud_state(second)["connected"] is True)
+            await wait_until(lambda: cloud_state(second)["backlog"] == 0)
+            top = max(collector.sequences())
+            await wait_until(lambda: set(range(1, top + 1)) <= set(collector.sequences()))
+    assert max(collector.sequences().values()) <= 2
+    assert top > 15
+
+
+def cloud_state(unit: AmpGuardUnit) -> dict[str, Any]:
+    """Return the cloud state the reporter published in the unit."""
+    return unit.component_state("cloud") or {"connected": None, "backlog": 0}
