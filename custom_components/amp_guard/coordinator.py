@@ -60,7 +60,7 @@ class AmpGuardCoordinator(DataUpdateCoordinator[AmpGuardData]):
             hass,
             LOGGER,
             config_entry=entry,
-            name=f"Amp Guard {entry.title}",
+            name=entry.title,
             update_interval=POLL_INTERVAL,
         )
         self.client = client
