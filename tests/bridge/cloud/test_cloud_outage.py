@@ -146,3 +146,24 @@ async def test_crash_loses_nothing_and_the_will_says_offline(
         await wait_until(lambda: reporter.outbox.backlog == 0)
     # The restarted reporter went on from the crashed one's numbers (its own status: last + 1).
     assert_complete(collector, last + 1)
+
+
+async def test_outbox_bound_drops_the_oldest_and_says_so(
+    unit: CloudTestUnit, broker: Broker, start_reporter: StartReporter
+) -> None:
+    unit.settings = cloud_settings(broker.port, outbox_max_messages=5)
+    async with Collector(broker.port) as collector:
+        broker.stop()
+        reporter = await start_reporter(unit)
+        for index in range(7):
+            await unit.send_status(make_status(meter_error=f"error {index}"))
+        # Eight reports (the first status and seven changes) against a bound of five.
+        await wait_until(lambda: unit.cloud.get("dropped") == 3)
+        assert unit.cloud["backlog"] == 5
+        broker.start()
+        await wait_until(lambda: len(collector.reports()) == 5)
+        await wait_until(lambda: reporter.outbox.backlog == 0)
+    assert sorted(collector.sequences()) == [4, 5, 6, 7, 8]
+    presence = collector.presence()[0]
+    assert presence["dropped"] == 3
+    assert presence["sequence"] == 8
