@@ -15,13 +15,15 @@ if TYPE_CHECKING:
 
     from .coordinator import AmpGuardConfigEntry
 
-# The serial is also in the setup access point's SSID and in the entry's title.
+# The serial also shows, in part, in the unit's name, the entry's title and the setup
+# access point's SSID.
 TO_REDACT = {
     CONF_CLIENT_ID,
     CONF_HOST,
     CONF_PIN,
     CONF_SERIAL,
     CONF_TOKEN,
+    "name",
     "passphrase",
     "password",
     "ssid",

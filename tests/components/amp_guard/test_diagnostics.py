@@ -28,5 +28,5 @@ async def test_diagnostics(
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
     assert diagnostics == snapshot
     dumped = json.dumps(diagnostics)
-    for secret in (TOKEN, PIN, SERIAL, "127.0.0.1", "Home network", "AG_2345678"):
+    for secret in (TOKEN, PIN, SERIAL, "127.0.0.1", "Home network", "AG_2345678", "Guard 5678"):
         assert secret not in dumped
