@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -179,42 +179,37 @@ class Light(StrEnum):
     OFF = "off"
 
 
+# The state enum of one measurement indicator (voltage or current).
+StateT = TypeVar("StateT", VoltageState, CurrentState)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class VoltageIndicator:
+class Indicator(Generic[StateT]):
+    """A measurement indicator: its state, its light, and the state of each phase."""
+
+    state: StateT
+    light: Light
+    phases: dict[Phase, StateT] = field(default_factory=dict)
+    detail: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Serialise for JSON outputs."""
+        return {
+            "state": self.state.value,
+            "light": self.light.value,
+            "phases": {phase.value: state.value for phase, state in self.phases.items()},
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoltageIndicator(Indicator[VoltageState]):
     """The voltage measurement indicator, with the phase at fault."""
 
-    state: VoltageState
-    light: Light
-    phases: dict[Phase, VoltageState] = field(default_factory=dict)
-    detail: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Serialise for JSON outputs."""
-        return {
-            "state": self.state.value,
-            "light": self.light.value,
-            "phases": {phase.value: state.value for phase, state in self.phases.items()},
-            "detail": self.detail,
-        }
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CurrentIndicator:
+class CurrentIndicator(Indicator[CurrentState]):
     """The current measurement indicator, with the state of each CT."""
-
-    state: CurrentState
-    light: Light
-    phases: dict[Phase, CurrentState] = field(default_factory=dict)
-    detail: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Serialise for JSON outputs."""
-        return {
-            "state": self.state.value,
-            "light": self.light.value,
-            "phases": {phase.value: state.value for phase, state in self.phases.items()},
-            "detail": self.detail,
-        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
