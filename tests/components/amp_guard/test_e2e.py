@@ -21,6 +21,7 @@ from homeassistant.const import CONF_HOST, CONF_PIN, STATE_UNAVAILABLE
 from homeassistant.data_entry_flow import FlowResultType
 
 from bridge.models import Phase
+from bridge.sources.emulator import EmulatorFault
 from custom_components.amp_guard.const import CONF_SERIAL, DOMAIN
 
 from .conftest import LOOPBACK, RealBridge
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
     from homeassistant.core import HomeAssistant
+    from homeassistant.helpers import issue_registry as ir
 
 
 async def _until(check: Callable[[], bool], within: float = 15.0) -> None:
@@ -156,3 +158,32 @@ async def test_native_end_to_end(
         assert hass.states.get("sensor.amp_guard_ag_label_1_frequency") is None
         await hass.config_entries.async_unload(entry_id)
         await hass.async_block_till_done()
+
+
+@pytest.mark.parametrize(
+    ("fault", "issue"),
+    [
+        (EmulatorFault.REVERSED_CT, "reversed_ct_L2"),
+        (EmulatorFault.SWAPPED_PHASES, "wrong_phase_sequence"),
+    ],
+)
+async def test_wiring_fault_end_to_end(
+    hass: HomeAssistant,
+    real_bridge: RealBridge,
+    issue_registry: ir.IssueRegistry,
+    fault: EmulatorFault,
+    issue: str,
+) -> None:
+    """A miswired emulated unit raises its repair issue, cleared once wired right."""
+    for phase in Phase:
+        real_bridge.source.set_load(phase, 10.0)  # above 2 A, so the angles are known
+    entry_id = await _add(
+        hass, f"{LOOPBACK}:{real_bridge.port}", real_bridge.serial, real_bridge.pin
+    )
+    issue_id = f"{entry_id}_{issue}"
+    real_bridge.source.set_fault(fault, Phase.L2)
+    await _until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is not None)
+    real_bridge.source.set_fault(None)
+    await _until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is None)
+    await hass.config_entries.async_unload(entry_id)
+    await hass.async_block_till_done()
