@@ -10,16 +10,24 @@ from __future__ import annotations
 import asyncio
 import math
 from datetime import timedelta
+from ipaddress import ip_address
 from typing import TYPE_CHECKING
 from unittest.mock import patch
 
 import aiohttp
 import pytest
 from aiohttp import web
-from homeassistant.config_entries import SOURCE_REAUTH, SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import (
+    SOURCE_REAUTH,
+    SOURCE_USER,
+    SOURCE_ZEROCONF,
+    ConfigEntryState,
+)
 from homeassistant.const import CONF_HOST, CONF_PIN, STATE_UNAVAILABLE
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 
+from bridge.discovery import build_service_info
 from bridge.models import Phase
 from bridge.sources.emulator import EmulatorFault
 from custom_components.amp_guard.const import CONF_SERIAL, DOMAIN
@@ -186,4 +194,34 @@ async def test_wiring_fault_end_to_end(
     real_bridge.source.set_fault(None)
     await _until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is None)
     await hass.config_entries.async_unload(entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_zeroconf_end_to_end(hass: HomeAssistant, real_bridge: RealBridge) -> None:
+    """The bridge's own advert, as Home Assistant's zeroconf would hand it over, pairs."""
+    advert = build_service_info(real_bridge.unit.identity, [LOOPBACK], real_bridge.port)
+    discovery = ZeroconfServiceInfo(
+        ip_address=ip_address(LOOPBACK),
+        ip_addresses=[ip_address(LOOPBACK)],
+        hostname=str(advert.server),
+        name=advert.name,
+        port=advert.port,
+        type=advert.type,
+        properties={
+            key.decode(): value.decode()
+            for key, value in advert.properties.items()
+            if value is not None
+        },
+    )
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=discovery
+    )
+    assert result["step_id"] == "zeroconf_confirm"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PIN: real_bridge.pin}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == real_bridge.serial
+    await hass.async_block_till_done()
+    await hass.config_entries.async_unload(result["result"].entry_id)
     await hass.async_block_till_done()
