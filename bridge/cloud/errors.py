@@ -33,6 +33,17 @@ class CloudConfigError(CloudError):
     """The cloud settings point at something unusable (a missing CA file, say)."""
 
 
+class ReportRefusedError(CloudError):
+    """The broker refused reports (its access rules); they stay in the outbox."""
+
+    def __init__(self, topic: str, reason: object) -> None:
+        """Say which topic and why, in words."""
+        super().__init__(
+            f"The broker refused the unit's reports on {topic} ({reason}):"
+            " check its access rules for this unit's user."
+        )
+
+
 class SocketErrors(logging.Handler):
     """Keep the socket error paho logs (and does not raise) for the status to explain.
 

@@ -6,13 +6,13 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Final
 
+from bridge.cloud.errors import ReportRefusedError
 from bridge.cloud.pacing import RatePacer
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
-    import aiomqtt
-
+    from bridge.cloud.client import ReportingClient
     from bridge.cloud.outbox import Outbox, StoredReport
     from bridge.cloud.payloads import Topics
 
@@ -32,7 +32,7 @@ class Link:
 
     def __init__(
         self,
-        client: aiomqtt.Client,
+        client: ReportingClient,
         outbox: Outbox,
         topics: Topics,
         *,
@@ -89,14 +89,16 @@ class Link:
             _LOGGER.info("Cloud backlog of %d reports sent", sent)
 
     async def _publish(self, report: StoredReport, *, drain: bool) -> None:
+        topic = self._topics.report(report.kind)
         try:
-            await self._client.publish(
-                self._topics.report(report.kind), report.payload, qos=1, retain=False
-            )
+            await self._client.publish(topic, report.payload, qos=1, retain=False)
         finally:
             self._slots.release()
             if drain:
                 self._drain_slots.release()
+        if self._client.refused is not None:
+            # Kept, not acknowledged: the link ends and the status says why.
+            raise ReportRefusedError(topic, self._client.refused)
         self._outbox.acknowledge(report.sequence)
 
     def _spawn(self, work: Coroutine[object, object, None]) -> None:

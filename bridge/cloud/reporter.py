@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Final
 import aiomqtt
 
 from bridge import events
-from bridge.cloud.errors import CloudError, SocketErrors, describe_error
+from bridge.cloud.client import ReportingClient
+from bridge.cloud.errors import CloudError, ReportRefusedError, SocketErrors, describe_error
 from bridge.cloud.link import Link
 from bridge.cloud.outbox import OUTBOX_FILE, Outbox, OutboxError, StoredReport
 from bridge.cloud.pacing import Backoff, ReadingSampler
@@ -281,7 +282,7 @@ class CloudReporter:
         """One connection: say hello, report until told to stop, say goodbye."""
         topics = Topics(cloud.topic_prefix, self._serial)
         tls = await asyncio.to_thread(build_tls_context, cloud) if cloud.tls else None
-        client = aiomqtt.Client(
+        client = ReportingClient(
             cloud.host,
             cloud.port,
             username=cloud.username or None,
@@ -308,6 +309,8 @@ class CloudReporter:
                 qos=1,
                 retain=True,
             )
+            if client.refused is not None:
+                raise ReportRefusedError(topics.online, client.refused)
             self._connected(cloud)
             await self._exchange(client, topics)
             reason = PresenceReason.SHUTDOWN if self._closing else PresenceReason.RECONFIGURED
@@ -322,7 +325,7 @@ class CloudReporter:
             except aiomqtt.MqttError as err:
                 _LOGGER.debug("Cloud goodbye not acknowledged: %s", err)
 
-    async def _exchange(self, client: aiomqtt.Client, topics: Topics) -> None:
+    async def _exchange(self, client: ReportingClient, topics: Topics) -> None:
         """Send live reports and the backlog until the link breaks or must change."""
         # Acknowledgements of the last link go to disk first, so nothing is resent needlessly.
         await self._outbox.flush()

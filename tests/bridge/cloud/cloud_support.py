@@ -70,6 +70,8 @@ class Broker:
     tls: dict[str, Path] | None = None
     require_certificate: bool = False
     users: dict[str, str] | None = None
+    # Lines of a Mosquitto ACL file; None: no access rules.
+    acl: list[str] | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -104,6 +106,10 @@ class Broker:
                     capture_output=True,
                 )
             lines += ["allow_anonymous false", f"password_file {passwords}"]
+        if self.acl is not None:
+            acl_file = self.folder / "acl"
+            acl_file.write_text("\n".join(self.acl) + "\n")
+            lines.append(f"acl_file {acl_file}")
         if self.tls is not None:
             lines += [
                 f"cafile {self.tls['ca']}",

@@ -6,7 +6,16 @@ import ssl
 from typing import TYPE_CHECKING
 
 import pytest
-from cloud_support import Broker, CloudTestUnit, Collector, cloud_settings, free_port, wait_until
+from cloud_support import (
+    PREFIX,
+    SERIAL,
+    Broker,
+    CloudTestUnit,
+    Collector,
+    cloud_settings,
+    free_port,
+    wait_until,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
@@ -142,3 +151,35 @@ async def test_nothing_listening_is_explained(
         f"The broker at 127.0.0.1:{port} refused the connection:"
         " is it running, and is the port right?"
     )
+
+
+@pytest.mark.parametrize(
+    ("rules", "refused"),
+    [
+        # Nothing may be published: the presence message is refused first.
+        ([f"topic read {PREFIX}/#"], "online"),
+        # Presence may be published, reports may not.
+        ([f"topic read {PREFIX}/#", f"topic write {PREFIX}/+/online"], "status"),
+    ],
+)
+async def test_reports_the_broker_refuses_are_kept_and_explained(
+    unit: CloudTestUnit,
+    tmp_path: Path,
+    start_reporter: StartReporter,
+    rules: list[str],
+    refused: str,
+) -> None:
+    broker = Broker(tmp_path / "broker", acl=rules)
+    broker.start()
+    try:
+        unit.settings = cloud_settings(broker.port)
+        reporter = await start_reporter(unit)
+        error = await wait_for_error(unit)
+        assert error == (
+            f"The broker refused the unit's reports on {PREFIX}/{SERIAL}/{refused}"
+            " (Not authorized): check its access rules for this unit's user."
+        )
+        # Nothing was taken for delivered: the status report is still in the outbox.
+        assert reporter.outbox.backlog == 1
+    finally:
+        broker.stop()
