@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from bridge import MODEL, __version__
-from bridge.config import LOG_LEVELS, SOURCE_TYPES, ConfigError, StartupOptions, load_options
+from bridge.config import (
+    LOG_LEVELS,
+    NETWORK_BACKENDS,
+    SOURCE_TYPES,
+    ConfigError,
+    StartupOptions,
+    load_options,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -63,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--register-map", help="meter register map: built-in name or JSON file")
     run.add_argument("--modbus-server", action="store_true", default=None, help="serve SDM630")
     run.add_argument("--modbus-server-port", type=int, help="port of the Modbus TCP server")
+    run.add_argument(
+        "--network-backend", choices=NETWORK_BACKENDS, help="Wi-Fi and setup AP (default emulated)"
+    )
+    run.add_argument("--network-interface", help="Wi-Fi interface for nmcli (default wlan0)")
     commands.add_parser("label", parents=[common], help="print the unit's label")
     set_pin = commands.add_parser("set-pin", parents=[common], help="set the unit's PIN")
     set_pin.add_argument("pin", help="8 ASCII letters or digits")
@@ -92,6 +103,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "register_map": get("register_map"),
         },
         "modbus_server": {"enabled": get("modbus_server"), "port": get("modbus_server_port")},
+        "network": {"backend": get("network_backend"), "interface": get("network_interface")},
     }
 
 

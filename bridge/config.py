@@ -1,15 +1,17 @@
 """Start-up options of the process, from an optional TOML file and CLI flags.
 
 These are process options (bind address, ports, state folder, meter connection, GPIO
-lines); the unit's settings live in the state folder (``bridge.settings``). Options are
-read through one bounded helper per type, and a bad value raises ``ConfigError`` naming
-its section and option. Unknown options are logged as warnings, not fatal.
+lines, network backend); the unit's settings live in the state folder
+(``bridge.settings``). Options are read through one bounded helper per type, and a bad
+value raises ``ConfigError`` naming its section and option. Unknown options are logged as
+warnings, not fatal.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,9 @@ LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 SOURCE_TYPES: Final = ("emulator", "modbus-tcp", "modbus-rtu", "adc")
 ADC_INPUTS: Final = ("generator", "replay", "serial")
 PARITIES: Final = ("N", "E", "O")
+NETWORK_BACKENDS: Final = ("emulated", "nmcli")
+# A Linux interface name: at most 15 bytes (IFNAMSIZ), and never read as an nmcli option.
+INTERFACE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
 
 
 class ConfigError(ValueError):
@@ -113,6 +118,14 @@ class GpioOptions:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkOptions:
+    """How the Wi-Fi manager and the setup access point reach the host's network."""
+
+    backend: str = "emulated"
+    interface: str = "wlan0"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StartupOptions:
     """Every start-up option of the process."""
 
@@ -122,6 +135,7 @@ class StartupOptions:
     adc: AdcOptions = field(default_factory=AdcOptions)
     modbus_server: ModbusServerOptions = field(default_factory=ModbusServerOptions)
     gpio: GpioOptions = field(default_factory=GpioOptions)
+    network: NetworkOptions = field(default_factory=NetworkOptions)
 
 
 class _Section:
@@ -265,7 +279,7 @@ def build_options(
         merged.setdefault(name, {}).update(
             {key: value for key, value in values.items() if value is not None}
         )
-    known = ("server", "source", "meter", "adc", "modbus_server", "gpio")
+    known = ("server", "source", "meter", "adc", "modbus_server", "gpio", "network")
     for name in merged:
         if name not in known:
             _LOGGER.warning("Unknown config section [%s] ignored", name)
@@ -277,6 +291,7 @@ def build_options(
         adc=_adc(sections["adc"]),
         modbus_server=_modbus_server(sections["modbus_server"]),
         gpio=_gpio(sections["gpio"]),
+        network=_network(sections["network"]),
     )
     for section in sections.values():
         section.warn_unread()
@@ -376,3 +391,18 @@ def _gpio(section: _Section) -> GpioOptions:
         active_low=section.get_bool("active_low", default.active_low),
         **lines,
     )
+
+
+def _network(section: _Section) -> NetworkOptions:
+    default = NetworkOptions()
+    options = NetworkOptions(
+        backend=section.get_choice("backend", default.backend, NETWORK_BACKENDS),
+        interface=section.get_str("interface", default.interface),
+    )
+    if not INTERFACE_NAME.fullmatch(options.interface):
+        raise ConfigError(
+            "network",
+            "interface",
+            "must be an interface name: up to 15 letters, digits, '.', '_' or '-'",
+        )
+    return options

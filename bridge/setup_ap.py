@@ -5,8 +5,8 @@ with the label PIN as its password and the admin page at 192.168.251.1, for 10 m
 after power-on. The state (and minutes left) is published as ``setup_ap``; the PIN
 never is.
 
-Backends: ``emulated`` (default) only models the window. ``nmcli`` (opted into with
-``AMP_GUARD_NETWORK_BACKEND=nmcli``) runs a real hotspot through NetworkManager. A
+Backends: ``emulated`` (default) only models the window. ``nmcli`` (the start-up option
+``[network] backend = "nmcli"``) runs a real hotspot through NetworkManager. A
 single-board computer usually has one radio, so the hotspot would take the customer
 network down: it is only opened when no customer network is configured, or at the
 power-on after a press of the reset button, so a configured unit never drops its network
@@ -31,13 +31,11 @@ from bridge.wifi import (
     CommandResult,
     CommandRunner,
     WifiError,
-    backend_name,
     first_line,
     nmcli_delete,
     nmcli_up,
     run_command,
     secret_text,
-    wifi_interface,
 )
 
 if TYPE_CHECKING:
@@ -319,10 +317,11 @@ class SetupAccessPoint:
 
 
 def load_component(unit: UnitContext) -> SetupAccessPoint:
-    """Make the setup access point with the backend chosen in the environment."""
+    """Make the setup access point with the backend of the start-up options' ``[network]``."""
+    network = unit.options.network
     backend: SetupApBackend
-    if backend_name() == "nmcli":
-        backend = NmcliSetupApBackend(interface=wifi_interface())
+    if network.backend == "nmcli":
+        backend = NmcliSetupApBackend(interface=network.interface)
     else:
         backend = EmulatedSetupApBackend()
     return SetupAccessPoint(unit, backend)

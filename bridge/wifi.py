@@ -7,8 +7,8 @@ installed out of reach. The outcome is published as ``wifi`` in the unit's statu
 
 Backends: ``emulated`` (the default; models a network that connects, refuses the
 password or stays out of range) and ``nmcli`` (NetworkManager on a single-board
-computer, opted into with ``AMP_GUARD_NETWORK_BACKEND=nmcli``). Secrets never reach a
-log line or a command line: nmcli gets them on its standard input.
+computer, chosen with the start-up option ``[network] backend = "nmcli"``). Secrets
+never reach a log line or a command line: nmcli gets them on its standard input.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
+from bridge.config import NetworkOptions
 from bridge.events import SETTINGS
 
 if TYPE_CHECKING:
@@ -36,10 +36,7 @@ STATE_KEY: Final = "wifi"
 # Sent before the radio is handed to a new network (a single radio also hosts the setup AP).
 APPLYING_EVENT: Final = "wifi:applying"
 ROLLBACK_AFTER: Final = timedelta(minutes=1)
-BACKEND_ENV: Final = "AMP_GUARD_NETWORK_BACKEND"
-INTERFACE_ENV: Final = "AMP_GUARD_WIFI_INTERFACE"
-DEFAULT_INTERFACE: Final = "wlan0"
-BACKENDS: Final = ("emulated", "nmcli")
+DEFAULT_INTERFACE: Final = NetworkOptions().interface
 # The profiles this unit owns in NetworkManager; others are never touched.
 PROFILE: Final = "amp-guard-wifi"
 PENDING_PROFILE: Final = "amp-guard-wifi-new"
@@ -61,10 +58,6 @@ class WifiState(StrEnum):
 
 class WifiError(Exception):
     """A network could not be joined; the message says why in words (never a secret)."""
-
-
-class NetworkBackendError(ValueError):
-    """The network backend named in the environment is unknown."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -496,25 +489,12 @@ class WifiManager:
         self._unit.publish_state(STATE_KEY, self._state)
 
 
-def backend_name() -> str:
-    """Return the network backend chosen in the environment (``emulated`` unless opted in)."""
-    name = os.environ.get(BACKEND_ENV, "emulated").strip().lower() or "emulated"
-    if name not in BACKENDS:
-        msg = f"{BACKEND_ENV} must be one of {', '.join(BACKENDS)}, not {name!r}"
-        raise NetworkBackendError(msg)
-    return name
-
-
-def wifi_interface() -> str:
-    """Return the Wi-Fi interface NetworkManager manages for the unit."""
-    return os.environ.get(INTERFACE_ENV, DEFAULT_INTERFACE).strip() or DEFAULT_INTERFACE
-
-
 def load_component(unit: UnitContext) -> WifiManager:
-    """Make the Wi-Fi manager with the backend chosen in the environment."""
+    """Make the Wi-Fi manager with the backend of the start-up options' ``[network]``."""
+    network = unit.options.network
     backend: WifiBackend
-    if backend_name() == "nmcli":
-        backend = NmcliWifiBackend(interface=wifi_interface())
+    if network.backend == "nmcli":
+        backend = NmcliWifiBackend(interface=network.interface)
     else:
         backend = EmulatedWifiBackend()
     return WifiManager(unit, backend)

@@ -20,6 +20,7 @@ GPIO=0
 PURGE=0
 VENV=1
 KEEP_BACKUPS=5
+CONFIG_WRITTEN=0
 
 usage() {
     cat <<EOF
@@ -124,6 +125,7 @@ install_config() {
     mkdir -p "$CONFIG_DIR"
     if [ ! -f "$CONFIG_FILE" ]; then
         install -m 0644 "$SCRIPT_DIR/amp-guard.toml" "$CONFIG_FILE"
+        CONFIG_WRITTEN=1
         log "wrote $CONFIG_FILE: review [source] and [meter] for your meter"
     elif ! cmp -s "$SCRIPT_DIR/amp-guard.toml" "$CONFIG_FILE"; then
         # The installer's copy may document new options; the user's file stays in use.
@@ -134,14 +136,21 @@ install_config() {
 
 install_network() {
     # Wi-Fi and the setup access point go through NetworkManager where it runs.
-    local environment="$CONFIG_DIR/environment"
-    if command -v nmcli >/dev/null; then
-        mkdir -p "$ROOT/etc/polkit-1/rules.d"
-        install -m 0644 "$SCRIPT_DIR/50-amp-guard.rules" "$ROOT/etc/polkit-1/rules.d/50-amp-guard.rules"
-        [ -f "$environment" ] || echo "AMP_GUARD_NETWORK_BACKEND=nmcli" >"$environment"
+    command -v nmcli >/dev/null || return 0
+    mkdir -p "$ROOT/etc/polkit-1/rules.d"
+    install -m 0644 "$SCRIPT_DIR/50-amp-guard.rules" "$ROOT/etc/polkit-1/rules.d/50-amp-guard.rules"
+    # The backend is the config's [network] backend. A config just written from the
+    # example gets "nmcli"; one without a [network] section gets the section; an existing
+    # [network] section is the user's choice and stays.
+    if [ "$CONFIG_WRITTEN" -eq 1 ]; then
+        sed -i '/^\[network\]$/,/^\[/ s/^backend = .*$/backend = "nmcli"/' "$CONFIG_FILE"
+    elif ! grep -q '^\[network\]' "$CONFIG_FILE"; then
+        printf '\n[network]\n# Added by install.sh: NetworkManager runs here.\nbackend = "nmcli"\n' \
+            >>"$CONFIG_FILE"
     else
-        [ -f "$environment" ] || echo "# AMP_GUARD_NETWORK_BACKEND=nmcli  (needs NetworkManager)" >"$environment"
+        return 0
     fi
+    log "set [network] backend = \"nmcli\" in $CONFIG_FILE (NetworkManager runs here)"
 }
 
 install_state_dir() {

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from bridge import cli
 from bridge.config import (
     ConfigError,
+    NetworkOptions,
     StartupOptions,
     build_options,
     load_options,
@@ -28,6 +30,7 @@ def test_defaults() -> None:
     assert options.adc.replay_file is None
     assert options.modbus_server.enabled is False
     assert options.gpio.enabled is False
+    assert options.network == NetworkOptions(backend="emulated", interface="wlan0")
 
 
 def test_file_and_overrides(tmp_path: Path) -> None:
@@ -61,6 +64,10 @@ port = 1502
 enabled = true
 active_low = true
 logo = 4
+
+[network]
+backend = "nmcli"
+interface = "wlp2s0"
 """
     )
     options = load_options(config, {"server": {"port": 9100, "host": None}})
@@ -77,6 +84,23 @@ logo = 4
     assert options.modbus_server.port == 1502
     assert options.gpio.logo == 4
     assert options.gpio.active_low is True
+    assert options.network == NetworkOptions(backend="nmcli", interface="wlp2s0")
+
+
+def test_cli_flags_override_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text('[network]\nbackend = "emulated"\ninterface = "wlan0"\n')
+    args = cli._parser().parse_args(
+        [
+            *("run", "--config", str(config)),
+            *("--network-backend", "nmcli", "--network-interface", "wlx00c0ca123456"),
+        ]
+    )
+    options = load_options(args.config, cli._overrides(args))
+    assert options.network == NetworkOptions(backend="nmcli", interface="wlx00c0ca123456")
+    # Flags not given leave the file's values.
+    args = cli._parser().parse_args(["run", "--config", str(config)])
+    assert load_options(args.config, cli._overrides(args)).network == NetworkOptions()
 
 
 @pytest.mark.parametrize(
@@ -94,6 +118,11 @@ logo = 4
         ({"meter": {"parity": "X"}}, "meter", "parity", "one of N, E, O"),
         ({"adc": {"input": "replay"}}, "adc", "replay_file", "required"),
         ({"gpio": {"logo": 5}}, "gpio", "", "own line"),
+        ({"network": {"backend": "iwd"}}, "network", "backend", "one of emulated, nmcli"),
+        ({"network": {"backend": ""}}, "network", "backend", "non-empty"),
+        ({"network": {"interface": "-h"}}, "network", "interface", "interface name"),
+        ({"network": {"interface": "wlan0 up"}}, "network", "interface", "interface name"),
+        ({"network": {"interface": "w" * 16}}, "network", "interface", "up to 15"),
     ],
 )
 def test_bad_values_name_section_and_option(
@@ -109,8 +138,9 @@ def test_bad_values_name_section_and_option(
 
 def test_unknown_options_warn(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        build_options({"server": {"colour": "red"}, "extra": {"x": 1}})
+        build_options({"server": {"colour": "red"}, "extra": {"x": 1}, "network": {"ssid": "Home"}})
     assert "Unknown option [server] colour ignored" in caplog.text
+    assert "Unknown option [network] ssid ignored" in caplog.text
     assert "Unknown config section [extra] ignored" in caplog.text
 
 
@@ -124,3 +154,13 @@ def test_bad_files(tmp_path: Path) -> None:
     bad.write_text("server = 5")
     with pytest.raises(ConfigError, match="must be a table"):
         load_options(bad)
+    bad.write_text('[network]\nbackend = "wpa_supplicant"\n')
+    with pytest.raises(ConfigError, match=r"^\[network\] backend: must be one of emulated, nmcli$"):
+        load_options(bad)
+
+
+def test_a_bad_backend_flag_is_refused_before_start(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        cli._parser().parse_args(["run", "--network-backend", "iwd"])
+    assert caught.value.code == cli.EXIT_USAGE
+    assert "--network-backend: invalid choice: 'iwd'" in capsys.readouterr().err

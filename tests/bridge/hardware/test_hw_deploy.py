@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bridge import cli
-from bridge.config import StartupOptions, build_options
+from bridge.config import NetworkOptions, StartupOptions, build_options, load_options
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 UNIT = DEPLOY / "amp-guard-bridge.service"
@@ -24,13 +25,15 @@ STATE_DIR = "/var/lib/amp-guard"
 CONFIG_PATH = "/etc/amp-guard/amp-guard.toml"
 
 
-def run(program: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run(
+    program: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a program from PATH on our own files, capturing its output."""
     executable = shutil.which(program)
     assert executable is not None, f"{program} is not installed"
     # Fixed programs and arguments that name files of this repository or of tmp_path.
     return subprocess.run(  # noqa: S603
-        [executable, *args], capture_output=True, text=True, timeout=60, check=False
+        [executable, *args], capture_output=True, text=True, timeout=60, check=False, env=env
     )
 
 
@@ -92,7 +95,8 @@ def test_unit_runs_as_a_hardened_appliance(unit: dict[str, dict[str, list[str]]]
     command = service["ExecStart"].split()
     assert command[0] == "/opt/amp-guard/venv/bin/amp-guard-bridge"
     assert command[1:] == ["--config", CONFIG_PATH]
-    assert service["EnvironmentFile"] == "-/etc/amp-guard/environment"
+    # Every start-up option, the network backend included, is in the config file.
+    assert "EnvironmentFile" not in service
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd is not installed")
@@ -152,11 +156,24 @@ def test_example_config_loads_cleanly(caplog: pytest.LogCaptureFixture) -> None:
     assert options.modbus_server.enabled is False
     assert options.gpio.enabled is False
     assert options.source.type == "modbus-rtu"
+    # Safe where NetworkManager is missing; install.sh switches to nmcli where it runs.
+    assert options.network == NetworkOptions(backend="emulated", interface="wlan0")
 
 
-def run_install(*args: str) -> subprocess.CompletedProcess[str]:
+def run_install(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the install script."""
-    return run("bash", str(INSTALL), *args)
+    return run("bash", str(INSTALL), *args, env=env)
+
+
+def with_network_manager(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """Give an environment whose PATH has an ``nmcli`` that only leaves a mark if run."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    ran = tmp_path / "nmcli-ran"
+    nmcli = tools / "nmcli"
+    nmcli.write_text(f'#!/bin/sh\ntouch "{ran}"\nexit 1\n')
+    nmcli.chmod(0o755)
+    return {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}, ran
 
 
 def test_install_script_is_valid_bash() -> None:
@@ -173,30 +190,39 @@ def test_install_script_is_valid_bash() -> None:
 def test_install_update_uninstall_keep_settings_and_energy(tmp_path: Path) -> None:
     root = tmp_path / "root"
     staged = ("--root", str(root), "--no-venv")
+    env, nmcli_ran = with_network_manager(tmp_path)
 
-    assert run_install("update", *staged).returncode == 1  # nothing to update yet
-    installed = run_install("install", *staged)
+    assert run_install("update", *staged, env=env).returncode == 1  # nothing to update yet
+    installed = run_install("install", *staged, env=env)
     assert installed.returncode == 0, installed.stderr
     unit_file = root / "etc/systemd/system/amp-guard-bridge.service"
     config = root / CONFIG_PATH.lstrip("/")
     state = root / STATE_DIR.lstrip("/")
     assert unit_file.read_text() == UNIT.read_text()
-    assert config.read_text() == CONFIG.read_text()
+    # NetworkManager runs: the example with nmcli as the network backend, nothing else.
+    nmcli_config = CONFIG.read_text().replace('backend = "emulated"', 'backend = "nmcli"')
+    assert nmcli_config != CONFIG.read_text()
+    assert config.read_text() == nmcli_config
+    assert load_options(config).network == NetworkOptions(backend="nmcli", interface="wlan0")
+    assert (root / "etc/polkit-1/rules.d/50-amp-guard.rules").exists()
+    assert not (config.parent / "environment").exists()
+    assert not nmcli_ran.exists()
     assert state.is_dir()
     assert state.stat().st_mode & 0o777 == 0o700
-    environment = config.parent / "environment"
-    assert "AMP_GUARD_NETWORK_BACKEND=nmcli" in environment.read_text()
-    environment.write_text("AMP_GUARD_NETWORK_BACKEND=emulated\n")
 
-    # The unit runs for a while: the user edits the config, settings and energy accrue.
-    config.write_text(CONFIG.read_text().replace("port = 80\n", "port = 8080\n"))
+    # The unit runs for a while: the user edits the config (back to the emulated network,
+    # another port), settings and energy accrue.
+    edited = nmcli_config.replace("port = 80\n", "port = 8080\n").replace(
+        'backend = "nmcli"', 'backend = "emulated"'
+    )
+    config.write_text(edited)
     (state / "settings.json").write_text('{"installation": {"main_fuse": 35}}')
     (state / "energy.json").write_text('{"imported": [1.5, 2.5, 3.5]}')
 
-    updated = run_install("update", *staged)
+    updated = run_install("update", *staged, env=env)
     assert updated.returncode == 0, updated.stderr
-    assert "port = 8080" in config.read_text()
-    assert environment.read_text() == "AMP_GUARD_NETWORK_BACKEND=emulated\n"
+    assert config.read_text() == edited
+    assert load_options(config).network.backend == "emulated"
     assert (config.parent / "amp-guard.toml.dist").read_text() == CONFIG.read_text()
     assert (state / "settings.json").read_text() == '{"installation": {"main_fuse": 35}}'
     assert (state / "energy.json").read_text() == '{"imported": [1.5, 2.5, 3.5]}'
@@ -215,6 +241,39 @@ def test_install_update_uninstall_keep_settings_and_energy(tmp_path: Path) -> No
     assert purged.returncode == 0, purged.stderr
     assert not state.exists()
     assert not config.exists()
+
+
+def test_a_config_without_a_network_section_gets_one_where_network_manager_runs(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    config = root / CONFIG_PATH.lstrip("/")
+    config.parent.mkdir(parents=True)
+    own = '[server]\nport = 8080\n\n[source]\ntype = "emulator"\n'
+    config.write_text(own)
+    env, nmcli_ran = with_network_manager(tmp_path)
+
+    installed = run_install("install", "--root", str(root), "--no-venv", env=env)
+    assert installed.returncode == 0, installed.stderr
+    assert config.read_text().startswith(own)
+    options = load_options(config)
+    assert (options.server.port, options.network.backend) == (8080, "nmcli")
+    # Once there, the section is the user's: a second run leaves the file alone.
+    before = config.read_text()
+    assert run_install("update", "--root", str(root), "--no-venv", env=env).returncode == 0
+    assert config.read_text() == before
+    assert not nmcli_ran.exists()
+
+
+@pytest.mark.skipif(shutil.which("nmcli") is not None, reason="NetworkManager is installed")
+def test_without_network_manager_the_network_stays_emulated(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    installed = run_install("install", "--root", str(root), "--no-venv")
+    assert installed.returncode == 0, installed.stderr
+    config = root / CONFIG_PATH.lstrip("/")
+    assert config.read_text() == CONFIG.read_text()
+    assert load_options(config).network.backend == "emulated"
+    assert not (root / "etc/polkit-1").exists()
 
 
 def test_the_cli_takes_the_units_command_line_and_the_shipped_config(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
+from bridge_harness import unit_options
 from web_harness import ManualClock, RecordingRunner, eventually
 
+from bridge.config import NetworkOptions
 from bridge.events import BUTTON_PRESSED
 from bridge.setup_ap import (
     ADDRESS,
@@ -22,6 +25,9 @@ from bridge.setup_ap import (
 from bridge.wifi import APPLYING_EVENT, WifiError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from pathlib import Path
+
     from bridge.unit import AmpGuardUnit
 
 
@@ -133,10 +139,14 @@ async def test_nmcli_refusing_the_profile_is_a_clear_error() -> None:
         await backend.open("AG_1234567", "ABCDEFGH")
 
 
-def test_load_component_picks_the_backend(
-    unit: AmpGuardUnit, monkeypatch: pytest.MonkeyPatch
+async def test_load_component_picks_the_backend_of_the_network_options(
+    unit: AmpGuardUnit, tmp_path: Path, make_unit: Callable[..., Awaitable[AmpGuardUnit]]
 ) -> None:
-    monkeypatch.delenv("AMP_GUARD_NETWORK_BACKEND", raising=False)
     assert isinstance(load_component(unit).backend, EmulatedSetupApBackend)
-    monkeypatch.setenv("AMP_GUARD_NETWORK_BACKEND", "nmcli")
-    assert isinstance(load_component(unit).backend, NmcliSetupApBackend)
+
+    network = NetworkOptions(backend="nmcli", interface="wlan1")
+    options = replace(unit_options(tmp_path / "nmcli"), network=network)
+    on_nmcli = await make_unit(tmp_path / "nmcli", options=options)
+    backend = load_component(on_nmcli).backend
+    assert isinstance(backend, NmcliSetupApBackend)
+    assert backend.interface == "wlan1"

@@ -5,22 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
+from bridge_harness import unit_options
 from web_harness import RecordingRunner, eventually
 
+from bridge.config import NetworkOptions
 from bridge.wifi import (
     PENDING_PROFILE,
     PROFILE,
     EmulatedWifiBackend,
-    NetworkBackendError,
     NmcliWifiBackend,
     WifiError,
     WifiManager,
     WifiNetwork,
-    backend_name,
     load_component,
     nmcli_add_wifi,
     nmcli_up,
@@ -28,6 +29,7 @@ from bridge.wifi import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
     from bridge.unit import AmpGuardUnit
@@ -153,20 +155,21 @@ async def test_factory_reset_forgets_the_network(unit: AmpGuardUnit) -> None:
     await manager.close()
 
 
-def test_the_backend_comes_from_the_environment(
-    unit: AmpGuardUnit, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("AMP_GUARD_NETWORK_BACKEND", raising=False)
-    assert backend_name() == "emulated"
+def test_the_backend_is_emulated_by_default(unit: AmpGuardUnit) -> None:
+    assert unit.options.network == NetworkOptions()
     assert isinstance(load_component(unit).backend, EmulatedWifiBackend)
-    monkeypatch.setenv("AMP_GUARD_NETWORK_BACKEND", "nmcli")
-    monkeypatch.setenv("AMP_GUARD_WIFI_INTERFACE", "wlp2s0")
+
+
+async def test_the_backend_comes_from_the_network_options(
+    tmp_path: Path, make_unit: Callable[..., Awaitable[AmpGuardUnit]]
+) -> None:
+    network = NetworkOptions(backend="nmcli", interface="wlp2s0")
+    options = replace(unit_options(tmp_path / "nmcli"), network=network)
+    unit = await make_unit(tmp_path / "nmcli", options=options)
+
     backend = load_component(unit).backend
     assert isinstance(backend, NmcliWifiBackend)
     assert backend.interface == "wlp2s0"
-    monkeypatch.setenv("AMP_GUARD_NETWORK_BACKEND", "iwd")
-    with pytest.raises(NetworkBackendError, match="emulated, nmcli"):
-        backend_name()
 
 
 # ---- nmcli: the commands are built and sequenced here, never run -----------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,7 +77,6 @@ class RunningBridge:
 @contextlib.asynccontextmanager
 async def running_bridge(state_dir: Path) -> AsyncIterator[RunningBridge]:
     """Start an emulated unit with steady loads and serve it on a free loopback port."""
-    os.environ.pop("AMP_GUARD_NETWORK_BACKEND", None)  # never nmcli on a test machine
     options = StartupOptions(
         server=ServerOptions(host="127.0.0.1", port=0, state_dir=state_dir, zeroconf=False),
         source=SourceOptions(interval=INTERVAL),
