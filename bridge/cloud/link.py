@@ -10,7 +10,7 @@ from bridge.cloud.errors import ReportRefusedError
 from bridge.cloud.pacing import RatePacer
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
 
     from bridge.cloud.client import ReportingClient
     from bridge.cloud.outbox import Outbox, StoredReport
@@ -38,9 +38,12 @@ class Link:
         *,
         window: int,
         drain_rate: float,
+        on_first_delivery: Callable[[], None],
     ) -> None:
         """Prepare a link; ``start`` sets it going."""
         self.live_from = outbox.next_sequence
+        self.delivered = 0
+        self._on_first_delivery = on_first_delivery
         self.live: asyncio.Queue[StoredReport] = asyncio.Queue()
         self.failure: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._client = client
@@ -100,6 +103,9 @@ class Link:
             # Kept, not acknowledged: the link ends and the status says why.
             raise ReportRefusedError(topic, self._client.refused)
         self._outbox.acknowledge(report.sequence)
+        self.delivered += 1
+        if self.delivered == 1:
+            self._on_first_delivery()
 
     def _spawn(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(work)

@@ -49,6 +49,8 @@ GOODBYE_TIMEOUT: Final = timedelta(seconds=2)
 CLOSE_TIMEOUT: Final = timedelta(seconds=5)
 STATE_REFRESH: Final = timedelta(seconds=1)
 PURGE_EVERY: Final = timedelta(minutes=1)
+# A link up this long counts as good even if it had no report to send.
+STABLE_LINK: Final = timedelta(seconds=30)
 
 
 class CloudState(StrEnum):
@@ -335,7 +337,10 @@ class CloudReporter:
             topics,
             window=self._tuning.window,
             drain_rate=self._tuning.drain_rate,
+            on_first_delivery=partial(self._link_proven, self._cloud),
         )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         watch = asyncio.create_task(_until_disconnected(client))
         wake = asyncio.create_task(self._wake.wait())
         self._link = link
@@ -346,6 +351,9 @@ class CloudReporter:
         finally:
             self._link = None
             await link.stop()
+            if loop.time() - started >= STABLE_LINK.total_seconds():
+                # Up for long without a report to send (a meter offline): still good.
+                self._link_proven(self._cloud)
             wake.cancel()
             watch.cancel()
             await asyncio.gather(watch, wake, return_exceptions=True)
@@ -355,13 +363,20 @@ class CloudReporter:
             raise err
 
     def _connected(self, cloud: CloudSettings) -> None:
+        if self._logged_error is None:
+            _LOGGER.info("Cloud link to %s:%d is up", cloud.host, cloud.port)
+        self._set_state(CloudState.CONNECTED, None)
+
+    def _link_proven(self, cloud: CloudSettings) -> None:
+        """Back off from scratch: the broker took a report (or kept the link up long).
+
+        Not at CONNACK: a broker that accepts the login but refuses every report would
+        otherwise be retried every second, and its error logged each time.
+        """
         self._backoff.reset()
         if self._logged_error is not None:
             _LOGGER.info("Cloud link to %s:%d is back", cloud.host, cloud.port)
             self._logged_error = None
-        else:
-            _LOGGER.info("Cloud link to %s:%d is up", cloud.host, cloud.port)
-        self._set_state(CloudState.CONNECTED, None)
 
     def _failed(self, err: BaseException, cloud: CloudSettings) -> None:
         message = describe_error(

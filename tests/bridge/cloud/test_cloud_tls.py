@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import TYPE_CHECKING
 
@@ -154,7 +155,7 @@ async def test_nothing_listening_is_explained(
 
 
 @pytest.mark.parametrize(
-    ("rules", "refused"),
+    "case",
     [
         # Nothing may be published: the presence message is refused first.
         ([f"topic read {PREFIX}/#"], "online"),
@@ -166,9 +167,10 @@ async def test_reports_the_broker_refuses_are_kept_and_explained(
     unit: CloudTestUnit,
     tmp_path: Path,
     start_reporter: StartReporter,
-    rules: list[str],
-    refused: str,
+    case: tuple[list[str], str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    rules, refused = case
     broker = Broker(tmp_path / "broker", acl=rules)
     broker.start()
     try:
@@ -181,5 +183,9 @@ async def test_reports_the_broker_refuses_are_kept_and_explained(
         )
         # Nothing was taken for delivered: the status report is still in the outbox.
         assert reporter.outbox.backlog == 1
+        # Retried (with a growing pause), but said once in the log.
+        await asyncio.sleep(1.0)
+        said = [r for r in caplog.records if "refused the unit's reports" in r.getMessage()]
+        assert len(said) == 1
     finally:
         broker.stop()
