@@ -121,6 +121,9 @@ class CloudReporter:
         self._mqtt_log = logging.getLogger(f"{__package__}.mqtt.{self._serial}")
         self._mqtt_log.propagate = False
         self._mqtt_log.setLevel(logging.ERROR)
+        if not self._mqtt_log.handlers:
+            # Between sessions nothing listens; without a handler logging would print.
+            self._mqtt_log.addHandler(logging.NullHandler())
         self._state = CloudState.DISABLED
         self._error: str | None = None
         self._outbox_error: str | None = None

@@ -206,3 +206,25 @@ async def test_factory_reset_discards_unsent_reports_but_not_the_numbering(
     await wait_until(lambda: unit.cloud.get("state") == "disabled")
     assert unit.cloud["backlog"] == 0
     assert reporter.outbox.next_sequence == 6
+
+
+async def test_interval_and_bounds_change_without_a_reconnect(
+    unit: CloudTestUnit, broker: Broker, start_reporter: StartReporter
+) -> None:
+    unit.settings = cloud_settings(broker.port)
+    async with Collector(broker.port) as collector:
+        reporter = await start_reporter(unit)
+        await wait_until(lambda: unit.cloud.get("connected") is True)
+        await wait_until(lambda: len(collector.presence()) == 1)
+        await unit.change_settings(
+            cloud_settings(broker.port, interval=5.0, outbox_max_messages=10)
+        )
+        for sequence in range(1, 4):
+            await unit.send_reading(sequence)
+            await asyncio.sleep(0.25)
+        await wait_until(lambda: len(collector.reports("reading")) == 1)
+        await asyncio.sleep(0.2)
+    # One reading in 0.75 s at a 5 s interval, and still the first connection.
+    assert len(collector.reports("reading")) == 1
+    assert len(collector.presence()) == 1
+    assert reporter.state == "connected"
