@@ -93,8 +93,10 @@ class _Store:
         except (sqlite3.DatabaseError, OutboxError) as err:
             self._close_quietly()
             for suffix in ("-wal", "-shm"):
-                with contextlib.suppress(OSError):
-                    self._path.with_name(self._path.name + suffix).unlink()
+                # Kept with the file, so nothing it held is lost; a new file must not meet them.
+                companion = self._path.with_name(self._path.name + suffix)
+                if companion.exists():
+                    keep_aside(companion)
             kept = keep_aside(self._path)
             _LOGGER.error(  # noqa: TRY400 - the reason is in the message, no traceback needed
                 "Cloud outbox unusable, starting a new one; kept aside as %s: %s",
