@@ -153,7 +153,13 @@ class CloudReporter:
 
     async def component_init(self) -> None:
         """Open the outbox, listen to the unit and start the link."""
-        await self._outbox.open()
+        try:
+            await self._outbox.open()
+        except (OSError, sqlite3.Error, OutboxError) as err:
+            # The unit logs the failed start; the status must say it too.
+            self._outbox_error = f"The cloud outbox cannot be opened ({err}); no reports are sent."
+            self._set_state(CloudState.DISABLED, None)
+            raise CloudError(self._outbox_error) from err
         bus = self._unit.events
         self._unsubscribe = [
             bus.subscribe(events.READING, self._on_reading),

@@ -20,14 +20,14 @@ from cloud_support import (
     wait_until,
 )
 
-from bridge.cloud.reporter import ReporterTuning
+from bridge.cloud.errors import CloudError
+from bridge.cloud.reporter import CloudReporter, ReporterTuning
 from bridge.models import Communication
 from bridge.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-
-    from bridge.cloud.reporter import CloudReporter
+    from pathlib import Path
 
     StartReporter = Callable[..., Awaitable[CloudReporter]]
 
@@ -228,3 +228,15 @@ async def test_interval_and_bounds_change_without_a_reconnect(
     assert len(collector.reports("reading")) == 1
     assert len(collector.presence()) == 1
     assert reporter.state == "connected"
+
+
+async def test_an_unusable_state_folder_is_said_in_the_status(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the state folder should be")
+    unit = CloudTestUnit(state_dir=blocked, settings=cloud_settings(free_port()))
+    reporter = CloudReporter(unit)  # type: ignore[arg-type]
+    with pytest.raises(CloudError, match="The cloud outbox cannot be opened"):
+        await reporter.component_init()
+    assert unit.cloud["connected"] is False
+    assert str(unit.cloud["error"]).startswith("The cloud outbox cannot be opened")
+    await reporter.close()
