@@ -31,6 +31,10 @@ MAX_FREQUENCY: Final = 57.5
 MIN_VOLTAGE: Final = 10.0
 # Below this RMS a current's phase is noise; its angle reads 0.
 MIN_CURRENT: Final = 0.005
+# Columns of the window's product after the six channel products (see SignalProcessor).
+_SUM: Final = CHANNELS
+_REAL: Final = CHANNELS + 1
+_IMAGINARY: Final = CHANNELS + 2
 
 Samples = npt.NDArray[np.float64]
 Triple = tuple[float, float, float]
@@ -112,16 +116,14 @@ class Window(NamedTuple):
 
 @functools.lru_cache(maxsize=256)
 def _kernel(length: int, cycles: int) -> Samples:
-    """Return the (n, 3) projection: sum, then the Hann-weighted DFT of bin ``cycles``.
+    """Return the (2, n) rows of the Hann-weighted DFT of bin ``cycles``: real, imaginary.
 
     Shared by every processor: a window length's kernel is computed once per process.
     """
     index = np.arange(length, dtype=np.float64)
     hann = 1.0 - np.cos(2.0 * np.pi * index / length)
     turn = 2.0 * np.pi * cycles * index / length
-    kernel: Samples = np.stack(
-        (np.ones(length), hann * np.cos(turn), -hann * np.sin(turn)), axis=1, dtype=np.float64
-    )
+    kernel: Samples = np.stack((hann * np.cos(turn), -hann * np.sin(turn)), dtype=np.float64)
     kernel.flags.writeable = False  # cached and shared: nobody may change it
     return kernel
 
@@ -147,9 +149,15 @@ class SignalProcessor:
         self._nominal = nominal_frequency
         self._min_length = math.ceil(cycles * sample_rate / MAX_FREQUENCY)
         self._max_length = math.floor(cycles * sample_rate / MIN_FREQUENCY)
-        # Unprocessed samples live in _store[:, _head:_tail]; blocks are copied in once.
-        self._store: Samples = np.empty((CHANNELS, 8 * self._max_length), dtype=np.float64)
-        self._head = self._tail = 0
+        # The window being filled (rows 0-5, samples 0.._filled) above a row of ones and
+        # the DFT kernel of its length (rows 7-8): one matrix product of the window with
+        # all nine rows gives every sum, phasor and channel product at once. Blocks are
+        # copied straight in, each sample once, and nothing is allocated per window.
+        self._work: Samples = np.empty((CHANNELS + 3, self._max_length), dtype=np.float64)
+        self._work[CHANNELS] = 1.0
+        self._window: Samples  # rows 0-5 of the current length, set by _cut_for()
+        self._basis: Samples  # all nine rows of the current length, transposed
+        self._length = self._filled = 0
         self.calibration = calibration or Calibration()
         self.reset()
 
@@ -175,7 +183,7 @@ class SignalProcessor:
 
     def reset(self) -> None:
         """Forget the stream (a gap or a new file): the next window re-locks."""
-        self._head = self._tail = 0
+        self._filled = 0
         self._frequency = self._nominal
         self._cut_for(self._nominal)
         self._previous: tuple[float, int] | None = None
@@ -184,38 +192,31 @@ class SignalProcessor:
     def _cut_for(self, frequency: float) -> None:
         """Cut the next window to ``cycles`` periods of ``frequency``."""
         length = round(self.cycles * self.sample_rate / frequency)
-        self._length = min(max(length, self._min_length), self._max_length)
+        length = min(max(length, self._min_length), self._max_length)
+        if length != self._length:
+            # Only between windows (nothing is filled): the kernel rows can be replaced.
+            self._work[CHANNELS + 1 :, :length] = _kernel(length, self.cycles)
+            self._window = self._work[:CHANNELS, :length]
+            self._basis = self._work[:, :length].T
+            self._length = length
 
     def feed(self, block: Samples) -> list[Window]:
         """Add a (6, n) block and return every window it completes."""
         if block.ndim != 2 or block.shape[0] != CHANNELS:  # noqa: PLR2004
             raise ValueError("a sample block must have shape (6, n)")
-        self._append(block)
         windows: list[Window] = []
-        length = self._length
-        while self._tail - self._head >= length:
-            windows.append(self._analyse(self._store[:, self._head : self._head + length]))
-            self._head += length
-            length = self._length
+        start, size = 0, block.shape[1]
+        # Complete every window the block can; the length changes only between windows.
+        while start + self._length - self._filled <= size:
+            end = start + self._length - self._filled
+            self._window[:, self._filled :] = block[:, start:end]
+            windows.append(self._analyse())
+            start, self._filled = end, 0
+        if start < size:
+            end = self._filled + size - start
+            self._window[:, self._filled : end] = block[:, start:]
+            self._filled = end
         return windows
-
-    def _append(self, block: Samples) -> None:
-        """Copy a block behind the unprocessed samples, compacting or growing the store."""
-        size = block.shape[1]
-        if self._tail + size > self._store.shape[1]:
-            pending = self._store[:, self._head : self._tail]
-            capacity = max(self._store.shape[1], 2 * (pending.shape[1] + size))
-            store = (
-                np.empty((CHANNELS, capacity), dtype=np.float64)
-                if capacity > self._store.shape[1]
-                else self._store
-            )
-            # Moving within the same array: copy out first, the ranges may overlap.
-            store[:, : pending.shape[1]] = pending.copy()
-            self._store = store
-            self._head, self._tail = 0, pending.shape[1]
-        self._store[:, self._tail : self._tail + size] = block
-        self._tail += size
 
     def _shift_currents(self, currents: Samples) -> Samples:
         """Advance each current by its calibration phase (fractional circular delay)."""
@@ -234,44 +235,26 @@ class SignalProcessor:
             dtype=np.float64,
         )
 
-    def _analyse(self, window: Samples) -> Window:
-        """Measure one window of whole cycles with two matrix products."""
-        length = window.shape[1]
+    def _analyse(self) -> Window:
+        """Measure the filled window of whole cycles with one matrix product."""
+        length, window = self._length, self._window
         if self._shifting:
-            window = window.copy()
             window[3:] = self._shift_currents(window[3:])
-        # Each channel's sum and fundamental phasor, and every product of two channels.
-        # The Hann-weighted bin is blind to DC, and the sums remove it from the products
-        # (E[xy] - E[x]E[y]): no centred copy of the window is ever made.
-        projection: list[list[float]] = (window @ _kernel(length, self.cycles)).tolist()  # type: ignore[assignment]
-        products: list[list[float]] = (window @ window.T).tolist()  # type: ignore[assignment]
-        scale = 1.0 / length
-        gains = self._gains
-        mean = [row[0] * scale for row in projection]
-        rms = [
-            gains[channel]
-            * math.sqrt(max(products[channel][channel] * scale - mean[channel] ** 2, 0.0))
-            for channel in range(CHANNELS)
-        ]
-        power = [
-            gains[phase]
-            * gains[phase + 3]
-            * (products[phase][phase + 3] * scale - mean[phase] * mean[phase + 3])
-            for phase in range(3)
-        ]
-        angles = [math.atan2(imaginary, real) for _, real, imaginary in projection]
-        frequency, settled = self._track(angles, rms, length)
-        return Window(
-            phases=_phases(rms, power, angles),
-            frequency=frequency,
-            samples=length,
-            settled=settled,
-        )
+        # Row c holds channel c's products with the six channels, then its sum and its
+        # fundamental phasor. The Hann-weighted bin is blind to DC, and the sums remove
+        # it from the products (E[xy] - E[x]E[y]): no centred copy is ever made.
+        rows: list[list[float]] = (window @ self._basis).tolist()  # type: ignore[assignment]
+        phases, voltages, voltage_angles = _phases(rows, 1.0 / length, self._gains)
+        frequency, settled = self._track(voltages, voltage_angles, length)
+        return Window(phases, frequency, length, settled)
 
-    def _track(self, angles: list[float], rms: list[float], length: int) -> tuple[float, bool]:
-        """Update the frequency from the reference voltage's turn since the last window."""
-        reference = 0 if rms[0] >= MIN_VOLTAGE else max(range(3), key=rms.__getitem__)
-        if rms[reference] < MIN_VOLTAGE:
+    def _track(self, voltages: list[float], angles: list[float], length: int) -> tuple[float, bool]:
+        """Update the frequency from the reference voltage's turn since the last window.
+
+        ``voltages`` and ``angles`` are the three voltages' RMS and fundamental angles.
+        """
+        reference = 0 if voltages[0] >= MIN_VOLTAGE else max(range(3), key=voltages.__getitem__)
+        if voltages[reference] < MIN_VOLTAGE:
             self._previous = None
             self._measurements = 0
             return self._frequency, False
@@ -305,35 +288,49 @@ def wrap_degrees(angle: float) -> float:
 
 
 def _phases(
-    rms: list[float], power: list[float], angles: list[float]
-) -> tuple[PhaseWindow, PhaseWindow, PhaseWindow]:
-    """Build the three phases from the window's per-channel values."""
+    rows: list[list[float]], scale: float, gains: list[float]
+) -> tuple[tuple[PhaseWindow, PhaseWindow, PhaseWindow], list[float], list[float]]:
+    """Measure the three phases from the product's rows (``scale`` is 1/length).
+
+    Also return each voltage's RMS and fundamental angle (radians), for the tracker.
+    """
     phases = []
-    reference_ok = rms[0] >= MIN_VOLTAGE
+    voltages: list[float] = []
+    voltage_angles: list[float] = []
     for index in range(3):
-        voltage, current = rms[index], rms[index + 3]
+        v_row, i_row = rows[index], rows[index + 3]
+        v_gain, i_gain = gains[index], gains[index + 3]
+        v_mean, i_mean = v_row[_SUM] * scale, i_row[_SUM] * scale
+        voltage = v_gain * math.sqrt(max(v_row[index] * scale - v_mean * v_mean, 0.0))
+        current = i_gain * math.sqrt(max(i_row[index + 3] * scale - i_mean * i_mean, 0.0))
+        power = v_gain * i_gain * (v_row[index + 3] * scale - v_mean * i_mean)
+        v_angle = math.atan2(v_row[_IMAGINARY], v_row[_REAL])
+        i_angle = math.atan2(i_row[_IMAGINARY], i_row[_REAL])
+        voltages.append(voltage)
+        voltage_angles.append(v_angle)
         apparent = voltage * current
         voltage_ok = voltage >= MIN_VOLTAGE
         phases.append(
+            # Positional, in field order: keywords cost a third more on this hot path.
             PhaseWindow(
-                voltage=voltage,
-                current=-current if power[index] < 0.0 else current,
-                power=power[index],
-                apparent_power=apparent,
-                power_factor=power[index] / apparent if apparent > 0.0 else 0.0,
-                angle=(
-                    wrap_degrees(math.degrees(angles[index + 3] - angles[index]))
+                voltage,
+                -current if power < 0.0 else current,
+                power,
+                apparent,
+                power / apparent if apparent > 0.0 else 0.0,
+                (
+                    wrap_degrees(math.degrees(i_angle - v_angle))
                     if voltage_ok and current >= MIN_CURRENT
                     else 0.0
                 ),
-                voltage_angle=(
-                    wrap_degrees(math.degrees(angles[index] - angles[0]))
-                    if voltage_ok and reference_ok
+                (
+                    wrap_degrees(math.degrees(v_angle - voltage_angles[0]))
+                    if voltage_ok and voltages[0] >= MIN_VOLTAGE
                     else 0.0
                 ),
             )
         )
-    return phases[0], phases[1], phases[2]
+    return (phases[0], phases[1], phases[2]), voltages, voltage_angles
 
 
 def aggregate(windows: list[Window]) -> Window:

@@ -254,7 +254,7 @@ def test_as_measurement_keeps_every_value() -> None:
     assert math.isclose(measured.angle, -10.0, abs_tol=0.01)
 
 
-def test_huge_blocks_grow_the_store_and_keep_every_sample() -> None:
+def test_huge_blocks_keep_every_sample() -> None:
     spec = WaveformSpec(frequency=49.7)
     samples = WaveformGenerator(spec, sample_rate=RATE).block(int(RATE * 12))
     processor = SignalProcessor(sample_rate=RATE)
