@@ -152,7 +152,7 @@ class SignalProcessor:
         # The window being filled (rows 0-5, samples 0.._filled) above a row of ones and
         # the DFT kernel of its length (rows 7-8): one matrix product of the window with
         # all nine rows gives every sum, phasor and channel product at once. Blocks are
-        # copied straight in, each sample once, and nothing is allocated per window.
+        # copied straight in, each sample once; no sample buffer is made per window.
         self._work: Samples = np.empty((CHANNELS + 3, self._max_length), dtype=np.float64)
         self._work[CHANNELS] = 1.0
         self._window: Samples  # rows 0-5 of the current length, set by _cut_for()
