@@ -45,6 +45,33 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("GET", "/session", None),
     ("DELETE", "/session", None),
 ]
+# Routes open without a token: who the unit is, the PIN exchanges (rate-limited) and the
+# document. /ws checks the PIN inside its own protocol.
+PUBLIC: set[tuple[str, str]] = {
+    ("GET", "/info"),
+    ("POST", "/pair"),
+    ("POST", "/session"),
+    ("GET", "/openapi.json"),
+}
+
+
+def test_every_api_route_is_public_by_choice_or_refused_without_token(
+    bridge: BridgeServer,
+) -> None:
+    """A route added later must be put in one list or the other, never slip through."""
+    protected = {
+        (method, "/clients/{client_id}" if path == "/clients/abc" else path)
+        for method, path, _body in PROTECTED
+    }
+    served = {
+        (route.method, route.resource.canonical.removeprefix(API))
+        for route in bridge.app.router.routes()
+        if route.method != "HEAD"
+        and route.resource is not None
+        and route.resource.canonical.startswith(f"{API}/")
+    }
+    assert served == protected | PUBLIC
+    assert not protected & PUBLIC
 
 
 async def call(
