@@ -1,4 +1,4 @@
-"""The MQTT client of the cloud link: aiomqtt's, minding the broker's PUBACK codes."""
+"""The MQTT client of the cloud link: aiomqtt's, minding PUBACK codes and closed sockets."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from typing_extensions import override
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
+    from paho.mqtt.client import SocketLike
     from paho.mqtt.properties import Properties
     from paho.mqtt.reasoncodes import ReasonCode
 
 
 class ReportingClient(aiomqtt.Client):
-    """aiomqtt's client, remembering a refused PUBACK.
+    """aiomqtt's client, remembering a refused PUBACK and never watching a closed socket.
 
     An MQTT 5 broker answers a publish its access rules deny with a PUBACK whose reason
     code says so (Mosquitto: "Not authorized"); aiomqtt completes the publish all the
@@ -36,3 +37,35 @@ class ReportingClient(aiomqtt.Client):
         if reason_code.is_failure and self.refused is None:
             self.refused = reason_code
         super()._on_publish(client, userdata, mid, reason_code, properties)
+
+    @override
+    def _on_socket_register_write(
+        self, client: mqtt.Client, userdata: Any, sock: SocketLike
+    ) -> None:
+        """Watch the socket for writing on the event loop, if it is still open by then.
+
+        aiomqtt defers ``add_writer`` to the loop's next turn. When the connection drops
+        within the current turn (paho closes the socket while reading), the deferred
+        call would watch a closed descriptor (EBADF, logged by asyncio as an exception in
+        a callback) or, once the number is reused, another connection's socket or a file:
+        a writer no one ever removes keeps the loop spinning at full CPU.
+        """
+        del userdata  # paho passes the client's user data; this client has none
+
+        def write() -> None:
+            try:
+                client.loop_write()
+            except Exception as err:  # noqa: BLE001
+                # Whatever breaks a write (a broken pipe) ends the connection, as in aiomqtt.
+                self._lost(err)
+
+        def register() -> None:
+            if client.socket() is sock:  # paho drops its socket when it closes it
+                self._loop.add_writer(sock.fileno(), write)
+
+        self._loop.call_soon_threadsafe(register)
+
+    def _lost(self, err: BaseException) -> None:
+        """End the connection's wait with ``err`` (the session sees it and reconnects)."""
+        if not self._disconnected.done():
+            self._disconnected.set_exception(err)
