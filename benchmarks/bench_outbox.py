@@ -30,7 +30,7 @@ from benchmarks.load_fleet import (
     local_broker,
     make_unit,
     synthetic_reading,
-    wait_until,
+    wait_for_arrivals,
 )
 from bridge.cloud.outbox import MIGRATIONS, OUTBOX_FILE, Outbox, StoredReport
 from bridge.cloud.payloads import ReportKind, encode_report
@@ -154,8 +154,8 @@ async def broker_drain_seconds(folder: Path) -> float:
         receiver.start()
         reporter = CloudReporter(unit, replace(ReporterTuning(), drain_rate=1e9))
         await reporter.component_init()
-        seen = receiver.seen[unit.identity.serial]
-        seconds = await wait_until(lambda: len(seen) >= DAY + 1, limit=E2E_LIMIT)
+        # Every reading of the day and the unit's first status report.
+        seconds = await wait_for_arrivals(receiver, [DAY + 1], E2E_LIMIT)
         await reporter.close()
         receiver.stop()
     return seconds
