@@ -84,6 +84,8 @@ DRAIN_LIMIT: Final = 45.0
 SETTLE_LIMIT: Final = 45.0
 # The fleet's event loop busier than this share of a core sets the rate itself.
 SATURATED: Final = 0.9
+# Seconds the subscriber may stay disconnected before it starts over with a new client.
+RECEIVER_PATIENCE: Final = 3.0
 # Asks the receiver's process to end (a request is otherwise a list of counts).
 STOP: Final = None
 OUTBOX_THREADS: Final = 4
@@ -279,10 +281,8 @@ class _Counts:
         return messages, unique, missing, time.process_time()
 
 
-def _receive(port: int, serials: list[str], requests: Connection) -> None:
-    """Body of the receiver's process: subscribe, count, answer requests until STOP."""
-    counts = _Counts(serials)
-    connected = threading.Event()
+def _subscribe(port: int, counts: _Counts, connected: threading.Event) -> mqtt.Client:
+    """Connect a subscriber with a persistent session; paho's thread receives."""
 
     def on_connect(client: mqtt.Client, *_args: object) -> None:
         client.subscribe([(f"{PREFIX}/+/reading", 1), (f"{PREFIX}/+/status", 1)])
@@ -300,9 +300,34 @@ def _receive(port: int, serials: list[str], requests: Connection) -> None:
     properties.SessionExpiryInterval = 3600
     client.connect(HOST, port, clean_start=False, properties=properties)
     client.loop_start()
+    return client
+
+
+def _receive(port: int, serials: list[str], requests: Connection) -> None:
+    """Body of the receiver's process: subscribe, count, answer requests until STOP."""
+    counts = _Counts(serials)
+    connected = threading.Event()
+    client = _subscribe(port, counts, connected)
     requests.send(connected.wait(10))
-    while (request := requests.recv()) is not STOP:
-        requests.send(counts.arrivals(request))
+    down_since: float | None = None
+    while True:
+        if requests.poll(1.0):
+            if (request := requests.recv()) is STOP:
+                break
+            requests.send(counts.arrivals(request))
+        if client.is_connected():
+            down_since = None
+            continue
+        now = time.monotonic()
+        down_since = down_since or now
+        if now - down_since >= RECEIVER_PATIENCE:
+            # paho's own reconnect at times never comes back after the broker's restart
+            # (seen: disconnected for the whole drain while the fleet's reports were
+            # all acknowledged): start a new client on the same persistent session.
+            client.loop_stop()
+            down_since = now
+            with contextlib.suppress(OSError):
+                client = _subscribe(port, counts, connected)
     client.disconnect()
     client.loop_stop()
 
