@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from typing import override
+from typing import TYPE_CHECKING, Any, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
@@ -27,6 +27,10 @@ from .api import (
 from .const import DOMAIN, LOGGER, POLL_INTERVAL, PUSH_BACKOFF_MAX, PUSH_BACKOFF_MIN
 from .data import AmpGuardData
 from .helpers import coordinator_exception_handler
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 from .issues import (
     async_clear_version_issues,
     async_raise_version_issue,
@@ -174,7 +178,8 @@ class AmpGuardCoordinator(DataUpdateCoordinator[AmpGuardData]):
             self.hass.config_entries.async_schedule_reload(self.config_entry.entry_id)
 
     @callback
-    def settings_written(self, settings: Settings) -> None:
-        """Show settings an entity just wrote without waiting for the push."""
+    async def async_write_settings(self, patch: Mapping[str, Any]) -> None:
+        """Write settings through the bridge and show the unit's answer without waiting."""
+        settings = await self.bridge.update_settings(patch)
         self._settings_received(settings)
         self.async_set_updated_data(replace(self.data, settings=settings))

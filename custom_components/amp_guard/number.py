@@ -83,4 +83,4 @@ class AmpGuardNumberEntity(AmpGuardEntity[AmpGuardCoordinator], NumberEntity):
     async def async_set_native_value(self, value: float) -> None:
         """Write the setting; the unit validates it."""
         patch = self.entity_description.patch_fn(value)
-        self.coordinator.settings_written(await self.coordinator.bridge.update_settings(patch))
+        await self.coordinator.async_write_settings(patch)

@@ -72,4 +72,4 @@ class AmpGuardSelectEntity(AmpGuardEntity[AmpGuardCoordinator], SelectEntity):
     async def async_select_option(self, option: str) -> None:
         """Write the setting; the unit validates it."""
         patch = self.entity_description.patch_fn(option)
-        self.coordinator.settings_written(await self.coordinator.bridge.update_settings(patch))
+        await self.coordinator.async_write_settings(patch)
