@@ -27,15 +27,14 @@ from .api import (
 from .const import DOMAIN, LOGGER, POLL_INTERVAL, PUSH_BACKOFF_MAX, PUSH_BACKOFF_MIN
 from .data import AmpGuardData
 from .helpers import coordinator_exception_handler
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
 from .issues import (
     async_clear_version_issues,
     async_raise_version_issue,
     async_update_wiring_issues,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 type AmpGuardClient = AmpGuardBridge | AmpGuardNative
 
