@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from bridge.dsp import SignalProcessor, Window, wrap_degrees
+from bridge.dsp import SignalProcessor, Window
+from bridge.models import wrap_degrees
 from bridge.register_map import load_register_map
 from bridge.sources.adc import AdcSource, GeneratorInput
 from bridge.sources.modbus import ModbusSource

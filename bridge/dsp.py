@@ -20,7 +20,7 @@ from typing import Final, NamedTuple, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from bridge.models import PhaseMeasurement
+from bridge.models import PhaseMeasurement, wrap_degrees
 
 CHANNELS: Final = 6
 NOMINAL_FREQUENCY: Final = 50.0
@@ -279,12 +279,6 @@ class SignalProcessor:
         self._frequency = measured
         # The first windows were cut at guessed lengths; after two turns the length is exact.
         return measured, self._measurements > 2  # noqa: PLR2004
-
-
-def wrap_degrees(angle: float) -> float:
-    """Wrap an angle in degrees into (-180, 180], as the reading model has them."""
-    wrapped = math.remainder(angle, 360.0)
-    return 180.0 if wrapped <= -180.0 else wrapped  # noqa: PLR2004
 
 
 def _phases(

@@ -31,9 +31,10 @@ from bridge.models import (
     PhaseMeasurement,
     PhaseReading,
     Reading,
+    wrap_degrees,
 )
 from bridge.settings import DEFAULT_SCHEME, InstallationSettings
-from bridge.status import MIN_VOLTAGE, fold_angle, measured_voltage_phases
+from bridge.status import MIN_VOLTAGE, measured_voltage_phases
 from bridge.storage import StorageError, atomic_write_json, keep_aside, read_json
 
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ def apply_current_scheme(
                 current=-moved.current,
                 power=-moved.power,
                 power_factor=-moved.power_factor,
-                angle=fold_angle(moved.angle + HALF_TURN),
+                angle=wrap_degrees(moved.angle + HALF_TURN),
             )
         if target != index:
             moved = _move_current(moved, measurement.phases[target])
@@ -199,7 +200,7 @@ def _move_current(channel: PhaseMeasurement, target: PhaseMeasurement) -> PhaseM
     if target.voltage < MIN_VOLTAGE or channel.voltage < MIN_VOLTAGE:
         # No voltage to reference the angle against: keep the magnitude, claim no power.
         return replace(target, current=magnitude, power=0.0, power_factor=0.0, angle=0.0)
-    angle = fold_angle(channel.angle + channel.voltage_angle - target.voltage_angle)
+    angle = wrap_degrees(channel.angle + channel.voltage_angle - target.voltage_angle)
     return _with_current(target, target.voltage, magnitude, angle)
 
 

@@ -7,6 +7,7 @@ module derives ``Status`` from it. Outputs only serialise these; they never comp
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -24,6 +25,12 @@ class Phase(StrEnum):
 
 
 PHASES: tuple[Phase, Phase, Phase] = (Phase.L1, Phase.L2, Phase.L3)
+
+
+def wrap_degrees(angle: float) -> float:
+    """Wrap an angle in degrees into (-180, 180], as the reading model has them."""
+    wrapped = math.remainder(angle, 360.0)
+    return 180.0 if wrapped <= -180.0 else wrapped  # noqa: PLR2004
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -30,6 +30,7 @@ from bridge.models import (
     Status,
     VoltageIndicator,
     VoltageState,
+    wrap_degrees,
 )
 from bridge.settings import GridType, VoltageWiring
 
@@ -66,8 +67,6 @@ IT_LOAD_LIMIT: Final = 75.0
 # The L1-L2 line voltage leads L1's own by 30 degrees (positive sequence): add 30 to an
 # angle against it (the second shift is for angles whose sign was lost).
 LINE_VOLTAGE_SHIFTS: Final = (30.0, -30.0)
-FULL_TURN: Final = 360.0
-HALF_TURN: Final = 180.0
 
 # The expected angle of each voltage against L1 in a correct sequence.
 EXPECTED_VOLTAGE_ANGLE: Final[dict[Phase, float]] = {
@@ -154,15 +153,9 @@ def evaluate(
     )
 
 
-def fold_angle(degrees: float) -> float:
-    """Fold an angle into (-180, 180]."""
-    folded = math.remainder(degrees, FULL_TURN)
-    return HALF_TURN if folded <= -HALF_TURN else folded
-
-
 def _angle_off(angle: float, reference: float) -> float:
     """Return how far ``angle`` is from ``reference`` in degrees (0..180)."""
-    return abs(fold_angle(angle - reference))
+    return abs(wrap_degrees(angle - reference))
 
 
 def _by_phase(reading: Reading) -> dict[Phase, PhaseReading]:
@@ -239,7 +232,7 @@ def classify_angle(
         return CurrentState.OK
     if off < (IT_LOAD_LIMIT if it_grid else LOAD_LIMIT):
         return CurrentState.OK
-    signed = fold_angle(angle)
+    signed = wrap_degrees(angle)
     if signed >= REVERSED_FROM or signed <= REVERSED_UNTIL:
         return CurrentState.REVERSED
     return CurrentState.WRONG_PHASE_SEQUENCE

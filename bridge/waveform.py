@@ -16,8 +16,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from bridge.dsp import wrap_degrees
-from bridge.models import PHASES, Phase
+from bridge.models import PHASES, Phase, wrap_degrees
 
 # Odd harmonics a distorted grid carries, up to the 13th (IEC 61000-3-2 territory).
 HARMONICS: Final = (3, 5, 7, 9, 11, 13)

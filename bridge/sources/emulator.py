@@ -24,11 +24,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
-from bridge.models import PHASES, Measurement, Phase, PhaseMeasurement
+from bridge.models import PHASES, Measurement, Phase, PhaseMeasurement, wrap_degrees
 from bridge.sources.base import SourceError
 
-FULL_TURN: Final = 360.0
-HALF_TURN: Final = 180.0
 THREE_PHASE: Final = 3
 NOMINAL_VOLTAGE: Final = 230.0
 NOMINAL_FREQUENCY: Final = 50.0
@@ -116,12 +114,6 @@ def _phase(value: object) -> Phase:
         return Phase(str(value))
     except ValueError:
         raise ValueError(f"phase must be one of L1, L2, L3, got {value!r}") from None
-
-
-def _normalise_angle(degrees: float) -> float:
-    """Fold an angle into (-180, 180]."""
-    folded = math.remainder(degrees, FULL_TURN)
-    return HALF_TURN if folded <= -HALF_TURN else folded
 
 
 def _rotate(current: complex, degrees: float) -> complex:
@@ -420,7 +412,7 @@ class EmulatorSource:
                 voltage_angle=0.0,
                 apparent_power=0.0,
             )
-        angle = _normalise_angle(math.degrees(cmath.phase(current))) if magnitude else 0.0
+        angle = wrap_degrees(math.degrees(cmath.phase(current))) if magnitude else 0.0
         power = voltage * current.real
         return PhaseMeasurement(
             voltage=voltage,
@@ -428,6 +420,6 @@ class EmulatorSource:
             power=power,
             power_factor=math.cos(math.radians(angle)) if magnitude else 1.0,
             angle=angle,
-            voltage_angle=_normalise_angle(voltage_angle),
+            voltage_angle=wrap_degrees(voltage_angle),
             apparent_power=voltage * magnitude,
         )

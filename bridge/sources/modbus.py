@@ -22,8 +22,15 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
-from bridge.dsp import NOMINAL_FREQUENCY, wrap_degrees
-from bridge.models import PHASES, Measurement, Phase, PhaseEnergy, PhaseMeasurement
+from bridge.dsp import NOMINAL_FREQUENCY
+from bridge.models import (
+    PHASES,
+    Measurement,
+    Phase,
+    PhaseEnergy,
+    PhaseMeasurement,
+    wrap_degrees,
+)
 from bridge.register_map import Key, Quantity, ReadBlock, RegisterMap, load_register_map
 from bridge.sources.base import SourceError
 

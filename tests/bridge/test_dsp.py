@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from bridge.dsp import Calibration, SignalProcessor, Window, aggregate, wrap_degrees
-from bridge.models import Phase
+from bridge.dsp import Calibration, SignalProcessor, Window, aggregate
+from bridge.models import Phase, wrap_degrees
 from bridge.waveform import ChannelTruth, WaveformGenerator, WaveformSpec, reference
 
 RATE = 6400.0

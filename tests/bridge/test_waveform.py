@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bridge.dsp import wrap_degrees
-from bridge.models import Phase
+from bridge.models import Phase, wrap_degrees
 from bridge.waveform import HARMONICS, WaveformGenerator, WaveformSpec, reference
 
 RATE = 6400.0
