@@ -464,6 +464,8 @@ async def test_keyboard_only(page: Page, web: RunningBridge) -> None:
     await expect(page.locator("#panel-installation")).to_be_focused()
     await page.keyboard.press("Tab")
     await expect(page.locator("#main-fuse")).to_be_focused()
+    # The form fills from the unit's settings; select-all before that would select nothing.
+    await expect(page.locator("#main-fuse")).to_have_value(re.compile(r"^\d+$"))
     await page.keyboard.press("ControlOrMeta+a")
     await page.keyboard.type("50")
     await page.keyboard.press("Enter")
