@@ -26,9 +26,9 @@ import aiohttp
 from aiohttp import web
 
 from bridge import events as ev
+from bridge.api.server import BridgeServer
 from bridge.config import ServerOptions, SourceOptions, StartupOptions
-from bridge.server import BridgeServer
-from bridge.sources.emulator import EmulatorSource
+from bridge.metering.sources.emulator import EmulatorSource
 from bridge.unit import AmpGuardUnit
 
 if TYPE_CHECKING:

@@ -28,11 +28,11 @@ from unittest.mock import patch
 
 from aiohttp import ThreadedResolver
 
+from bridge.api.server import BridgeServer
 from bridge.config import ServerOptions, SourceOptions, StartupOptions
 from bridge.events import READING
+from bridge.metering.sources.emulator import EmulatorSource
 from bridge.models import Phase
-from bridge.server import BridgeServer
-from bridge.sources.emulator import EmulatorSource
 from bridge.unit import AmpGuardUnit
 
 if TYPE_CHECKING:

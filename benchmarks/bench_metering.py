@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from bridge.dsp import SignalProcessor, Window
+from bridge.metering.dsp import SignalProcessor, Window
+from bridge.metering.register_map import load_register_map
+from bridge.metering.sources.adc import AdcSource, GeneratorInput
+from bridge.metering.sources.modbus import ModbusSource
+from bridge.metering.waveform import WaveformGenerator, WaveformSpec, reference
 from bridge.models import wrap_degrees
-from bridge.register_map import load_register_map
-from bridge.sources.adc import AdcSource, GeneratorInput
-from bridge.sources.modbus import ModbusSource
-from bridge.waveform import WaveformGenerator, WaveformSpec, reference
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -194,7 +194,7 @@ def speed() -> None:
     baseline_speed = BASELINE_SECONDS / per_sample
     print("Signal processing, 6 channels at 6.4 kS/s, 10-cycle windows")
     print(
-        f"  vectorised (bridge.dsp): {vector_speed:8.0f}x real time"
+        f"  vectorised (bridge.metering.dsp): {vector_speed:8.0f}x real time"
         f"  ({vectorised / len(windows) * 1e6:.0f} us per window, {len(windows)} windows)"
         f"  goal >= 1000x"
     )

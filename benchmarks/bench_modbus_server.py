@@ -22,12 +22,12 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from bridge import modbus_server
 from bridge.config import ModbusServerOptions, ServerOptions, StartupOptions
 from bridge.events import READING, EventBus
-from bridge.modbus_server import SDM630_RANGES, Sdm630Server, float_to_registers
+from bridge.metering.sources.emulator import EmulatorSource
 from bridge.models import PHASES, PhaseReading, Reading
-from bridge.sources.emulator import EmulatorSource
+from bridge.services import modbus_server
+from bridge.services.modbus_server import SDM630_RANGES, Sdm630Server, float_to_registers
 from bridge.unit import AmpGuardUnit
 
 HOST: Final = "127.0.0.1"

@@ -32,9 +32,9 @@ from benchmarks.load_fleet import (
     synthetic_reading,
     wait_for_arrivals,
 )
-from bridge.cloud.outbox import MIGRATIONS, OUTBOX_FILE, Outbox, StoredReport
-from bridge.cloud.payloads import ReportKind, encode_report
-from bridge.cloud.reporter import CloudReporter, ReporterTuning
+from bridge.services.cloud.outbox import MIGRATIONS, OUTBOX_FILE, Outbox, StoredReport
+from bridge.services.cloud.payloads import ReportKind, encode_report
+from bridge.services.cloud.reporter import CloudReporter, ReporterTuning
 
 WRITES: Final = 3000
 DRAIN_REPORTS: Final = 20_000

@@ -51,7 +51,6 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from bridge import events as ev
-from bridge.cloud.reporter import CloudReporter, ReporterTuning
 from bridge.config import ServerOptions, StartupOptions
 from bridge.events import EventBus
 from bridge.identity import Identity
@@ -67,6 +66,7 @@ from bridge.models import (
     VoltageIndicator,
     VoltageState,
 )
+from bridge.services.cloud.reporter import CloudReporter, ReporterTuning
 from bridge.settings import CloudSettings, Settings
 
 if TYPE_CHECKING:
@@ -577,6 +577,6 @@ async def main(sizes: tuple[int, ...]) -> None:
 if __name__ == "__main__":
     # Each unit would log its outage once: a thousand lines say less than the figures.
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("bridge.cloud").setLevel(logging.ERROR)
+    logging.getLogger("bridge.services.cloud").setLevel(logging.ERROR)
     chosen = tuple(int(arg) for arg in sys.argv[1:]) or FLEET_SIZES
     asyncio.run(main(chosen))

@@ -2,7 +2,7 @@
 
 ``AmpGuardUnit`` is an async context manager (or ``start()``/``stop()``) that runs in the
 caller's event loop and leaves no task or thread behind, so tests (Home Assistant's too)
-can run the real unit in-process. The HTTP server is separate (``bridge.server``).
+can run the real unit in-process. The HTTP server is separate (``bridge.api.server``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from bridge.auth import Auth, Clock
 from bridge.events import EventBus
 from bridge.host_network import NetworkWatch
 from bridge.identity import Identity, load_or_create_identity
+from bridge.metering.sources import Calibratable, SourceError, load_source
 from bridge.models import Communication, Reading, Status
 from bridge.settings import Settings, SettingsStore
-from bridge.sources import Calibratable, SourceError, load_source
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Sequence
@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
     from bridge.components import Component, ComponentFactory, UnitContext
     from bridge.config import StartupOptions
-    from bridge.metering import MeteringPipeline
-    from bridge.sources import Source
+    from bridge.metering.pipeline import MeteringPipeline
+    from bridge.metering.sources import Source
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -75,11 +75,11 @@ class _ModuleFactory:
 COMPONENT_FACTORIES: Final[tuple[ComponentFactory, ...]] = tuple(
     _ModuleFactory(module)
     for module in (
-        "bridge.cloud",
-        "bridge.modbus_server",
-        "bridge.gpio",
-        "bridge.wifi",
-        "bridge.setup_ap",
+        "bridge.services.cloud",
+        "bridge.services.modbus_server",
+        "bridge.services.gpio",
+        "bridge.services.wifi",
+        "bridge.services.setup_ap",
     )
 )
 
@@ -269,7 +269,7 @@ class AmpGuardUnit:
         """Open the source, start metering and the components."""
         if self._started:
             return
-        from bridge.metering import MeteringPipeline  # noqa: PLC0415 - optional until started
+        from bridge.metering.pipeline import MeteringPipeline  # noqa: PLC0415 - optional until started
 
         self._started = True
         self._pipeline = MeteringPipeline(self._options.server.state_dir)
@@ -388,7 +388,7 @@ class AmpGuardUnit:
             return None, INTERNAL_ERROR
 
     def _evaluate(self) -> Status:
-        from bridge.status import evaluate  # noqa: PLC0415 - the status module is metering's
+        from bridge.metering.status import evaluate  # noqa: PLC0415 - the status module is metering's
 
         return evaluate(
             self._reading, self._error, self.settings.installation, self.communication()

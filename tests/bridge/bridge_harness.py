@@ -8,9 +8,9 @@ import inspect
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from bridge.api.server import BridgeServer
 from bridge.config import ServerOptions, SourceOptions, StartupOptions
-from bridge.server import BridgeServer
-from bridge.sources.emulator import EmulatorSource
+from bridge.metering.sources.emulator import EmulatorSource
 from bridge.unit import AmpGuardUnit
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from bridge.auth import Clock
     from bridge.components import ComponentFactory
-    from bridge.sources import Source
+    from bridge.metering.sources import Source
 
 LOOPBACK = "127.0.0.1"
 

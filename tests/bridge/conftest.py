@@ -30,13 +30,13 @@ import aiohttp
 import pytest
 from bridge_harness import FakeClock, pair, start_bridge, start_unit
 
-from bridge.sources.emulator import EmulatorSource
+from bridge.metering.sources.emulator import EmulatorSource
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
-    from bridge.server import BridgeServer
+    from bridge.api.server import BridgeServer
     from bridge.unit import AmpGuardUnit
 
 

@@ -14,10 +14,8 @@ import numpy as np
 import pytest
 
 from bridge.config import AdcOptions, ConfigError, SourceOptions, StartupOptions
-from bridge.metering import MeteringPipeline
-from bridge.models import Communication, Phase
-from bridge.settings import CalibrationSettings, GridType, InstallationSettings, VoltageWiring
-from bridge.sources.adc import (
+from bridge.metering.pipeline import MeteringPipeline
+from bridge.metering.sources.adc import (
     AdcSource,
     FrameDecoder,
     GeneratorInput,
@@ -28,9 +26,11 @@ from bridge.sources.adc import (
     load_recording,
     save_recording,
 )
-from bridge.sources.base import Source, SourceError
-from bridge.status import evaluate
-from bridge.waveform import WaveformGenerator, WaveformSpec, reference
+from bridge.metering.sources.base import Source, SourceError
+from bridge.metering.status import evaluate
+from bridge.metering.waveform import WaveformGenerator, WaveformSpec, reference
+from bridge.models import Communication, Phase
+from bridge.settings import CalibrationSettings, GridType, InstallationSettings, VoltageWiring
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -367,7 +367,7 @@ def test_load_adc_source_follows_the_options(tmp_path: Path) -> None:
         load_adc_source(options(input="spi"))
 
 
-# From raw samples to the status lights (status logic is bridge.status's; this checks the
+# From raw samples to the status lights (status logic is bridge.metering.status's; this checks the
 # angles the ADC front-end measures are the ones it needs).
 
 

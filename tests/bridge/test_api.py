@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
     from bridge_harness import FakeClock
 
-    from bridge.server import BridgeServer
-    from bridge.sources.emulator import EmulatorSource
+    from bridge.api.server import BridgeServer
+    from bridge.metering.sources.emulator import EmulatorSource
     from bridge.unit import AmpGuardUnit
 
 API = "/api/v1"

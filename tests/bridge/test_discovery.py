@@ -11,14 +11,14 @@ from zeroconf import ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from bridge import API_VERSION
-from bridge.discovery import SERVICE_TYPE
-from bridge.server import BridgeServer
+from bridge.api.discovery import SERVICE_TYPE
+from bridge.api.server import BridgeServer
 from bridge.unit import AmpGuardUnit
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from bridge.sources.emulator import EmulatorSource
+    from bridge.metering.sources.emulator import EmulatorSource
 
 
 async def _browse(seconds: float, wanted: str) -> list[str]:

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from bridge.dsp import Calibration, SignalProcessor, Window, aggregate
+from bridge.metering.dsp import Calibration, SignalProcessor, Window, aggregate
+from bridge.metering.waveform import ChannelTruth, WaveformGenerator, WaveformSpec, reference
 from bridge.models import Phase, wrap_degrees
-from bridge.waveform import ChannelTruth, WaveformGenerator, WaveformSpec, reference
 
 RATE = 6400.0
 CURRENTS = (1.0, 2.0, 6.0, 16.0, 32.0, 63.0)

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from bridge.metering.sources import Source, SourceError
+from bridge.metering.sources.emulator import EmulatorFault, EmulatorSource
 from bridge.models import Measurement, Phase
-from bridge.sources import Source, SourceError
-from bridge.sources.emulator import EmulatorFault, EmulatorSource
 
 FAST = 0.001
 

@@ -13,7 +13,7 @@ import pytest
 from bridge_harness import start_unit, wait_for
 
 from bridge import clock
-from bridge.metering import (
+from bridge.metering.pipeline import (
     CLOCK_CHECK_INTERVAL,
     ENERGY_FILE,
     SEQUENCE_RESERVE,
@@ -21,9 +21,9 @@ from bridge.metering import (
     headroom,
     split_energy,
 )
+from bridge.metering.sources.emulator import EmulatorFault, EmulatorSource
 from bridge.models import PHASES, Measurement, Phase, PhaseEnergy, PhaseMeasurement
 from bridge.settings import CtInput, InstallationSettings, VoltageWiring
-from bridge.sources.emulator import EmulatorFault, EmulatorSource
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -594,10 +594,10 @@ def test_reading_carries_the_clock_flag(tmp_path: Path) -> None:
     reading = pipeline.process(measure((1.0, 1.0, 1.0)), INSTALLATION)
     assert reading.clock_synchronised is clock.clock_synchronised()
     # NTP sets the clock: the next check (every few seconds) says so.
-    with mock.patch("bridge.metering.clock_synchronised", return_value=True):
+    with mock.patch("bridge.metering.pipeline.clock_synchronised", return_value=True):
         fake.advance(CLOCK_CHECK_INTERVAL.total_seconds())
         assert pipeline.process(measure((1.0, 1.0, 1.0)), INSTALLATION).clock_synchronised
-    with mock.patch("bridge.metering.clock_synchronised", return_value=False):
+    with mock.patch("bridge.metering.pipeline.clock_synchronised", return_value=False):
         fake.advance(1.0)
         assert pipeline.process(measure((1.0, 1.0, 1.0)), INSTALLATION).clock_synchronised
         fake.advance(CLOCK_CHECK_INTERVAL.total_seconds())

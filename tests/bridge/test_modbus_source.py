@@ -19,10 +19,10 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from bridge.config import MeterOptions, SourceOptions, StartupOptions
+from bridge.metering.register_map import load_register_map
+from bridge.metering.sources.base import Source, SourceError
+from bridge.metering.sources.modbus import ModbusSource, load_modbus_source
 from bridge.models import Phase
-from bridge.register_map import load_register_map
-from bridge.sources.base import Source, SourceError
-from bridge.sources.modbus import ModbusSource, load_modbus_source
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -493,13 +493,13 @@ def test_load_modbus_source_refuses_a_bad_map(tmp_path: Path) -> None:
 
 
 async def test_an_offline_meter_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="bridge.sources.modbus")
+    caplog.set_level(logging.INFO, logger="bridge.metering.sources.modbus")
     port = _free_port()
     source = _source(port)
     for _ in range(3):
         await _failure(source)
     warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
-    assert [record.name for record in warnings] == ["bridge.sources.modbus"]
+    assert [record.name for record in warnings] == ["bridge.metering.sources.modbus"]
     assert "cannot connect" in warnings[0].getMessage()
     async with tcp_meter(LiveMeter(), port):
         await source.read()

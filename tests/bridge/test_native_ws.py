@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 from bridge_harness import wait_for
 
+from bridge.api.native_ws import format_reading
 from bridge.models import Phase
-from bridge.native_ws import format_reading
 
 if TYPE_CHECKING:
-    from bridge.sources.emulator import EmulatorSource
+    from bridge.metering.sources.emulator import EmulatorSource
     from bridge.unit import AmpGuardUnit
 
 
@@ -173,7 +173,7 @@ async def test_too_many_sockets_are_refused(
     auth_headers: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("bridge.server.MAX_SOCKETS", 2)
+    monkeypatch.setattr("bridge.api.server.MAX_SOCKETS", 2)
     first = await http.ws_connect(f"{bridge_url}/ws")
     second = await http.ws_connect(f"{bridge_url}/api/v1/push", headers=auth_headers)
     for path, headers in (("/ws", {}), ("/api/v1/push", auth_headers)):

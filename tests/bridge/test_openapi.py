@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bridge.openapi import openapi_document
-from bridge.server import create_app
+from bridge.api.openapi import openapi_document
+from bridge.api.server import create_app
 
 if TYPE_CHECKING:
     import aiohttp

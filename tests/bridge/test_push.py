@@ -11,14 +11,14 @@ import pytest
 from bridge_harness import pair, start_bridge, start_unit
 
 from bridge import API_VERSION
+from bridge.api.push import PushHub
+from bridge.metering.sources.emulator import EmulatorFault
 from bridge.models import Phase
-from bridge.push import PushHub
-from bridge.sources.emulator import EmulatorFault
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from bridge.sources.emulator import EmulatorSource
+    from bridge.metering.sources.emulator import EmulatorSource
     from bridge.unit import AmpGuardUnit
 
 

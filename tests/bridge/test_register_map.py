@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bridge.models import Phase
-from bridge.register_map import (
+from bridge.metering.register_map import (
     DataType,
     Quantity,
     ReadBlock,
@@ -21,6 +20,7 @@ from bridge.register_map import (
     load_register_map,
     parse_register_map,
 )
+from bridge.models import Phase
 
 if TYPE_CHECKING:
     from pathlib import Path

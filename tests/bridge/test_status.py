@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bridge.metering import MeteringPipeline
+from bridge.metering.pipeline import MeteringPipeline
+from bridge.metering.sources import SourceError
+from bridge.metering.sources.adc import AdcSource, GeneratorInput
+from bridge.metering.sources.emulator import EmulatorFault, EmulatorSource
+from bridge.metering.status import classify_angle, communication_light, evaluate
+from bridge.metering.waveform import WaveformSpec
 from bridge.models import (
     PHASES,
     Communication,
@@ -21,11 +26,6 @@ from bridge.models import (
     VoltageState,
 )
 from bridge.settings import GridType, InstallationSettings, VoltageWiring
-from bridge.sources import SourceError
-from bridge.sources.adc import AdcSource, GeneratorInput
-from bridge.sources.emulator import EmulatorFault, EmulatorSource
-from bridge.status import classify_angle, communication_light, evaluate
-from bridge.waveform import WaveformSpec
 
 if TYPE_CHECKING:
     from pathlib import Path

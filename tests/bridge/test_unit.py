@@ -13,10 +13,10 @@ from bridge_harness import start_unit, unit_options, wait_for
 from bridge import events as ev
 from bridge.config import SourceOptions
 from bridge.host_network import NetworkWatch, has_network_address
+from bridge.metering.sources import Source, SourceError, load_source
+from bridge.metering.sources.emulator import EmulatorFault, EmulatorSource
 from bridge.models import Communication, Measurement, Phase
 from bridge.settings import Settings
-from bridge.sources import Source, SourceError, load_source
-from bridge.sources.emulator import EmulatorFault, EmulatorSource
 from bridge.unit import COMPONENT_FACTORIES, INTERNAL_ERROR, AmpGuardUnit
 
 if TYPE_CHECKING:
@@ -102,8 +102,8 @@ async def test_default_factories_import_lazily(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     names = [repr(factory) for factory in COMPONENT_FACTORIES]
-    assert "<component factory bridge.cloud>" in names
-    assert "<component factory bridge.modbus_server>" in names
+    assert "<component factory bridge.services.cloud>" in names
+    assert "<component factory bridge.services.modbus_server>" in names
     missing = type(COMPONENT_FACTORIES[0])("bridge.no_such_component")
     with caplog.at_level(logging.WARNING):
         async with start_unit(tmp_path, components=[missing]) as unit:

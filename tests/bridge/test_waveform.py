@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bridge.metering.waveform import HARMONICS, WaveformGenerator, WaveformSpec, reference
 from bridge.models import Phase, wrap_degrees
-from bridge.waveform import HARMONICS, WaveformGenerator, WaveformSpec, reference
 
 RATE = 6400.0
 CYCLE = 128  # samples per 50 Hz cycle at 6.4 kS/s

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cloud_support import CloudTestUnit, cloud_settings, make_status
 
-from bridge.cloud.reporter import CloudReporter, ReporterTuning
+from bridge.services.cloud.reporter import CloudReporter, ReporterTuning
 
 
 async def main(state_dir: Path, port: int, count: int) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 from cloud_support import Broker, CloudTestUnit, make_certificates
 
-from bridge.cloud.reporter import CloudReporter, ReporterTuning
+from bridge.services.cloud.reporter import CloudReporter, ReporterTuning
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator

@@ -10,12 +10,12 @@ import aiomqtt
 import pytest
 from cloud_support import Broker, CloudTestUnit, Collector, cloud_settings, make_status, wait_until
 
-from bridge.cloud.client import ReportingClient
+from bridge.services.cloud.client import ReportingClient
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from bridge.cloud.reporter import CloudReporter
+    from bridge.services.cloud.reporter import CloudReporter
 
     StartReporter = Callable[..., Awaitable[CloudReporter]]
 

@@ -16,7 +16,7 @@ from cloud_support import Broker, CloudTestUnit, Collector, cloud_settings, make
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-    from bridge.cloud.reporter import CloudReporter
+    from bridge.services.cloud.reporter import CloudReporter
 
     StartReporter = Callable[..., Awaitable[CloudReporter]]
 

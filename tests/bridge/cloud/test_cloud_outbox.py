@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bridge.cloud.outbox import OUTBOX_FILE, SCHEMA_VERSION, Outbox, StoredReport, schema_version
+from bridge.services.cloud.outbox import (
+    OUTBOX_FILE,
+    SCHEMA_VERSION,
+    Outbox,
+    StoredReport,
+    schema_version,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -178,7 +184,7 @@ CRASHING_WRITER = """
 import asyncio, sys, time
 from datetime import timedelta
 from pathlib import Path
-from bridge.cloud.outbox import Outbox, StoredReport
+from bridge.services.cloud.outbox import Outbox, StoredReport
 
 async def main():
     outbox = Outbox(Path(sys.argv[1]), max_messages=10_000, max_age=timedelta(days=1))

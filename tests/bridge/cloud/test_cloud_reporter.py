@@ -20,9 +20,9 @@ from cloud_support import (
     wait_until,
 )
 
-from bridge.cloud.errors import CloudError
-from bridge.cloud.reporter import CloudReporter, ReporterTuning
 from bridge.models import Communication
+from bridge.services.cloud.errors import CloudError
+from bridge.services.cloud.reporter import CloudReporter, ReporterTuning
 from bridge.settings import Settings
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
     from pathlib import Path
 
-    from bridge.cloud.reporter import CloudReporter
+    from bridge.services.cloud.reporter import CloudReporter
 
     StartReporter = Callable[..., Awaitable[CloudReporter]]
 

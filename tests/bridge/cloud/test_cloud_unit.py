@@ -8,8 +8,8 @@ import pytest
 from bridge_harness import pair, start_unit, wait_for
 from cloud_support import PREFIX, Broker, Collector, wait_until
 
-from bridge.cloud import load_component
 from bridge.host_network import has_network_address
+from bridge.services.cloud import load_component
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     import aiohttp
 
-    from bridge.server import BridgeServer
+    from bridge.api.server import BridgeServer
     from bridge.unit import AmpGuardUnit
 
 pytestmark = pytest.mark.mosquitto

@@ -14,8 +14,8 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from bridge.cloud.errors import describe_error
-from bridge.cloud.pacing import Backoff, RatePacer, ReadingSampler
+from bridge.services.cloud.errors import describe_error
+from bridge.services.cloud.pacing import Backoff, RatePacer, ReadingSampler
 
 
 def wrapped(cause: BaseException) -> aiomqtt.MqttError:

@@ -1,6 +1,6 @@
 """A stand-in for libgpiod v2's ``gpiod`` module: one chip whose pins tests can probe.
 
-It has the surface ``bridge.gpio`` uses (``request_lines``, ``LineSettings``,
+It has the surface ``bridge.services.gpio`` uses (``request_lines``, ``LineSettings``,
 ``line.Direction/Value/Bias``) and models physical levels, so polarity mistakes show.
 """
 

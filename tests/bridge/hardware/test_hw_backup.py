@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bridge import cli
-from bridge.backup import (
+from bridge.cli.backup import (
     BackupError,
     backup_command,
     create_backup,
@@ -20,7 +20,7 @@ from bridge.backup import (
 )
 from bridge.config import ServerOptions, StartupOptions
 from bridge.identity import load_or_create_identity
-from bridge.metering import MeteringPipeline
+from bridge.metering.pipeline import MeteringPipeline
 from bridge.models import PHASES, Measurement, PhaseMeasurement
 from bridge.settings import Settings, SettingsStore
 

@@ -11,16 +11,6 @@ from hw_fake_gpiod import FakeChip
 from hw_fake_unit import FakeUnit
 
 from bridge.events import STATUS
-from bridge.gpio import (
-    FACTORY_RESET_HOLD,
-    ButtonAction,
-    GpioError,
-    GpioLines,
-    Lights,
-    ResetButton,
-    StatusLights,
-    load_component,
-)
 from bridge.models import (
     Communication,
     CurrentIndicator,
@@ -29,6 +19,16 @@ from bridge.models import (
     Status,
     VoltageIndicator,
     VoltageState,
+)
+from bridge.services.gpio import (
+    FACTORY_RESET_HOLD,
+    ButtonAction,
+    GpioError,
+    GpioLines,
+    Lights,
+    ResetButton,
+    StatusLights,
+    load_component,
 )
 
 if TYPE_CHECKING:

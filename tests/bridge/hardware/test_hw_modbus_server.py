@@ -15,7 +15,7 @@ import pytest
 from hw_fake_unit import FakeUnit, make_reading
 from pymodbus.client import AsyncModbusTcpClient
 
-from bridge.modbus_server import (
+from bridge.services.modbus_server import (
     SDM630_RANGES,
     SDM630_REGISTERS,
     ModbusServerError,

@@ -16,7 +16,7 @@ import pytest
 from hw_fake_gpiod import FakeChip
 from pymodbus.client import AsyncModbusTcpClient
 
-from bridge import gpio, modbus_server
+from bridge.api.server import BridgeServer
 from bridge.config import (
     GpioOptions,
     MeterOptions,
@@ -26,10 +26,10 @@ from bridge.config import (
     StartupOptions,
 )
 from bridge.events import BUTTON_PRESSED
-from bridge.gpio import StatusLights, button_actions
+from bridge.metering.sources.emulator import EmulatorFault, EmulatorSource
 from bridge.models import CurrentState, Phase
-from bridge.server import BridgeServer
-from bridge.sources.emulator import EmulatorFault, EmulatorSource
+from bridge.services import gpio, modbus_server
+from bridge.services.gpio import StatusLights, button_actions
 from bridge.unit import AmpGuardUnit
 
 if TYPE_CHECKING:
@@ -290,7 +290,7 @@ async def test_lights_show_in_the_status(bridge: Bridge) -> None:
 
 
 async def test_a_second_unit_reads_the_first_as_its_sdm630(tmp_path: Path) -> None:
-    """Our own SDM630 reader (bridge.sources.modbus, built-in map) takes the output as a meter."""
+    """Our own SDM630 reader (the Modbus source, built-in map) takes the output as a meter."""
     first_options = StartupOptions(
         server=ServerOptions(state_dir=tmp_path / "first", zeroconf=False),
         modbus_server=ModbusServerOptions(

@@ -16,8 +16,8 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright, expect
 from web_harness import ARTIFACTS, RunningBridge, client_session, running_bridge
 
+from bridge.metering.sources.emulator import EmulatorFault
 from bridge.models import Phase
-from bridge.sources.emulator import EmulatorFault
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

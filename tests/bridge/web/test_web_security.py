@@ -11,12 +11,12 @@ import aiohttp
 import pytest
 from web_harness import ManualClock, client_session
 
-from bridge.web import STATIC_DIR, content_security_policy, resolve_asset
+from bridge.api.web import STATIC_DIR, content_security_policy, resolve_asset
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-    from bridge.server import BridgeServer
+    from bridge.api.server import BridgeServer
     from bridge.unit import AmpGuardUnit
 
 API = "/api/v1"

@@ -12,7 +12,7 @@ from web_harness import ManualClock, RecordingRunner, eventually
 
 from bridge.config import NetworkOptions
 from bridge.events import BUTTON_PRESSED
-from bridge.setup_ap import (
+from bridge.services.setup_ap import (
     ADDRESS,
     PROFILE,
     REQUEST_FILE,
@@ -22,7 +22,7 @@ from bridge.setup_ap import (
     load_component,
     nmcli_add_hotspot,
 )
-from bridge.wifi import APPLYING_EVENT, WifiError
+from bridge.services.wifi import APPLYING_EVENT, WifiError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -14,7 +14,7 @@ from bridge_harness import unit_options
 from web_harness import RecordingRunner, eventually
 
 from bridge.config import NetworkOptions
-from bridge.wifi import (
+from bridge.services.wifi import (
     PENDING_PROFILE,
     PROFILE,
     EmulatedWifiBackend,

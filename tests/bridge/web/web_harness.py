@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
+from bridge.api.server import BridgeServer
 from bridge.config import ServerOptions, SourceOptions, StartupOptions
+from bridge.metering.sources.emulator import EmulatorSource
 from bridge.models import Phase
-from bridge.server import BridgeServer
-from bridge.setup_ap import SetupAccessPoint
-from bridge.sources.emulator import EmulatorSource
+from bridge.services.setup_ap import SetupAccessPoint
+from bridge.services.wifi import CommandResult, EmulatedWifiBackend, WifiManager
 from bridge.unit import AmpGuardUnit
-from bridge.wifi import CommandResult, EmulatedWifiBackend, WifiManager
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence

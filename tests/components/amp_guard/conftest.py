@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
 
 if TYPE_CHECKING:
-    from bridge.server import BridgeServer
-    from bridge.sources.emulator import EmulatorSource
+    from bridge.api.server import BridgeServer
+    from bridge.metering.sources.emulator import EmulatorSource
     from bridge.unit import AmpGuardUnit
 
 LOOPBACK = "127.0.0.1"
@@ -247,9 +247,9 @@ class RealBridge:
 @pytest.fixture
 async def real_bridge(tmp_path: Path, socket_enabled: None) -> AsyncIterator[RealBridge]:
     """Run the real bridge with a steady emulator on 127.0.0.1 (free port, no zeroconf)."""
+    from bridge.api.server import BridgeServer  # noqa: PLC0415
     from bridge.config import ServerOptions, SourceOptions, StartupOptions  # noqa: PLC0415
-    from bridge.server import BridgeServer  # noqa: PLC0415
-    from bridge.sources.emulator import EmulatorSource  # noqa: PLC0415
+    from bridge.metering.sources.emulator import EmulatorSource  # noqa: PLC0415
     from bridge.unit import AmpGuardUnit  # noqa: PLC0415
 
     options = StartupOptions(

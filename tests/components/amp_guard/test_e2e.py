@@ -27,9 +27,9 @@ from homeassistant.const import CONF_HOST, CONF_PIN, STATE_UNAVAILABLE
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 
-from bridge.discovery import build_service_info
+from bridge.api.discovery import build_service_info
+from bridge.metering.sources.emulator import EmulatorFault
 from bridge.models import Phase
-from bridge.sources.emulator import EmulatorFault
 from custom_components.amp_guard.const import CONF_SERIAL, DOMAIN
 
 from .conftest import LOOPBACK, RealBridge

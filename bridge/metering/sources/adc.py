@@ -2,7 +2,7 @@
 
 Blocks come from one of three inputs (``[adc] input``): the waveform generator, the
 replay of a recorded ``.npz`` file, or a microcontroller streaming framed blocks over a
-serial port (formats in docs/metering.md). ``bridge.dsp`` cuts them into 10-cycle
+serial port (formats in docs/metering.md). ``bridge.metering.dsp`` cuts them into 10-cycle
 windows and the source aggregates the windows of one reading interval.
 """
 
@@ -22,10 +22,17 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from bridge.dsp import MIN_VOLTAGE, Calibration, CalibrationLike, SignalProcessor, Window, aggregate
+from bridge.metering.dsp import (
+    MIN_VOLTAGE,
+    Calibration,
+    CalibrationLike,
+    SignalProcessor,
+    Window,
+    aggregate,
+)
+from bridge.metering.sources.base import SourceError
+from bridge.metering.waveform import WaveformGenerator, WaveformSpec
 from bridge.models import Measurement
-from bridge.sources.base import SourceError
-from bridge.waveform import WaveformGenerator, WaveformSpec
 
 if TYPE_CHECKING:
     from bridge.config import StartupOptions
@@ -382,7 +389,7 @@ class SerialInput:
 
 
 class AdcSource:
-    """A ``Source`` measuring raw samples with ``bridge.dsp``."""
+    """A ``Source`` measuring raw samples with ``bridge.metering.dsp``."""
 
     name = "adc"
 

@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "set-pin":
         return set_pin(options, args.pin, sys.stdout)
     if args.command in {"backup", "restore"}:
-        from bridge import backup  # noqa: PLC0415 - keeps `--help` light
+        from bridge.cli import backup  # noqa: PLC0415 - keeps `--help` light
 
         command = backup.backup_command if args.command == "backup" else backup.restore_command
         return command(options, args.file, sys.stdout)
@@ -230,7 +230,7 @@ def restart_process() -> None:
 
 async def serve(options: StartupOptions, out: TextIO) -> bool:
     """Serve until a signal or a reboot request; returns True when a restart is wanted."""
-    from bridge.server import BridgeServer  # noqa: PLC0415 - keeps `label` light
+    from bridge.api.server import BridgeServer  # noqa: PLC0415 - keeps `label` light
     from bridge.unit import AmpGuardUnit  # noqa: PLC0415
 
     stop = asyncio.Event()

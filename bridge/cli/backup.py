@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bridge import __version__
 from bridge.identity import IDENTITY_FILE
-from bridge.metering import ENERGY_FILE, MeteringPipeline
+from bridge.metering.pipeline import ENERGY_FILE, MeteringPipeline
 from bridge.settings import SETTINGS_FILE, SettingsStore
 from bridge.storage import StorageError, atomic_write_json, atomic_write_text, read_json
 

@@ -6,15 +6,15 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Final
 
-from bridge.cloud.errors import ReportRefusedError
-from bridge.cloud.pacing import RatePacer
+from bridge.services.cloud.errors import ReportRefusedError
+from bridge.services.cloud.pacing import RatePacer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
-    from bridge.cloud.client import ReportingClient
-    from bridge.cloud.outbox import Outbox, StoredReport
-    from bridge.cloud.payloads import Topics
+    from bridge.services.cloud.client import ReportingClient
+    from bridge.services.cloud.outbox import Outbox, StoredReport
+    from bridge.services.cloud.payloads import Topics
 
 _LOGGER = logging.getLogger(__package__)
 

@@ -1,7 +1,7 @@
 """Modbus register maps: which registers of a meter hold which quantity, and how.
 
 A map is a JSON file (schema in docs/metering.md; the built-in ones are
-``bridge/meters/*.json``). ``load_register_map`` validates it at the edge: every
+``bridge/metering/meters/*.json``). ``load_register_map`` validates it at the edge: every
 mistake is a ``RegisterMapError`` naming the field by its dotted path. The map also
 plans the reads (whole blocks, never one value per request) and decodes the replies.
 """
@@ -355,7 +355,7 @@ def parse_register_map(data: object) -> RegisterMap:
 
 def built_in_maps() -> list[str]:
     """Names of the maps shipped with the bridge."""
-    folder = resources.files("bridge").joinpath(BUILT_IN_DIR)
+    folder = resources.files("bridge.metering").joinpath(BUILT_IN_DIR)
     return sorted(
         entry.name.removesuffix(".json")
         for entry in folder.iterdir()
@@ -366,7 +366,7 @@ def built_in_maps() -> list[str]:
 def load_register_map(name_or_path: str) -> RegisterMap:
     """Load a built-in map by name (``sdm630``) or a user's map from a JSON file."""
     if name_or_path in built_in_maps():
-        resource = resources.files("bridge").joinpath(BUILT_IN_DIR, f"{name_or_path}.json")
+        resource = resources.files("bridge.metering").joinpath(BUILT_IN_DIR, f"{name_or_path}.json")
         text = resource.read_text(encoding="utf-8")
         source = f"built-in map {name_or_path}"
     else:

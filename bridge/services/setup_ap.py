@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, Protocol
 
 from bridge.events import BUTTON_PRESSED
-from bridge.wifi import (
+from bridge.services.wifi import (
     APPLYING_EVENT,
     DEFAULT_INTERFACE,
     PSK_SETTING,

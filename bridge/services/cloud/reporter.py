@@ -20,19 +20,24 @@ from typing import TYPE_CHECKING, Any, Final
 import aiomqtt
 
 from bridge import events
-from bridge.cloud.client import ReportingClient
-from bridge.cloud.errors import CloudError, ReportRefusedError, SocketErrors, describe_error
-from bridge.cloud.link import Link
-from bridge.cloud.outbox import OUTBOX_FILE, Outbox, OutboxError, StoredReport
-from bridge.cloud.pacing import Backoff, ReadingSampler
-from bridge.cloud.payloads import (
+from bridge.services.cloud.client import ReportingClient
+from bridge.services.cloud.errors import (
+    CloudError,
+    ReportRefusedError,
+    SocketErrors,
+    describe_error,
+)
+from bridge.services.cloud.link import Link
+from bridge.services.cloud.outbox import OUTBOX_FILE, Outbox, OutboxError, StoredReport
+from bridge.services.cloud.pacing import Backoff, ReadingSampler
+from bridge.services.cloud.payloads import (
     PresenceReason,
     ReportKind,
     Topics,
     encode_presence,
     encode_report,
 )
-from bridge.cloud.tls import build_tls_context
+from bridge.services.cloud.tls import build_tls_context
 
 if TYPE_CHECKING:
     from collections.abc import Callable

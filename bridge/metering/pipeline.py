@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from bridge.clock import clock_synchronised
+from bridge.metering.status import MIN_VOLTAGE, measured_voltage_phases
 from bridge.models import (
     PHASES,
     Measurement,
@@ -34,7 +35,6 @@ from bridge.models import (
     wrap_degrees,
 )
 from bridge.settings import DEFAULT_SCHEME, InstallationSettings
-from bridge.status import MIN_VOLTAGE, measured_voltage_phases
 from bridge.storage import StorageError, atomic_write_json, keep_aside, read_json
 
 if TYPE_CHECKING:

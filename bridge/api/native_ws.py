@@ -44,7 +44,7 @@ def format_reading(reading: Reading | None) -> str:
 
 async def native_ws(request: web.Request) -> web.StreamResponse:
     """Serve one native-protocol client (permessage-deflate when it offers it)."""
-    from bridge.server import (  # noqa: PLC0415 - cycle
+    from bridge.api.server import (  # noqa: PLC0415 - cycle
         client_address,
         reserve_socket,
         track_socket,

@@ -2,7 +2,7 @@
 
 Every endpoint that reveals or changes anything needs a paired client's token
 (``Authorization: Bearer``) or a web UI session (``ag_session`` cookie, plus the
-``X-CSRF-Token`` header on unsafe methods). Errors are JSON (``bridge.api_errors``).
+``X-CSRF-Token`` header on unsafe methods). Errors are JSON (``bridge.api.errors``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 from aiohttp import WSCloseCode, web
 
 from bridge import API_VERSION
-from bridge.api_errors import (
+from bridge.api.errors import (
     BAD_REQUEST,
     BUSY,
     INTERNAL,
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from types import TracebackType
 
-    from bridge.discovery import Discovery
+    from bridge.api.discovery import Discovery
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -334,7 +334,7 @@ async def emulator_control(request: web.Request) -> web.Response:
     body = await read_object(
         request, ("load", "ev", "pv", "voltage", "phases", "fault", "fault_phase")
     )
-    from bridge.sources.emulator import EmulatorFault  # noqa: PLC0415
+    from bridge.metering.sources.emulator import EmulatorFault  # noqa: PLC0415
 
     try:
         if "phases" in body:
@@ -386,7 +386,7 @@ def _per_phase(body: dict[str, Any], key: str) -> dict[Phase, float]:
 
 
 def _emulator(request: web.Request) -> Any:  # noqa: ANN401 - EmulatorSource, imported lazily
-    from bridge.sources.emulator import EmulatorSource  # noqa: PLC0415
+    from bridge.metering.sources.emulator import EmulatorSource  # noqa: PLC0415
 
     source = unit_of(request).source
     if not isinstance(source, EmulatorSource):
@@ -396,7 +396,7 @@ def _emulator(request: web.Request) -> Any:  # noqa: ANN401 - EmulatorSource, im
 
 async def openapi(request: web.Request) -> web.Response:
     """Serve the OpenAPI 3.1 document of this API."""
-    from bridge.openapi import openapi_document  # noqa: PLC0415
+    from bridge.api.openapi import openapi_document  # noqa: PLC0415
 
     return json_reply(openapi_document(unit_of(request)))
 
@@ -406,9 +406,9 @@ async def openapi(request: web.Request) -> web.Response:
 
 def create_app(unit: AmpGuardUnit) -> web.Application:
     """Build the application serving ``unit``."""
-    from bridge.native_ws import native_ws  # noqa: PLC0415
-    from bridge.push import PushHub, push  # noqa: PLC0415
-    from bridge.web import setup_web  # noqa: PLC0415
+    from bridge.api.native_ws import native_ws  # noqa: PLC0415
+    from bridge.api.push import PushHub, push  # noqa: PLC0415
+    from bridge.api.web import setup_web  # noqa: PLC0415
 
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[UNIT_KEY] = unit
@@ -512,7 +512,7 @@ class BridgeServer:
                 self._port = int(address[1])
                 break
         if self._zeroconf:
-            from bridge.discovery import Discovery  # noqa: PLC0415
+            from bridge.api.discovery import Discovery  # noqa: PLC0415
 
             discovery = Discovery(self.unit.identity, self.host, self._port)
             try:

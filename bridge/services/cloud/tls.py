@@ -6,7 +6,7 @@ import errno
 import ssl
 from typing import TYPE_CHECKING
 
-from bridge.cloud.errors import CloudConfigError
+from bridge.services.cloud.errors import CloudConfigError
 
 if TYPE_CHECKING:
     from bridge.settings import CloudSettings

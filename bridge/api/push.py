@@ -142,7 +142,7 @@ HUB_KEY: Final = web.AppKey("push_hub", PushHub)
 
 async def push(request: web.Request) -> web.StreamResponse:
     """Upgrade an authenticated client to the push channel."""
-    from bridge.server import (  # noqa: PLC0415 - cycle
+    from bridge.api.server import (  # noqa: PLC0415 - cycle
         authenticate,
         reserve_socket,
         track_socket,

@@ -24,8 +24,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
+from bridge.metering.sources.base import SourceError
 from bridge.models import PHASES, Measurement, Phase, PhaseMeasurement, wrap_degrees
-from bridge.sources.base import SourceError
 
 THREE_PHASE: Final = 3
 NOMINAL_VOLTAGE: Final = 230.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bridge.sources.base import Calibratable, Source, SourceError
+from bridge.metering.sources.base import Calibratable, Source, SourceError
 
 if TYPE_CHECKING:
     from bridge.config import StartupOptions
@@ -18,16 +18,16 @@ def load_source(options: StartupOptions) -> Source:
     """Make the source named by ``options.source.type``."""
     kind = options.source.type
     if kind == "emulator":
-        from bridge.sources.emulator import EmulatorSource  # noqa: PLC0415
+        from bridge.metering.sources.emulator import EmulatorSource  # noqa: PLC0415
 
         return EmulatorSource(seed=options.source.seed, interval=options.source.interval)
     if kind in {"modbus-tcp", "modbus-rtu"}:
-        from bridge.sources.modbus import load_modbus_source  # noqa: PLC0415
+        from bridge.metering.sources.modbus import load_modbus_source  # noqa: PLC0415
 
         source: Source = load_modbus_source(options)
         return source
     if kind == "adc":
-        from bridge.sources.adc import load_adc_source  # noqa: PLC0415
+        from bridge.metering.sources.adc import load_adc_source  # noqa: PLC0415
 
         return load_adc_source(options)
     msg = f"unknown source type {kind!r}"

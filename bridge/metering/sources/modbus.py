@@ -22,7 +22,9 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
-from bridge.dsp import NOMINAL_FREQUENCY
+from bridge.metering.dsp import NOMINAL_FREQUENCY
+from bridge.metering.register_map import Key, Quantity, ReadBlock, RegisterMap, load_register_map
+from bridge.metering.sources.base import SourceError
 from bridge.models import (
     PHASES,
     Measurement,
@@ -31,8 +33,6 @@ from bridge.models import (
     PhaseMeasurement,
     wrap_degrees,
 )
-from bridge.register_map import Key, Quantity, ReadBlock, RegisterMap, load_register_map
-from bridge.sources.base import SourceError
 
 if TYPE_CHECKING:
     from pymodbus.client.base import ModbusBaseClient
@@ -319,7 +319,7 @@ class ModbusSource:
 def load_modbus_source(options: StartupOptions) -> ModbusSource:
     """Make the Modbus TCP or RTU source the start-up options describe."""
     from bridge.config import ConfigError  # noqa: PLC0415 - config imports sources lazily
-    from bridge.register_map import RegisterMapError  # noqa: PLC0415
+    from bridge.metering.register_map import RegisterMapError  # noqa: PLC0415
 
     meter = options.meter
     pymodbus_logger = logging.getLogger("pymodbus")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bridge.cloud.reporter import CloudReporter
+from bridge.services.cloud.reporter import CloudReporter
 
 if TYPE_CHECKING:
     from bridge.components import Component, UnitContext

@@ -1,6 +1,6 @@
 """The seed's four status lights and its reset button, on GPIO lines through libgpiod.
 
-The lights show what ``bridge.status`` decided (this module only maps colours to
+The lights show what ``bridge.metering.status`` decided (this module only maps colours to
 lines); the same lights are published as ``lights`` in the unit's status so the API and
 the web UI show them on an emulated unit too. The button reboots on a short press
 and factory-resets when held for 10 seconds, as the seed's does.
@@ -75,7 +75,7 @@ class Lights:
 
     @classmethod
     def from_status(cls, status: Status) -> Lights:
-        """Take the lights that ``bridge.status`` chose for the indicators."""
+        """Take the lights that ``bridge.metering.status`` chose for the indicators."""
         return cls(
             logo=status.power,
             communication=status.communication_light,

@@ -1,0 +1,4 @@
+"""The unit's optional services: cloud, Modbus TCP server, GPIO lights, Wi-Fi, setup AP.
+
+Each sees the unit only through ``bridge.components.UnitContext``.
+"""
