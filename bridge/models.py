@@ -8,12 +8,13 @@ module derives ``Status`` from it. Outputs only serialise these; they never comp
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass, field
+from datetime import datetime  # noqa: TC003 - bridge.schema reads the annotations
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-if TYPE_CHECKING:
-    from datetime import datetime
+from bridge.schema import Doc, Round, Unit, encode
 
 
 class Phase(StrEnum):
@@ -78,33 +79,24 @@ class PhaseReading:
     """One phase of a reading as every output serves it."""
 
     phase: Phase
-    voltage: float
-    current: float
-    power: float
-    power_factor: float
-    angle: float
-    voltage_angle: float
-    energy_import: float
-    energy_export: float
-    # Headroom under the main fuse in A; None when it cannot be trusted.
-    available_current: float | None
+    voltage: Annotated[float, Round(2), Unit("V")]
+    current: Annotated[float, Round(3), Unit("A"), Doc("Signed: positive is import")]
+    power: Annotated[float, Round(1), Unit("W"), Doc("Active power, signed")]
+    power_factor: Annotated[float, Round(4)]
+    angle: Annotated[float, Round(2), Unit("°"), Doc("Current against its own voltage")]
+    voltage_angle: Annotated[float, Round(2), Unit("°"), Doc("Voltage against L1's")]
+    energy_import: Annotated[float, Round(4), Unit("kWh")]
+    energy_export: Annotated[float, Round(4), Unit("kWh")]
+    available_current: Annotated[
+        float | None,
+        Round(2),
+        Unit("A"),
+        Doc("Headroom under the main fuse; null when it cannot be trusted"),
+    ]
 
     def as_dict(self) -> dict[str, Any]:
         """Serialise for JSON outputs."""
-        return {
-            "phase": self.phase.value,
-            "voltage": round(self.voltage, 2),
-            "current": round(self.current, 3),
-            "power": round(self.power, 1),
-            "power_factor": round(self.power_factor, 4),
-            "angle": round(self.angle, 2),
-            "voltage_angle": round(self.voltage_angle, 2),
-            "energy_import": round(self.energy_import, 4),
-            "energy_export": round(self.energy_export, 4),
-            "available_current": (
-                None if self.available_current is None else round(self.available_current, 2)
-            ),
-        }
+        return typing.cast("dict[str, Any]", encode(self))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,39 +105,44 @@ class Reading:
 
     timestamp: datetime
     sequence: int
-    phases: tuple[PhaseReading, PhaseReading, PhaseReading]
-    frequency: float
-    voltage_assumed: bool = False
+    frequency: Annotated[float, Round(3), Unit("Hz")]
+    # Totals of the phases, computed once when the reading is made.
+    total_power: Annotated[float, Round(1), Unit("W")] = field(init=False)
+    energy_import: Annotated[float, Round(4), Unit("kWh")] = field(init=False)
+    energy_export: Annotated[float, Round(4), Unit("kWh")] = field(init=False)
+    voltage_assumed: Annotated[bool, Doc("L2/L3 voltages assumed nominal, not measured")] = False
     clock_synchronised: bool = True
+    phases: tuple[PhaseReading, PhaseReading, PhaseReading]
 
-    @property
-    def total_power(self) -> float:
-        """Sum of the phases' active power in W."""
-        return sum(phase.power for phase in self.phases)
-
-    @property
-    def energy_import(self) -> float:
-        """Sum of the phases' import counters in kWh."""
-        return sum(phase.energy_import for phase in self.phases)
-
-    @property
-    def energy_export(self) -> float:
-        """Sum of the phases' export counters in kWh."""
-        return sum(phase.energy_export for phase in self.phases)
+    def __post_init__(self) -> None:
+        """Sum the phases once, for every output."""
+        object.__setattr__(self, "total_power", sum(phase.power for phase in self.phases))
+        object.__setattr__(self, "energy_import", sum(phase.energy_import for phase in self.phases))
+        object.__setattr__(self, "energy_export", sum(phase.energy_export for phase in self.phases))
 
     def as_dict(self) -> dict[str, Any]:
         """Serialise for JSON outputs."""
-        return {
-            "timestamp": self.timestamp.isoformat(),
-            "sequence": self.sequence,
-            "frequency": round(self.frequency, 3),
-            "total_power": round(self.total_power, 1),
-            "energy_import": round(self.energy_import, 4),
-            "energy_export": round(self.energy_export, 4),
-            "voltage_assumed": self.voltage_assumed,
-            "clock_synchronised": self.clock_synchronised,
-            "phases": [phase.as_dict() for phase in self.phases],
-        }
+        return typing.cast("dict[str, Any]", encode(self))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Readings:
+    """The latest reading, or why there is none (the ``/readings`` reply)."""
+
+    available: bool
+    error: Annotated[str | None, Doc("Why the meter has no reading")]
+    reading: Reading | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Info:
+    """Who the unit is (the ``/info`` reply): served without authentication, no secrets."""
+
+    serial: str
+    model: str
+    firmware: str
+    api_version: str
+    name: str
 
 
 class Communication(StrEnum):
@@ -197,16 +194,11 @@ class Indicator(Generic[StateT]):
     state: StateT
     light: Light
     phases: dict[Phase, StateT] = field(default_factory=dict)
-    detail: str | None = None
+    detail: Annotated[str | None, Doc("Why, in words")] = None
 
     def as_dict(self) -> dict[str, Any]:
         """Serialise for JSON outputs."""
-        return {
-            "state": self.state.value,
-            "light": self.light.value,
-            "phases": {phase.value: state.value for phase, state in self.phases.items()},
-            "detail": self.detail,
-        }
+        return typing.cast("dict[str, Any]", encode(self))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -221,24 +213,21 @@ class CurrentIndicator(Indicator[CurrentState]):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Status:
-    """The unit's status indicators as the seed defines them."""
+    """The unit's status indicators as the installation manual defines them."""
 
     power: bool
     communication: Communication
     communication_light: Light
     voltage: VoltageIndicator
     current: CurrentIndicator
+    meter_available: bool = field(init=False)
     # Why the meter has no reading (offline, garbage, ...); None when it has one.
     meter_error: str | None = None
 
+    def __post_init__(self) -> None:
+        """Derive availability: the meter is available exactly when it has no error."""
+        object.__setattr__(self, "meter_available", self.meter_error is None)
+
     def as_dict(self) -> dict[str, Any]:
         """Serialise for JSON outputs."""
-        return {
-            "power": self.power,
-            "communication": self.communication.value,
-            "communication_light": self.communication_light.value,
-            "voltage": self.voltage.as_dict(),
-            "current": self.current.as_dict(),
-            "meter_available": self.meter_error is None,
-            "meter_error": self.meter_error,
-        }
+        return typing.cast("dict[str, Any]", encode(self))

@@ -13,15 +13,18 @@ import importlib
 import json
 import logging
 import time
+import typing
 from typing import TYPE_CHECKING, Any, Final, Self
 
+from bridge import API_VERSION
 from bridge import events as ev
 from bridge.auth import Auth, Clock
 from bridge.events import EventBus
 from bridge.host_network import NetworkWatch
 from bridge.identity import Identity, load_or_create_identity
 from bridge.metering.sources import Calibratable, SourceError, load_source
-from bridge.models import Communication, Reading, Status
+from bridge.models import Communication, Info, Reading, Readings, Status
+from bridge.schema import encode
 from bridge.settings import Settings, SettingsStore
 
 if TYPE_CHECKING:
@@ -203,12 +206,10 @@ class AmpGuardUnit:
     def readings_dict(self) -> dict[str, Any]:
         """Build the ``/readings`` reply (cached until the next reading)."""
         if self._readings_cache is None:
-            reading = self._reading
-            self._readings_cache = {
-                "available": reading is not None,
-                "error": self._error,
-                "reading": None if reading is None else reading.as_dict(),
-            }
+            readings = Readings(
+                available=self._reading is not None, error=self._error, reading=self._reading
+            )
+            self._readings_cache = typing.cast("dict[str, Any]", encode(readings))
             self._readings_json = None
         return self._readings_cache
 
@@ -226,17 +227,19 @@ class AmpGuardUnit:
         data["settings_error"] = self._settings_store.load_error
         return data
 
-    def info_dict(self) -> dict[str, Any]:
-        """Build the ``/info`` reply (no secrets: it is served without authentication)."""
-        from bridge import API_VERSION  # noqa: PLC0415 - avoids a cycle at import
+    def info(self) -> Info:
+        """Who the unit is (served without authentication: no secrets)."""
+        return Info(
+            serial=self._identity.serial,
+            model=self._identity.model,
+            firmware=self._identity.firmware,
+            api_version=API_VERSION,
+            name=f"Amp Guard {self._identity.serial[-7:]}",
+        )
 
-        return {
-            "serial": self._identity.serial,
-            "model": self._identity.model,
-            "firmware": self._identity.firmware,
-            "api_version": API_VERSION,
-            "name": f"Amp Guard {self._identity.serial[-7:]}",
-        }
+    def info_dict(self) -> dict[str, Any]:
+        """Build the ``/info`` reply."""
+        return typing.cast("dict[str, Any]", encode(self.info()))
 
     async def update_settings(self, patch: object) -> Settings:
         """Validate, persist and apply a partial settings update (raises SettingsError)."""

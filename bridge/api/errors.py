@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Final
+from enum import StrEnum
+from typing import Any
 
 from aiohttp import web
 
-BAD_REQUEST: Final = "bad_request"
-SERIAL_MISMATCH: Final = "serial_mismatch"
-UNAUTHORIZED: Final = "unauthorized"
-INVALID_PIN: Final = "invalid_pin"
-NOT_FOUND: Final = "not_found"
-METHOD_NOT_ALLOWED: Final = "method_not_allowed"
-VALIDATION: Final = "validation"
-LOCKED_OUT: Final = "locked_out"
-INTERNAL: Final = "internal"
-BUSY: Final = "busy"
+
+class ErrorCode(StrEnum):
+    """What kind of failure an error reply reports."""
+
+    BAD_REQUEST = "bad_request"
+    SERIAL_MISMATCH = "serial_mismatch"
+    UNAUTHORIZED = "unauthorized"
+    INVALID_PIN = "invalid_pin"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    VALIDATION = "validation"
+    LOCKED_OUT = "locked_out"
+    BUSY = "busy"
+    INTERNAL = "internal"
 
 
 class ServerError(Exception):
@@ -28,7 +33,7 @@ class ServerError(Exception):
         message: str,
         status_code: int = 400,
         *,
-        code: str = BAD_REQUEST,
+        code: ErrorCode = ErrorCode.BAD_REQUEST,
         field: str | None = None,
         retry_after: float | None = None,
     ) -> None:
@@ -42,7 +47,7 @@ class ServerError(Exception):
 
     def response(self) -> web.Response:
         """Render as the API's JSON error reply."""
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        error: dict[str, Any] = {"code": self.code.value, "message": self.message}
         if self.field is not None:
             error["field"] = self.field
         headers: dict[str, str] = {}

@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING, Final
 
 from aiohttp import WSMsgType, web
 
+from bridge.api.routing import client_address
+from bridge.api.sockets import reserve_socket, track_socket
 from bridge.auth import LockedOutError
 
 if TYPE_CHECKING:
+    from bridge.api.routing import Call
     from bridge.models import Reading
 
 _LOGGER = logging.getLogger(__name__)
@@ -42,16 +45,9 @@ def format_reading(reading: Reading | None) -> str:
     return "1," + ",".join(values)
 
 
-async def native_ws(request: web.Request) -> web.StreamResponse:
+async def native_ws(call: Call[None]) -> web.StreamResponse:
     """Serve one native-protocol client (permessage-deflate when it offers it)."""
-    from bridge.api.server import (  # noqa: PLC0415 - cycle
-        client_address,
-        reserve_socket,
-        track_socket,
-        unit_of,
-    )
-
-    unit = unit_of(request)
+    request, unit = call.request, call.unit
     address = client_address(request)
     reserve_socket(request)
     socket = web.WebSocketResponse(compress=True, max_msg_size=MAX_FRAME)

@@ -17,8 +17,11 @@ from aiohttp import WSCloseCode, web
 
 from bridge import API_VERSION
 from bridge import events as ev
+from bridge.api.models import PushHello, PushReadings, PushSettings, PushStatus, kind_of
+from bridge.api.sockets import reserve_socket, track_socket
 
 if TYPE_CHECKING:
+    from bridge.api.routing import Call
     from bridge.models import Reading, Status
     from bridge.settings import Settings
     from bridge.unit import AmpGuardUnit
@@ -27,10 +30,20 @@ _LOGGER = logging.getLogger(__name__)
 
 HEARTBEAT: Final = 20.0
 QUEUE_SIZE: Final = 256
+# Each message's ``type``, as its model declares it.
+HELLO: Final = kind_of(PushHello)
+READINGS: Final = kind_of(PushReadings)
+STATUS: Final = kind_of(PushStatus)
+SETTINGS: Final = kind_of(PushSettings)
 
 
 def _encode(kind: str, data: object) -> str:
     return json.dumps({"type": kind, "data": data}, separators=(",", ":"))
+
+
+def _encode_readings(readings_json: str) -> str:
+    """Wrap the readings, encoded once per reading for every output, without decoding them."""
+    return f'{{"type":"{READINGS}","data":{readings_json}}}'
 
 
 class PushHub:
@@ -89,15 +102,15 @@ class PushHub:
 
     def _on_reading(self, _reading: Reading | None, _error: str | None) -> None:
         if self._clients:
-            self._broadcast('{"type":"readings","data":' + self._unit.readings_json() + "}")
+            self._broadcast(_encode_readings(self._unit.readings_json()))
 
     def _on_status(self, _status: Status) -> None:
         if self._clients:
-            self._broadcast(_encode("status", self._unit.status_dict()))
+            self._broadcast(_encode(STATUS, self._unit.status_dict()))
 
     def _on_settings(self, settings: Settings) -> None:
         if self._clients:
-            self._broadcast(_encode("settings", settings.as_public_dict()))
+            self._broadcast(_encode(SETTINGS, settings.as_public_dict()))
 
     async def serve(self, socket: web.WebSocketResponse) -> None:
         """Send the greeting and snapshot, then every message, until either side closes."""
@@ -106,12 +119,10 @@ class PushHub:
         # Greeting and snapshot go through the queue, registered in the same step (no
         # await in between): no reading can slip between the snapshot and the stream.
         queue.put_nowait(
-            json.dumps(
-                {"type": "hello", "api_version": API_VERSION, "serial": unit.identity.serial}
-            )
+            json.dumps({"type": HELLO, "api_version": API_VERSION, "serial": unit.identity.serial})
         )
-        queue.put_nowait('{"type":"readings","data":' + unit.readings_json() + "}")
-        queue.put_nowait(_encode("status", unit.status_dict()))
+        queue.put_nowait(_encode_readings(unit.readings_json()))
+        queue.put_nowait(_encode(STATUS, unit.status_dict()))
         self._clients.add(queue)
         writer = asyncio.create_task(self._write(socket, queue), name="amp-guard-push-writer")
         try:
@@ -140,15 +151,9 @@ class PushHub:
 HUB_KEY: Final = web.AppKey("push_hub", PushHub)
 
 
-async def push(request: web.Request) -> web.StreamResponse:
+async def push(call: Call[None]) -> web.StreamResponse:
     """Upgrade an authenticated client to the push channel."""
-    from bridge.api.server import (  # noqa: PLC0415 - cycle
-        authenticate,
-        reserve_socket,
-        track_socket,
-    )
-
-    authenticate(request, websocket=True)
+    request = call.request
     reserve_socket(request)
     socket = web.WebSocketResponse(heartbeat=HEARTBEAT)
     await socket.prepare(request)

@@ -45,10 +45,11 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("GET", "/session", None),
     ("DELETE", "/session", None),
 ]
-# Routes open without a token: who the unit is, the PIN exchanges (rate-limited) and the
-# document. /ws checks the PIN inside its own protocol.
+# Routes open without a token: who the unit is, the PIN exchanges (rate-limited), the
+# settings' limits and the document. /ws checks the PIN inside its own protocol.
 PUBLIC: set[tuple[str, str]] = {
     ("GET", "/info"),
+    ("GET", "/limits"),
     ("POST", "/pair"),
     ("POST", "/session"),
     ("GET", "/openapi.json"),

@@ -173,7 +173,7 @@ async def test_too_many_sockets_are_refused(
     auth_headers: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("bridge.api.server.MAX_SOCKETS", 2)
+    monkeypatch.setattr("bridge.api.sockets.MAX_SOCKETS", 2)
     first = await http.ws_connect(f"{bridge_url}/ws")
     second = await http.ws_connect(f"{bridge_url}/api/v1/push", headers=auth_headers)
     for path, headers in (("/ws", {}), ("/api/v1/push", auth_headers)):

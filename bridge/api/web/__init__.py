@@ -13,6 +13,8 @@ from typing import Final
 
 from aiohttp import web
 
+from bridge.api.routing import Access, Call, Reply, Route
+
 STATIC_DIR: Final = Path(__file__).parent / "static"
 STATIC_PREFIX: Final = "/static/"
 
@@ -100,13 +102,14 @@ def resolve_asset(relative: str) -> Path | None:
     return candidate
 
 
-async def _index(request: web.Request) -> web.FileResponse:
+async def index(call: Call[None]) -> web.FileResponse:
     """Serve the single page; login and tabs are decided in the browser."""
-    return _file_response(STATIC_DIR / "index.html", _headers(request, HTML_CACHE))
+    return _file_response(STATIC_DIR / "index.html", _headers(call.request, HTML_CACHE))
 
 
-async def _asset(request: web.Request) -> web.FileResponse:
+async def asset(call: Call[None]) -> web.FileResponse:
     """Serve a script, style sheet or image of the UI."""
+    request = call.request
     path = resolve_asset(request.match_info["path"])
     cache = HTML_CACHE if path is None or path.suffix == ".html" else ASSET_CACHE
     if path is None:
@@ -114,7 +117,26 @@ async def _asset(request: web.Request) -> web.FileResponse:
     return _file_response(path, _headers(request, cache))
 
 
-def setup_web(app: web.Application) -> None:
-    """Add the admin UI's routes to the bridge's application."""
-    app.router.add_get("/", _index, name="web_index")
-    app.router.add_get(STATIC_PREFIX + "{path:.+}", _asset, name="web_asset")
+# The UI's pages are public (the page itself holds nothing; the API behind it is not).
+WEB_ROUTES: Final = (
+    Route(
+        method="GET",
+        path="/",
+        handler=index,
+        access=Access.PUBLIC,
+        summary="The admin web UI",
+        body=None,
+        reply=Reply.PAGE,
+        documented=False,
+    ),
+    Route(
+        method="GET",
+        path=STATIC_PREFIX + "{path:.+}",
+        handler=asset,
+        access=Access.PUBLIC,
+        summary="The web UI's scripts, styles and images",
+        body=None,
+        reply=Reply.PAGE,
+        documented=False,
+    ),
+)

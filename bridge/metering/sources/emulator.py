@@ -19,13 +19,15 @@ import cmath
 import math
 import random
 import time
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from bridge.metering.sources.base import SourceError
 from bridge.models import PHASES, Measurement, Phase, PhaseMeasurement, wrap_degrees
+from bridge.schema import Doc, OneOf, Range, encode
 
 THREE_PHASE: Final = 3
 NOMINAL_VOLTAGE: Final = 230.0
@@ -64,6 +66,49 @@ class EmulatorFault(StrEnum):
 # Faults that involve a second phase and so need a 3-phase installation.
 _THREE_PHASE_FAULTS: Final = frozenset({EmulatorFault.SWAPPED_PHASES, EmulatorFault.WRONG_PHASE_CT})
 
+# The controls' limits, declared once for the API, the document and the setters' checks.
+_LOAD: Final = Range(-MAX_CURRENT, MAX_CURRENT, "A")
+_VOLTAGE: Final = Range(MIN_VOLTAGE, MAX_VOLTAGE, "V")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvControl:
+    """An EV charging on 1 (L1) or 3 phases; 0 A stops it."""
+
+    current: Annotated[float, Range(0.0, EV_MAX_CURRENT, "A"), Doc("0, or 6 to 32 A per phase")] = (
+        0.0
+    )
+    phases: Annotated[int, OneOf(1, 3)] = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmulatorControl:
+    """What to change in the emulated household; a key left out stays as it is."""
+
+    load: Annotated[dict[Phase, float], _LOAD, Doc("A per phase; negative feeds in")] = field(
+        default_factory=dict
+    )
+    voltage: Annotated[dict[Phase, float], _VOLTAGE] = field(default_factory=dict)
+    ev: EvControl | None = None
+    pv: Annotated[float | None, Range(0.0, MAX_PV_POWER, "W"), Doc("PV power")] = None
+    phases: Annotated[int | None, OneOf(1, 3), Doc("1- or 3-phase installation")] = None
+    fault: Annotated[EmulatorFault | None, Doc("A fault to show; null clears it")] = None
+    fault_phase: Annotated[Phase | None, Doc("The phase the fault is on")] = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmulatorState:
+    """The values set through the emulator's controls."""
+
+    household: bool
+    phases: int
+    load: dict[Phase, float]
+    voltage: dict[Phase, float]
+    ev: EvControl
+    pv: float
+    fault: EmulatorFault | None
+    fault_phase: Phase
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApplianceSpec:
@@ -97,14 +142,17 @@ BASE_LOAD: Final = (0.6, 0.4, 0.5)
 BASE_LOAD_ANGLE: Final = -25.0
 
 
-def _number(name: str, value: object, low: float, high: float, unit: str) -> float:
-    """Return ``value`` as a float when it is a number within [low, high], else ValueError."""
+def _number(name: str, value: object, limits: Range) -> float:
+    """Return ``value`` as a float when it is a number within ``limits``, else ValueError."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         # ValueError, not TypeError: callers treat every bad control value alike.
         raise ValueError(f"{name} must be a number, got {value!r}")  # noqa: TRY004
-    number = float(value)
-    if not low <= number <= high:  # also refuses NaN
-        raise ValueError(f"{name} must be between {low:g} and {high:g} {unit}, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if (words := limits.violation(number)) is not None:  # NaN is within no range
+        raise ValueError(f"{name} {words}, got {value!r}")
     return number
 
 
@@ -141,7 +189,7 @@ class EmulatorSource:
         phases: int = 3,
     ) -> None:
         """Build the household; ``seed`` makes its random life repeatable."""
-        self._interval = _number("interval", interval, 0.001, MAX_INTERVAL, "s")
+        self._interval = _number("interval", interval, Range(0.001, MAX_INTERVAL, "s"))
         self._household = household
         self._random = random.Random(seed)  # noqa: S311 - a simulation, not cryptography
         self._phases = self._check_phases(phases)
@@ -189,18 +237,22 @@ class EmulatorSource:
         """1 or 3: how many phases the emulated installation has."""
         return self._phases
 
+    def state(self) -> EmulatorState:
+        """Return the values set through the control methods."""
+        return EmulatorState(
+            household=self._household,
+            phases=self._phases,
+            load=dict(zip(PHASES, self._loads, strict=True)),
+            voltage=dict(zip(PHASES, self._voltages, strict=True)),
+            ev=EvControl(current=self._ev_current, phases=self._ev_phases),
+            pv=self._pv_power,
+            fault=self._fault,
+            fault_phase=self._fault_phase,
+        )
+
     def controls(self) -> dict[str, Any]:
-        """Return the values set through the control methods, for display."""
-        return {
-            "household": self._household,
-            "phases": self._phases,
-            "load": {phase.value: self._loads[index] for index, phase in enumerate(PHASES)},
-            "voltage": {phase.value: self._voltages[index] for index, phase in enumerate(PHASES)},
-            "ev": {"current": self._ev_current, "phases": self._ev_phases},
-            "pv": self._pv_power,
-            "fault": None if self._fault is None else self._fault.value,
-            "fault_phase": self._fault_phase.value,
-        }
+        """Return the values set through the control methods, as JSON data."""
+        return typing.cast("dict[str, Any]", encode(self.state()))
 
     def set_phases(self, phases: int) -> None:
         """Make the installation 1-phase (L2, L3 unused and zero) or 3-phase."""
@@ -217,14 +269,14 @@ class EmulatorSource:
     def set_load(self, phase: Phase, current: float) -> None:
         """Set a load on ``phase`` in A (negative: a generator feeding in on that phase)."""
         index = PHASES.index(_phase(phase))
-        value = _number(f"load on {phase}", current, -MAX_CURRENT, MAX_CURRENT, "A")
+        value = _number(f"load on {phase}", current, _LOAD)
         if value and index >= self._phases:
             raise ValueError(f"{phase} is not used in a 1-phase installation")
         self._loads[index] = value
 
     def set_ev(self, current: float, phases: int) -> None:
         """Charge an EV at ``current`` A per phase on 1 (L1) or 3 phases; 0 stops it."""
-        value = _number("EV current", current, 0.0, EV_MAX_CURRENT, "A")
+        value = _number("EV current", current, Range(0.0, EV_MAX_CURRENT, "A"))
         if 0.0 < value < EV_MIN_CURRENT:
             raise ValueError(
                 f"EV current must be 0 or between {EV_MIN_CURRENT:g} and "
@@ -239,12 +291,12 @@ class EmulatorSource:
 
     def set_pv(self, power: float) -> None:
         """Generate ``power`` W of PV, spread over the used phases (export where above load)."""
-        self._pv_power = _number("PV power", power, 0.0, MAX_PV_POWER, "W")
+        self._pv_power = _number("PV power", power, Range(0.0, MAX_PV_POWER, "W"))
 
     def set_voltage(self, phase: Phase, volts: float) -> None:
         """Set the supply voltage of ``phase`` (the meter's range, 85..256 V)."""
         index = PHASES.index(_phase(phase))
-        self._voltages[index] = _number(f"voltage of {phase}", volts, MIN_VOLTAGE, MAX_VOLTAGE, "V")
+        self._voltages[index] = _number(f"voltage of {phase}", volts, _VOLTAGE)
 
     def set_fault(self, fault: EmulatorFault | None, phase: Phase = Phase.L2) -> None:
         """Show ``fault`` on ``phase`` from the next reading on; None clears it."""

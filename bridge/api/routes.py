@@ -1,0 +1,477 @@
+"""The local API's routes: each handler, and one table that declares them all.
+
+The table (``ROUTES``) is the contract: method, path, who may call it, its body and
+its reply. It registers the routes, drives the one access middleware, and writes the
+OpenAPI document; handlers never authenticate, parse or check a body themselves.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import web
+
+from bridge.api.errors import ErrorCode, ServerError
+from bridge.api.models import (
+    Clients,
+    Confirm,
+    Limits,
+    Pairing,
+    PairRequest,
+    PinChange,
+    PinLogin,
+    Rebooting,
+    ResetDone,
+    SessionInfo,
+    State,
+    StatusReply,
+)
+from bridge.api.native_ws import native_ws
+from bridge.api.push import push
+from bridge.api.routing import (
+    API,
+    SESSION_COOKIE,
+    Access,
+    Call,
+    Json,
+    Patch,
+    RawJson,
+    Reply,
+    Route,
+    client_address,
+    json_reply,
+)
+from bridge.api.web import WEB_ROUTES
+from bridge.auth import AuthError, LockedOutError
+from bridge.identity import PinError
+from bridge.metering.sources.emulator import (
+    EmulatorControl,
+    EmulatorFault,
+    EmulatorSource,
+    EmulatorState,
+)
+from bridge.models import Info, Readings
+from bridge.schema import limits
+from bridge.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from bridge.auth import Session
+    from bridge.unit import AmpGuardUnit
+
+
+def check_pin(call: Call[Any], pin: str) -> None:
+    """Check a PIN against the shared lock-out budget; raise 401/429 when not accepted."""
+    try:
+        accepted = call.unit.auth.check_pin(client_address(call.request), pin)
+    except LockedOutError as err:
+        raise ServerError(
+            "too many wrong PINs: try again later",
+            429,
+            code=ErrorCode.LOCKED_OUT,
+            retry_after=err.retry_after,
+        ) from err
+    if not accepted:
+        raise ServerError("wrong PIN", 401, code=ErrorCode.INVALID_PIN, field="pin")
+
+
+# Who the unit is, and pairing
+
+
+async def info(call: Call[None]) -> Info:
+    """Who the unit is; no authentication, no secrets."""
+    return call.unit.info()
+
+
+async def pair(call: Call[PairRequest]) -> Pairing:
+    """Trade serial and PIN for a long-lived token of a named client."""
+    unit, body = call.unit, call.body
+    if body.serial != unit.identity.serial:
+        raise ServerError("this is not the unit with that serial", code=ErrorCode.SERIAL_MISMATCH)
+    check_pin(call, body.pin)
+    try:
+        client, token = unit.auth.pair(body.client_name)
+    except AuthError as err:
+        raise ServerError(str(err), field="client_name") from err
+    return Pairing(token=token, client_id=client.id)
+
+
+async def list_clients(call: Call[None]) -> Clients:
+    """Every paired client."""
+    return Clients(clients=tuple(call.unit.auth.clients))
+
+
+async def revoke_client(call: Call[None]) -> None:
+    """Revoke a paired client's token."""
+    if not call.unit.auth.revoke(call.request.match_info["client_id"]):
+        raise ServerError("no such client", 404, code=ErrorCode.NOT_FOUND)
+
+
+# What the unit measures
+
+
+async def readings(call: Call[None]) -> RawJson:
+    """Return the latest reading (or why there is none), encoded once per reading."""
+    return RawJson(call.unit.readings_json())
+
+
+async def status(call: Call[None]) -> dict[str, Any]:
+    """Return the status indicators and the components' states."""
+    return call.unit.status_dict()
+
+
+async def state(call: Call[None]) -> dict[str, Any]:
+    """Info, readings and status in one reply, for pollers."""
+    unit = call.unit
+    return {
+        "info": unit.info_dict(),
+        "readings": unit.readings_dict(),
+        "status": unit.status_dict(),
+    }
+
+
+# Settings and system
+
+
+async def get_settings(call: Call[None]) -> dict[str, Any]:
+    """Return the settings, secrets replaced by ``*_set`` flags."""
+    return call.unit.settings.as_public_dict()
+
+
+async def patch_settings(call: Call[dict[str, Any]]) -> dict[str, Any]:
+    """Deep-merge a partial update; 422 names the field and the rule it breaks."""
+    try:
+        settings = await call.unit.update_settings(call.body)
+    except SettingsError as err:
+        raise ServerError(err.message, 422, code=ErrorCode.VALIDATION, field=err.field) from err
+    return settings.as_public_dict()
+
+
+async def get_limits(_call: Call[None]) -> Limits:
+    """Each setting's limits, for forms and entities (served, never copied)."""
+    return Limits(settings=limits(Settings), pin=limits(PinChange)["pin"])
+
+
+async def change_pin(call: Call[PinChange]) -> None:
+    """Set a new PIN (8 letters or digits)."""
+    try:
+        call.unit.auth.set_pin(call.body.pin)
+    except PinError as err:  # pragma: no cover - the body's model has the same rule
+        raise ServerError(str(err), 422, code=ErrorCode.VALIDATION, field="pin") from err
+
+
+async def reboot(call: Call[None]) -> Rebooting:
+    """Restart the bridge process after replying."""
+    await call.unit.reboot()
+    return Rebooting(rebooting=True)
+
+
+async def factory_reset(call: Call[Confirm]) -> ResetDone:
+    """Default settings, no paired clients, the label's PIN; identity and energy stay."""
+    await call.unit.factory_reset()
+    return ResetDone(reset=True)
+
+
+# Web UI sessions
+
+
+async def create_session(call: Call[PinLogin]) -> web.Response:
+    """Log the web UI in with the PIN: a session cookie and a CSRF token."""
+    check_pin(call, call.body.pin)
+    session = call.unit.auth.create_session()
+    response = json_reply(_session_info(session))
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.id,
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        max_age=int((session.expires - datetime.now(tz=UTC)).total_seconds()),
+    )
+    return response
+
+
+async def get_session(call: Call[None]) -> dict[str, Any]:
+    """Return the current session's CSRF token and expiry."""
+    session = call.principal.session
+    if session is None:
+        raise ServerError("no web UI session", 401, code=ErrorCode.UNAUTHORIZED)
+    return _session_info(session)
+
+
+async def delete_session(call: Call[None]) -> web.Response:
+    """Log the web UI out."""
+    if call.principal.session is not None:
+        call.unit.auth.end_session(call.principal.session.id)
+    response = web.Response(status=204)
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def _session_info(session: Session) -> dict[str, Any]:
+    return {"csrf_token": session.csrf_token, "expires": session.expires.isoformat()}
+
+
+# The emulator
+
+
+async def emulator_state(call: Call[None]) -> EmulatorState:
+    """Return the emulator's control values."""
+    return _emulator(call.unit).state()
+
+
+async def emulator_control(call: Call[EmulatorControl]) -> EmulatorState:
+    """Drive the emulator: loads, EV, PV, voltages, phases and injected faults."""
+    source, body = _emulator(call.unit), call.body
+    try:
+        if body.phases is not None:
+            source.set_phases(body.phases)
+        for phase, current in body.load.items():
+            source.set_load(phase, current)
+        for phase, volts in body.voltage.items():
+            source.set_voltage(phase, volts)
+        if body.ev is not None:
+            source.set_ev(body.ev.current, body.ev.phases)
+        if body.pv is not None:
+            source.set_pv(body.pv)
+        if "fault" in call.keys or "fault_phase" in call.keys:
+            # Either key alone keeps the other as it is.
+            fault: EmulatorFault | None = body.fault if "fault" in call.keys else source.fault
+            source.set_fault(fault, body.fault_phase or source.fault_phase)
+    except ValueError as err:
+        raise ServerError(str(err), 422, code=ErrorCode.VALIDATION) from err
+    return source.state()
+
+
+def _emulator(unit: AmpGuardUnit) -> EmulatorSource:
+    source = unit.source
+    if not isinstance(source, EmulatorSource):
+        raise ServerError("this unit is not emulated", 404, code=ErrorCode.NOT_FOUND)
+    return source
+
+
+async def openapi(call: Call[None]) -> dict[str, Any]:
+    """Serve the OpenAPI 3.1 document of this API."""
+    from bridge.api.openapi import openapi_document  # noqa: PLC0415 - it reads this table
+
+    return openapi_document(call.unit.identity.serial)
+
+
+# The table
+
+_NOT_EMULATED: Final = {404: "This unit is not emulated"}
+_PIN_ERRORS: Final = {
+    401: "Wrong PIN (counts towards the lock-out)",
+    429: "Too many wrong PINs from this address; see Retry-After",
+}
+
+ROUTES: Final[tuple[Route[Any], ...]] = (
+    Route(
+        method="GET",
+        path=f"{API}/info",
+        handler=info,
+        access=Access.PUBLIC,
+        summary="Who the unit is",
+        body=None,
+        reply=Info,
+    ),
+    Route(
+        method="POST",
+        path=f"{API}/pair",
+        handler=pair,
+        access=Access.PIN,
+        summary="Pair a client with serial and PIN",
+        body=Json(PairRequest),
+        reply=Pairing,
+        status=201,
+        errors={**_PIN_ERRORS, 400: "Bad body or serial_mismatch"},
+        rule_status=400,
+    ),
+    Route(
+        method="GET",
+        path=f"{API}/clients",
+        handler=list_clients,
+        access=Access.CLIENT,
+        summary="List paired clients",
+        body=None,
+        reply=Clients,
+    ),
+    Route(
+        method="DELETE",
+        path=f"{API}/clients/{{client_id}}",
+        handler=revoke_client,
+        access=Access.CLIENT,
+        summary="Revoke a paired client",
+        body=None,
+        reply=Reply.NO_CONTENT,
+        status=204,
+        errors={404: "No such client"},
+    ),
+    Route(
+        method="GET",
+        path=f"{API}/readings",
+        handler=readings,
+        access=Access.CLIENT,
+        summary="The latest reading",
+        body=None,
+        reply=Readings,
+    ),
+    Route(
+        method="GET",
+        path=f"{API}/status",
+        handler=status,
+        access=Access.CLIENT,
+        summary="The status indicators",
+        body=None,
+        reply=StatusReply,
+    ),
+    Route(
+        method="GET",
+        path=f"{API}/state",
+        handler=state,
+        access=Access.CLIENT,
+        summary="Info, readings and status in one reply",
+        body=None,
+        reply=State,
+    ),
+    Route(
+        method="GET",
+        path=f"{API}/settings",
+        handler=get_settings,
+        access=Access.CLIENT,
+        summary="The settings (secrets as *_set)",
+        body=None,
+        reply=Settings,
+    ),
+    Route(
+        method="PATCH",
+        path=f"{API}/settings",
+        handler=patch_settings,
+        access=Access.CLIENT,
+        summary="Change settings (deep merge)",
+        body=Patch(Settings),
+        reply=Settings,
+    ),
+    Route(
+        method="GET",
+        path=f"{API}/limits",
+        handler=get_limits,
+        access=Access.PUBLIC,
+        summary="Each setting's limits, by dotted name",
+        body=None,
+        reply=Limits,
+    ),
+    Route(
+        method="POST",
+        path=f"{API}/pin",
+        handler=change_pin,
+        access=Access.CLIENT,
+        summary="Change the PIN",
+        body=Json(PinChange),
+        reply=Reply.NO_CONTENT,
+        status=204,
+        shape_status=422,
+    ),
+    Route(
+        method="POST",
+        path=f"{API}/system/reboot",
+        handler=reboot,
+        access=Access.CLIENT,
+        summary="Restart the bridge process",
+        body=None,
+        reply=Rebooting,
+        status=202,
+    ),
+    Route(
+        method="POST",
+        path=f"{API}/system/factory-reset",
+        handler=factory_reset,
+        access=Access.CLIENT,
+        summary="Default settings, no paired clients, the label's PIN",
+        body=Json(Confirm),
+        reply=ResetDone,
+        status=202,
+        rule_status=400,
+    ),
+    Route(
+        method="GET",
+        path=f"{API}/push",
+        handler=push,
+        access=Access.CLIENT,
+        summary="WebSocket push channel (messages: x-push-messages, docs/api.md)",
+        body=None,
+        reply=Reply.WEBSOCKET,
+        status=101,
+        errors={503: "Too many open connections"},
+    ),
+    Route(
+        method="GET",
+        path=f"{API}/emulator",
+        handler=emulator_state,
+        access=Access.CLIENT,
+        summary="The emulator's control values",
+        body=None,
+        reply=EmulatorState,
+        errors=_NOT_EMULATED,
+    ),
+    Route(
+        method="POST",
+        path=f"{API}/emulator",
+        handler=emulator_control,
+        access=Access.CLIENT,
+        summary="Drive the emulator",
+        body=Json(EmulatorControl),
+        reply=EmulatorState,
+        errors=_NOT_EMULATED,
+    ),
+    Route(
+        method="POST",
+        path=f"{API}/session",
+        handler=create_session,
+        access=Access.PIN,
+        summary="Log the web UI in with the PIN",
+        body=Json(PinLogin),
+        reply=SessionInfo,
+        errors=_PIN_ERRORS,
+    ),
+    Route(
+        method="GET",
+        path=f"{API}/session",
+        handler=get_session,
+        access=Access.CLIENT,
+        summary="The current session",
+        body=None,
+        reply=SessionInfo,
+    ),
+    Route(
+        method="DELETE",
+        path=f"{API}/session",
+        handler=delete_session,
+        access=Access.CLIENT,
+        summary="Log out",
+        body=None,
+        reply=Reply.NO_CONTENT,
+        status=204,
+    ),
+    Route(
+        method="GET",
+        path=f"{API}/openapi.json",
+        handler=openapi,
+        access=Access.PUBLIC,
+        summary="This document",
+        body=None,
+        reply=Reply.DOCUMENT,
+    ),
+    Route(
+        method="GET",
+        path="/ws",
+        handler=native_ws,
+        access=Access.PIN,
+        summary="The real unit's native protocol (text frames, permessage-deflate; docs/api.md)",
+        body=None,
+        reply=Reply.WEBSOCKET,
+        status=101,
+        errors={503: "Too many open connections"},
+    ),
+    *WEB_ROUTES,
+)
