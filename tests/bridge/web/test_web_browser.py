@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
 from web_harness import ARTIFACTS, RunningBridge, client_session, running_bridge
 
 from bridge.metering.sources.emulator import EmulatorFault
@@ -291,7 +291,7 @@ async def test_wifi_update_and_rollback(page: Page, web: RunningBridge) -> None:
     await page.fill("#wifi-passphrase", "short")
     await page.click("#wifi-form button[type=submit]")
     await expect(page.locator("#wifi-passphrase-error")).to_have_text(
-        "Use 8 to 63 printable characters, or 64 hexadecimal digits."
+        "Not a Wi-Fi password: too short, too long or with characters Wi-Fi does not allow."
     )
     await expect(page.locator("#wifi-passphrase")).to_have_attribute("aria-invalid", "true")
 
@@ -377,6 +377,127 @@ async def test_validation_errors_appear_at_the_field_in_the_users_language(
     # The choice of language is remembered.
     await page.reload()
     await expect(page.locator("#tab-system")).to_have_text("Systeem")
+
+
+# ---- limits served by the unit --------------------------------------------------------
+
+
+async def served_limits(web: RunningBridge) -> dict[str, Any]:
+    """Read GET /api/v1/limits as anyone may, without logging in."""
+    async with client_session() as http, http.get(f"{web.url}{API}/limits") as response:
+        assert response.status == 200
+        limits: dict[str, Any] = await response.json()
+    return limits
+
+
+def html_pattern(pattern: str) -> str:
+    """Return the served ^(?:...)$ pattern as an HTML pattern attribute (anchored itself)."""
+    match = re.fullmatch(r"\^\(\?:(.*)\)\$", pattern, re.DOTALL)
+    assert match, pattern
+    return match[1]
+
+
+def pin_lengths(pin: dict[str, Any]) -> tuple[int, int]:
+    """Return the PIN's lengths as served, or as its one repeated character class says."""
+    if "minLength" in pin or "maxLength" in pin:
+        return pin["minLength"], pin["maxLength"]
+    match = re.fullmatch(r"\[[^\]]*\]\{(\d+)\}", html_pattern(pin["pattern"]))
+    assert match, pin
+    return int(match[1]), int(match[1])
+
+
+@pytest.mark.parametrize("page", ["desktop"], indirect=True)
+async def test_form_limits_are_the_ones_the_unit_serves(page: Page, web: RunningBridge) -> None:
+    limits = await served_limits(web)
+    fuse = limits["settings"]["installation.main_fuse"]
+    pin = limits["pin"]
+    shortest, longest = pin_lengths(pin)
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(f"{request.method} {request.url}"))
+
+    # The page itself carries no bound: only the name of the limit.
+    async with client_session() as http, http.get(f"{web.url}/") as response:
+        html = await response.text()
+    tag = re.search(r"<input id=\"main-fuse\"[^>]*>", html)
+    assert tag
+    assert 'data-limit="installation.main_fuse"' in tag[0]
+    assert not re.search(r"\b(min|max)=", tag[0])
+
+    # Before login: the PIN box follows the served rule.
+    await page.goto(f"{web.url}/")
+    login_pin = page.locator("#login-pin")
+    await expect(login_pin).to_have_attribute("pattern", html_pattern(pin["pattern"]))
+    await expect(login_pin).to_have_attribute("maxlength", str(longest))
+    await expect(login_pin).to_have_attribute("minlength", str(shortest))
+    await expect(page.locator('[data-i18n="login_intro"]')).to_have_text(
+        f"Enter the {longest}-character PIN from the unit's label."
+    )
+    await page.fill("#login-pin", "A" * (shortest - 1))
+    await page.click("#login-submit")
+    await expect(page.locator("#login-message")).to_have_text(
+        f"The PIN is made of {longest} characters: letters and digits."
+    )
+    assert not [request for request in sent if request.startswith("POST")]
+
+    await log_in(page, web)
+    await open_tab(page, "system")
+    new_pin = page.locator("#new-pin")
+    await expect(new_pin).to_have_attribute("pattern", html_pattern(pin["pattern"]))
+    await expect(new_pin).to_have_attribute("maxlength", str(longest))
+    await expect(new_pin).to_have_attribute("minlength", str(shortest))
+
+    await open_tab(page, "installation")
+    main_fuse = page.locator("#main-fuse")
+    await expect(main_fuse).to_have_attribute("min", str(fuse["minimum"]))
+    await expect(main_fuse).to_have_attribute("max", str(fuse["maximum"]))
+    await expect(main_fuse).to_have_attribute("step", "1")  # presentation, kept in the page
+    await expect(page.locator("#main-fuse-hint")).to_have_text(
+        f"The rating of the main fuse, {fuse['minimum']} to {fuse['maximum']} A."
+    )
+    await expect(main_fuse).to_have_value("25")
+
+    # One above the maximum: the browser's own validation refuses it, nothing is sent.
+    await main_fuse.fill(str(fuse["maximum"] + 1))
+    assert await main_fuse.evaluate("(input) => input.validity.rangeOverflow") is True
+    await page.click("#installation-form button[type=submit]")
+    await expect(page.locator("#main-fuse-error")).to_have_text(
+        f"Enter a whole number from {fuse['minimum']} to {fuse['maximum']} A."
+    )
+    await expect(main_fuse).to_have_attribute("aria-invalid", "true")
+    await expect(main_fuse).to_be_focused()
+    assert not [request for request in sent if request.startswith("PATCH")]
+    assert web.unit.settings.installation.main_fuse == 25
+
+
+@pytest.mark.parametrize("page", ["phone"], indirect=True)
+async def test_without_the_limits_the_unit_still_refuses_at_the_field(
+    page: Page, web: RunningBridge
+) -> None:
+    fuse = (await served_limits(web))["settings"]["installation.main_fuse"]
+
+    async def unreachable(route: Route) -> None:
+        await route.abort()
+
+    # The limits never arrive (a network error the real unit cannot be made to produce).
+    await page.route(f"**{API}/limits", unreachable)
+    await log_in(page, web)
+    await open_tab(page, "installation")
+    main_fuse = page.locator("#main-fuse")
+    await expect(main_fuse).to_have_value("25")
+    assert await main_fuse.get_attribute("max") is None
+    # The words leave out the bounds they do not know.
+    await expect(page.locator("#main-fuse-hint")).to_have_text("The rating of the main fuse.")
+
+    await main_fuse.fill(str(fuse["maximum"] + 1))
+    await page.click("#installation-form button[type=submit]")
+    await expect(page.locator("#main-fuse-error")).to_have_text("Enter a whole number.")
+    await expect(main_fuse).to_have_attribute("aria-invalid", "true")
+    assert web.unit.settings.installation.main_fuse == 25
+
+    await main_fuse.fill(str(fuse["maximum"]))
+    await page.click("#installation-form button[type=submit]")
+    await expect(page.locator("#installation-message")).to_have_text("Saved.")
+    assert web.unit.settings.installation.main_fuse == fuse["maximum"]
 
 
 # ---- System ---------------------------------------------------------------------------

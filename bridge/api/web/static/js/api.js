@@ -65,6 +65,7 @@ export async function request(method, path, body = undefined, { quietAuth = fals
 
 export const api = {
   info: () => request("GET", "/info"),
+  limits: () => request("GET", "/limits"),
   session: () => request("GET", "/session", undefined, { quietAuth: true }),
   login: (pin) => request("POST", "/session", { pin }, { quietAuth: true }),
   logout: () => request("DELETE", "/session", undefined, { quietAuth: true }),

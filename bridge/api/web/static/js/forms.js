@@ -1,6 +1,7 @@
 // Shared form behaviour: messages, errors at their field, busy buttons, confirmations.
 
-import { has, t } from "./i18n.js";
+import { has, limitParams, t } from "./i18n.js";
+import { outsideLimits } from "./limits.js";
 
 /** Show ``text`` in a form's message line; kind is "ok", "error" or "" (neutral). */
 export function setMessage(element, text, kind = "") {
@@ -35,13 +36,22 @@ export function showFieldError(form, path, apiMessage) {
   if (!field) return false;
   const key = `field.${field.dataset.field}`;
   field.classList.add("invalid");
-  field.querySelector(".field-error").textContent = has(key) ? t(key) : apiMessage;
+  const words = has(key) ? t(key, limitParams(field.dataset.field)) : apiMessage;
+  field.querySelector(".field-error").textContent = words;
   for (const input of field.querySelectorAll("input, select")) input.setAttribute("aria-invalid", "true");
   const details = field.closest("details");
   if (details) details.open = true;
   const first = field.querySelector("input, select");
   if (first) first.focus();
   return true;
+}
+
+/** Mark every [data-limit] input of ``form`` whose value the browser finds outside the
+ *  served limits at its field, before anything is sent; true when all are within. */
+export function reportLimits(form) {
+  const outside = [...form.querySelectorAll("input[data-limit]")].filter(outsideLimits);
+  for (const input of outside.reverse()) showFieldError(form, input.dataset.limit, "");
+  return outside.length === 0;
 }
 
 /** Report an API error on a form: at its field for 422, else in the message line. */

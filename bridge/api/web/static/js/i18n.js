@@ -1,5 +1,10 @@
 // English and Dutch texts of the admin UI, and the language choice.
-// Elements carry data-i18n="key" (text) or data-i18n-aria-label="key" (aria-label).
+// Elements carry data-i18n="key" (text) or data-i18n-aria-label="key" (aria-label), and
+// data-i18n-limit="<setting>" when the text names that setting's served limits.
+// A text's [bracketed part] shows only when every {placeholder} in it has a value: bounds
+// come from the unit (js/limits.js) and are left out of the words until they are known.
+
+import { lengthsOf, limitOf } from "./limits.js";
 
 const TEXTS = {
   en: {
@@ -8,11 +13,10 @@ const TEXTS = {
     logout: "Log out",
     sections: "Sections",
     login_title: "Log in",
-    login_intro: "Enter the 8-character PIN from the unit's label.",
+    login_intro: "Enter the[ {length}-character] PIN from the unit's label.",
     pin: "PIN",
     login: "Log in",
     login_wrong_pin: "Wrong PIN. Check the unit's label and try again.",
-    login_pin_length: "The PIN has 8 characters.",
     login_locked_out: "Too many wrong PINs. Wait {seconds} s before trying again.",
     login_failed: "Could not log in: {message}",
     session_expired: "Your session has expired. Log in again.",
@@ -85,7 +89,7 @@ const TEXTS = {
     wifi_ssid: "Network name (SSID)",
     wifi_passphrase: "Password",
     wifi_passphrase_set: "A password is stored. Leave empty to keep it.",
-    wifi_passphrase_unset: "8 to 63 characters; empty for an open network.",
+    wifi_passphrase_unset: "Leave empty for an open network.",
     wifi_result_title: "Connection",
     wifi_state_idle: "No Wi-Fi network configured",
     wifi_state_connecting: "Connecting to {ssid}…",
@@ -98,9 +102,9 @@ const TEXTS = {
     update: "Update",
     installation_title: "Installation",
     main_fuse: "Current limit (main fuse)",
-    main_fuse_hint: "The rating of the main fuse, 6 to 63 A.",
+    main_fuse_hint: "The rating of the main fuse[, {minimum} to {maximum} A].",
     safety_margin: "Safety margin",
-    safety_margin_hint: "Kept free below the fuse, 0 to 20 A.",
+    safety_margin_hint: "Kept free below the fuse[, {minimum} to {maximum} A].",
     grid_type: "Grid type",
     phases: "Connection",
     one_phase: "1-phase",
@@ -121,7 +125,7 @@ const TEXTS = {
     troubleshooting: "Troubleshooting only",
     troubleshooting_intro: "Change these only when troubleshooting a faulty installation.",
     supply_voltage: "Supply voltage",
-    supply_voltage_hint: "Used when a phase's voltage is not measured, 85 to 256 V.",
+    supply_voltage_hint: "Used when a phase's voltage is not measured[, {minimum} to {maximum} V].",
     current_scheme: "Current scheme",
     current_scheme_hint: "Which phase each CT input sits on, and whether its arrow points against the flow.",
     ct_input: "CT input {n}",
@@ -152,7 +156,7 @@ const TEXTS = {
     confirm: "Confirm",
     pin_title: "Change PIN",
     new_pin: "New PIN",
-    new_pin_hint: "8 characters.",
+    new_pin_hint: "Letters and digits[, {length} characters].",
     confirm_pin: "Repeat the new PIN",
     change_pin: "Change PIN",
     pin_changed: "The PIN was changed. Use the new PIN from now on.",
@@ -167,16 +171,16 @@ const TEXTS = {
     revoke_confirm_title: "Revoke {name}?",
     revoke_confirm_text: "This client can no longer read the unit until it is paired again.",
     revoked: "{name} was revoked.",
-    "field.installation.main_fuse": "Enter a whole number from 6 to 63 A.",
-    "field.installation.safety_margin": "Enter a margin from 0 to 20 A.",
+    "field.installation.main_fuse": "Enter a whole number[ from {minimum} to {maximum} A].",
+    "field.installation.safety_margin": "Enter a margin[ from {minimum} to {maximum} A].",
     "field.installation.grid_type": "Choose TN, TT or IT.",
     "field.installation.phases": "Choose 1-phase or 3-phase.",
     "field.installation.voltage_wiring": "This voltage wiring does not fit the grid type.",
-    "field.installation.supply_voltage": "Enter a whole number from 85 to 256 V.",
+    "field.installation.supply_voltage": "Enter a whole number[ from {minimum} to {maximum} V].",
     "field.installation.current_scheme": "Each CT input needs its own phase.",
-    "field.wifi.ssid": "Enter a network name of 1 to 32 bytes.",
-    "field.wifi.passphrase": "Use 8 to 63 printable characters, or 64 hexadecimal digits.",
-    "field.pin": "The PIN has 8 characters: letters and digits.",
+    "field.wifi.ssid": "Enter a network name[ of up to {maxBytes} bytes].",
+    "field.wifi.passphrase": "Not a Wi-Fi password: too short, too long or with characters Wi-Fi does not allow.",
+    "field.pin": "The PIN is made of[ {length} characters:] letters and digits.",
   },
   nl: {
     skip_to_content: "Naar de inhoud",
@@ -184,11 +188,10 @@ const TEXTS = {
     logout: "Afmelden",
     sections: "Onderdelen",
     login_title: "Aanmelden",
-    login_intro: "Voer de pincode van 8 tekens van het label van het apparaat in.",
+    login_intro: "Voer de pincode[ van {length} tekens] van het label van het apparaat in.",
     pin: "Pincode",
     login: "Aanmelden",
     login_wrong_pin: "Verkeerde pincode. Controleer het label en probeer het opnieuw.",
-    login_pin_length: "De pincode heeft 8 tekens.",
     login_locked_out: "Te vaak een verkeerde pincode. Wacht {seconds} s en probeer het dan opnieuw.",
     login_failed: "Aanmelden lukte niet: {message}",
     session_expired: "Uw sessie is verlopen. Meld u opnieuw aan.",
@@ -261,7 +264,7 @@ const TEXTS = {
     wifi_ssid: "Netwerknaam (SSID)",
     wifi_passphrase: "Wachtwoord",
     wifi_passphrase_set: "Er is een wachtwoord opgeslagen. Laat leeg om het te houden.",
-    wifi_passphrase_unset: "8 tot 63 tekens; leeg voor een open netwerk.",
+    wifi_passphrase_unset: "Laat leeg voor een open netwerk.",
     wifi_result_title: "Verbinding",
     wifi_state_idle: "Geen wifi-netwerk ingesteld",
     wifi_state_connecting: "Verbinden met {ssid}…",
@@ -274,9 +277,9 @@ const TEXTS = {
     update: "Bijwerken",
     installation_title: "Installatie",
     main_fuse: "Stroomgrens (hoofdzekering)",
-    main_fuse_hint: "De waarde van de hoofdzekering, 6 tot 63 A.",
+    main_fuse_hint: "De waarde van de hoofdzekering[, {minimum} tot {maximum} A].",
     safety_margin: "Veiligheidsmarge",
-    safety_margin_hint: "Blijft vrij onder de zekering, 0 tot 20 A.",
+    safety_margin_hint: "Blijft vrij onder de zekering[, {minimum} tot {maximum} A].",
     grid_type: "Netsysteem",
     phases: "Aansluiting",
     one_phase: "1-fase",
@@ -297,7 +300,7 @@ const TEXTS = {
     troubleshooting: "Alleen voor storingzoeken",
     troubleshooting_intro: "Wijzig deze alleen bij het zoeken naar een storing in de installatie.",
     supply_voltage: "Netspanning",
-    supply_voltage_hint: "Gebruikt als de spanning van een fase niet gemeten wordt, 85 tot 256 V.",
+    supply_voltage_hint: "Gebruikt als de spanning van een fase niet gemeten wordt[, {minimum} tot {maximum} V].",
     current_scheme: "Stroomschema",
     current_scheme_hint: "Op welke fase elke stroomtang zit, en of de pijl tegen de stroom in wijst.",
     ct_input: "Stroomtang-ingang {n}",
@@ -328,7 +331,7 @@ const TEXTS = {
     confirm: "Bevestigen",
     pin_title: "Pincode wijzigen",
     new_pin: "Nieuwe pincode",
-    new_pin_hint: "8 tekens.",
+    new_pin_hint: "Letters en cijfers[, {length} tekens].",
     confirm_pin: "Herhaal de nieuwe pincode",
     change_pin: "Pincode wijzigen",
     pin_changed: "De pincode is gewijzigd. Gebruik voortaan de nieuwe pincode.",
@@ -343,16 +346,16 @@ const TEXTS = {
     revoke_confirm_title: "{name} intrekken?",
     revoke_confirm_text: "Deze app kan het apparaat niet meer lezen tot hij opnieuw is gekoppeld.",
     revoked: "{name} is ingetrokken.",
-    "field.installation.main_fuse": "Voer een geheel getal van 6 tot 63 A in.",
-    "field.installation.safety_margin": "Voer een marge van 0 tot 20 A in.",
+    "field.installation.main_fuse": "Voer een geheel getal[ van {minimum} tot {maximum} A] in.",
+    "field.installation.safety_margin": "Voer een marge[ van {minimum} tot {maximum} A] in.",
     "field.installation.grid_type": "Kies TN, TT of IT.",
     "field.installation.phases": "Kies 1-fase of 3-fase.",
     "field.installation.voltage_wiring": "Deze spanningsaansluiting past niet bij het netsysteem.",
-    "field.installation.supply_voltage": "Voer een geheel getal van 85 tot 256 V in.",
+    "field.installation.supply_voltage": "Voer een geheel getal[ van {minimum} tot {maximum} V] in.",
     "field.installation.current_scheme": "Elke stroomtang-ingang heeft een eigen fase nodig.",
-    "field.wifi.ssid": "Voer een netwerknaam van 1 tot 32 bytes in.",
-    "field.wifi.passphrase": "Gebruik 8 tot 63 leesbare tekens, of 64 hexadecimale cijfers.",
-    "field.pin": "De pincode heeft 8 tekens: letters en cijfers.",
+    "field.wifi.ssid": "Voer een netwerknaam[ van hoogstens {maxBytes} bytes] in.",
+    "field.wifi.passphrase": "Geen wifi-wachtwoord: te kort, te lang of met tekens die wifi niet toestaat.",
+    "field.pin": "De pincode bestaat uit[ {length} tekens:] letters en cijfers.",
   },
 };
 
@@ -376,10 +379,38 @@ export function language() {
   return current;
 }
 
-/** Translate ``key`` and fill {name} placeholders; unknown keys fall back to English. */
+const PLACEHOLDER = /\{(\w+)\}/g;
+const OPTIONAL = /\[([^\]]*)\]/g;
+
+/** Translate ``key`` and fill {name} placeholders; unknown keys fall back to English.
+ *  A [bracketed part] stays only when all its placeholders are given. */
 export function t(key, params = {}) {
   const text = TEXTS[current][key] ?? TEXTS.en[key] ?? key;
-  return text.replace(/\{(\w+)\}/g, (match, name) => (name in params ? String(params[name]) : match));
+  return text
+    .replace(OPTIONAL, (match, part) =>
+      [...part.matchAll(PLACEHOLDER)].every(([, name]) => name in params) ? part : "",
+    )
+    .replace(PLACEHOLDER, (match, name) => (name in params ? String(params[name]) : match));
+}
+
+/** A setting's served limits as text parameters in the user's language ({} if unknown):
+ *  minimum, maximum, maxBytes, and length when the length is fixed. */
+export function limitParams(name) {
+  const schema = limitOf(name);
+  if (!schema) return {};
+  const format = new Intl.NumberFormat(current);
+  const { minLength, maxLength } = lengthsOf(schema);
+  const values = {
+    minimum: schema.minimum,
+    maximum: schema.maximum,
+    maxBytes: schema["x-max-bytes"],
+    length: minLength === maxLength ? minLength : undefined,
+  };
+  const params = {};
+  for (const [param, value] of Object.entries(values)) {
+    if (typeof value === "number") params[param] = format.format(value);
+  }
+  return params;
 }
 
 /** Whether a translation exists (used to prefer our own wording of a field rule). */
@@ -389,7 +420,7 @@ export function has(key) {
 
 export function translateTree(root) {
   for (const element of root.querySelectorAll("[data-i18n]")) {
-    element.textContent = t(element.dataset.i18n);
+    element.textContent = t(element.dataset.i18n, limitParams(element.dataset.i18nLimit));
   }
   for (const element of root.querySelectorAll("[data-i18n-aria-label]")) {
     element.setAttribute("aria-label", t(element.dataset.i18nAriaLabel));
@@ -410,6 +441,11 @@ export function onLanguageChange(listener) {
 
 export function initLanguage() {
   setLanguage(preferredLanguage(), { remember: false });
+}
+
+/** Render every text again, e.g. once the unit's limits have arrived. */
+export function refreshTexts() {
+  setLanguage(current, { remember: false });
 }
 
 /** Format a number in the user's language with a fixed number of decimals. */

@@ -2,7 +2,14 @@
 // the troubleshooting-only supply voltage and current scheme.
 
 import { api } from "./api.js";
-import { clearFieldErrors, setMessage, showApiError, showFieldError, whileBusy } from "./forms.js";
+import {
+  clearFieldErrors,
+  reportLimits,
+  setMessage,
+  showApiError,
+  showFieldError,
+  whileBusy,
+} from "./forms.js";
 import { t, translateTree } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
@@ -149,7 +156,8 @@ export function setupInstallationForm() {
     clearFieldErrors(form);
     const message = $("installation-message");
     setMessage(message, "");
-    const installation = collect(form);
+    // Out of the served limits: said at the field at once, nothing sent.
+    const installation = reportLimits(form) ? collect(form) : null;
     if (!installation) {
       setMessage(message, t("fix_fields"), "error");
       return;

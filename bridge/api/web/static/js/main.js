@@ -2,8 +2,17 @@
 
 import { api, setCsrfToken, setUnauthorizedHandler } from "./api.js";
 import { setMessage } from "./forms.js";
-import { initLanguage, language, onLanguageChange, setLanguage, t } from "./i18n.js";
+import {
+  initLanguage,
+  language,
+  limitParams,
+  onLanguageChange,
+  refreshTexts,
+  setLanguage,
+  t,
+} from "./i18n.js";
 import { fillInstallation, rerenderInstallation, setupInstallationForm } from "./installation.js";
+import { applyLimits, loadLimits, outsideLimits } from "./limits.js";
 import { LiveFeed } from "./push.js";
 import {
   renderInfo,
@@ -186,8 +195,9 @@ function setupLogin() {
     event.preventDefault();
     const message = $("login-message");
     const pin = $("login-pin").value.trim();
-    if (pin.length !== 8) {
-      setMessage(message, t("login_pin_length"), "error");
+    // The PIN's form is the unit's rule (served limits); unknown, the unit judges it.
+    if (!pin || outsideLimits($("login-pin"))) {
+      setMessage(message, t("field.pin", limitParams("pin")), "error");
       $("login-pin").setAttribute("aria-invalid", "true");
       return;
     }
@@ -237,8 +247,17 @@ function setupLanguage() {
   });
 }
 
+/** Take the forms' limits from the unit (public, so before login too). Without them the
+ *  forms work as well and the unit still refuses what is out of bounds, at the field. */
+async function setupLimits() {
+  if (!(await loadLimits())) return;
+  applyLimits(document);
+  refreshTexts();
+}
+
 function start() {
   initLanguage();
+  setupLimits();
   setupLanguage();
   setupTabs();
   trackDirty();

@@ -10,6 +10,7 @@ import {
   whileBusy,
 } from "./forms.js";
 import { formatDateTime, t } from "./i18n.js";
+import { outsideLimits } from "./limits.js";
 
 const $ = (id) => document.getElementById(id);
 let lastClients = [];
@@ -124,7 +125,8 @@ function setupPinForm() {
     const message = $("pin-message");
     setMessage(message, "");
     const pin = $("new-pin").value;
-    if (pin.length !== 8) {
+    // The PIN's form is the unit's rule (served limits); unknown, the unit judges it.
+    if (!pin || outsideLimits($("new-pin"))) {
       showFieldError(form, "pin", "");
       return;
     }

@@ -1,7 +1,14 @@
 // The Wi-Fi tab: the customer network's SSID and passphrase, and the result of applying it.
 
 import { api } from "./api.js";
-import { clearFieldErrors, setMessage, showApiError, showFieldError, whileBusy } from "./forms.js";
+import {
+  clearFieldErrors,
+  reportLimits,
+  setMessage,
+  showApiError,
+  showFieldError,
+  whileBusy,
+} from "./forms.js";
 import { t } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
@@ -64,8 +71,9 @@ export function setupWifiForm() {
     setMessage(message, "");
     const ssid = $("wifi-ssid").value;
     const passphrase = $("wifi-passphrase").value;
-    if (!ssid) {
-      showFieldError(form, "wifi.ssid", "");
+    const within = reportLimits(form);
+    if (!ssid) showFieldError(form, "wifi.ssid", "");
+    if (!ssid || !within) {
       setMessage(message, t("fix_fields"), "error");
       return;
     }
