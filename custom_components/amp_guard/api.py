@@ -99,8 +99,12 @@ class AmpGuardResponseError(AmpGuardError):
     """The unit answered something this client cannot understand."""
 
 
+class AmpGuardNotFoundError(AmpGuardResponseError):
+    """The unit has no such route or resource (HTTP 404)."""
+
+
 class AmpGuardNotSupportedError(AmpGuardError):
-    """The operation needs the bridge API; a real unit's native protocol lacks it."""
+    """The unit cannot do this: a real unit's native protocol, or an older bridge, lacks it."""
 
 
 def _major(version: str) -> int:
@@ -176,6 +180,27 @@ def _text(data: Mapping[str, Any], key: str, what: str) -> str:
 
 def _optional_text(data: Mapping[str, Any], key: str, what: str) -> str | None:
     return None if data.get(key) is None else _text(data, key, what)
+
+
+def _check_finite(data: object, what: str) -> None:
+    """Refuse NaN and infinities anywhere in ``data``: Python's JSON parser lets them in."""
+    if isinstance(data, float) and not math.isfinite(data):
+        raise AmpGuardResponseError(f"{what} is not a finite number")
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            _check_finite(value, f"{what}.{key}")
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            _check_finite(value, f"{what}[{index}]")
+
+
+def _bound(data: Mapping[str, Any], key: str, what: str) -> float | None:
+    """Return a limit as the unit wrote it (6 stays an int), None when absent."""
+    if data.get(key) is None:
+        return None
+    _number(data, key, what)
+    value: float = data[key]
+    return value
 
 
 def _enum[E: StrEnum](kind: type[E], value: object, what: str) -> E:
@@ -347,6 +372,8 @@ class Status:
     current: CurrentIndicator
     meter_available: bool
     meter_error: str | None
+    # Why the unit's settings file was unusable; not a component's state.
+    settings_error: str | None = None
     components: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -356,7 +383,7 @@ class Status:
         voltage = _object(body.get("voltage"), "status.voltage")
         current = _object(body.get("current"), "status.current")
         known = {"power", "communication", "communication_light", "voltage", "current"}
-        known |= {"meter_available", "meter_error"}
+        known |= {"meter_available", "meter_error", "settings_error"}
         return cls(
             power=bool(body.get("power", True)),
             communication=_enum(Communication, body.get("communication"), "communication"),
@@ -378,6 +405,7 @@ class Status:
             ),
             meter_available=bool(body.get("meter_available", True)),
             meter_error=_optional_text(body, "meter_error", "status"),
+            settings_error=_optional_text(body, "settings_error", "status"),
             components={key: value for key, value in body.items() if key not in known},
         )
 
@@ -452,6 +480,63 @@ class Pairing:
         return cls(token=_text(body, "token", "pairing"), client_id=str(body.get("client_id")))
 
 
+@dataclass(frozen=True, kw_only=True)
+class SettingLimits:
+    """One setting's limits, read from the JSON Schema fragment the unit serves for it."""
+
+    types: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    unit: str | None = None
+
+    @property
+    def integer(self) -> bool:
+        """Whether the setting takes whole numbers only."""
+        return "integer" in self.types and "number" not in self.types
+
+    @classmethod
+    def from_dict(cls, data: object, what: str) -> Self:
+        """Validate one setting's schema fragment; keywords this client does not use are skipped."""
+        body = _object(data, what)
+        _check_finite(body, what)
+        kind = body.get("type")
+        if isinstance(kind, str):
+            types: tuple[str, ...] = (kind,)
+        elif kind is None:
+            types = ()
+        elif isinstance(kind, list) and all(isinstance(item, str) for item in kind):
+            types = tuple(kind)
+        else:
+            raise AmpGuardResponseError(f"{what}.type is neither a type nor a list of types")
+        minimum, maximum = _bound(body, "minimum", what), _bound(body, "maximum", what)
+        if minimum is not None and maximum is not None and minimum > maximum:
+            raise AmpGuardResponseError(f"{what}: the minimum is above the maximum")
+        return cls(
+            types=types, minimum=minimum, maximum=maximum, unit=_optional_text(body, "x-unit", what)
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Each setting's limits by dotted name (``installation.main_fuse``), and the PIN's."""
+
+    settings: dict[str, SettingLimits]
+    pin: SettingLimits
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate a /limits reply."""
+        body = _object(data, "limits")
+        settings = _object(body.get("settings"), "limits.settings")
+        return cls(
+            settings={
+                str(name): SettingLimits.from_dict(value, f"limits.settings[{name!r}]")
+                for name, value in settings.items()
+            },
+            pin=SettingLimits.from_dict(body.get("pin"), "limits.pin"),
+        )
+
+
 PushMessage = Readings | Status | Settings
 PushCallback = Callable[[PushMessage], None]
 
@@ -505,6 +590,8 @@ async def _error_from(response: aiohttp.ClientResponse) -> AmpGuardError:
         return AmpGuardSerialMismatchError(message)
     if response.status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
         return AmpGuardAuthenticationError(message)
+    if response.status == HTTPStatus.NOT_FOUND:
+        return AmpGuardNotFoundError(f"{message} ({code or response.status})")
     return AmpGuardResponseError(f"{message} ({code or response.status})")
 
 
@@ -583,6 +670,17 @@ class AmpGuardBridge:
     async def update_settings(self, patch: Mapping[str, Any]) -> Settings:
         """Deep-merge ``patch`` into the settings; returns the new settings."""
         return Settings.from_dict(await self._request("PATCH", "settings", body=patch))
+
+    async def limits(self) -> Limits:
+        """Return each setting's limits; needs no token.
+
+        A bridge before API 1.1 has no such route: AmpGuardNotSupportedError.
+        """
+        try:
+            reply = await self._request("GET", "limits", auth=False)
+        except AmpGuardNotFoundError as err:
+            raise AmpGuardNotSupportedError(f"{self.host} serves no setting limits") from err
+        return Limits.from_dict(reply)
 
     async def reboot(self) -> None:
         """Restart the unit."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, override
 
@@ -19,6 +20,7 @@ from .api import (
     AmpGuardUnsupportedVersionError,
     ApiKind,
     Info,
+    Limits,
     PushMessage,
     Readings,
     Settings,
@@ -70,6 +72,7 @@ class AmpGuardCoordinator(DataUpdateCoordinator[AmpGuardData]):
         self.push_connected = False
         self._push_was_lost = False
         self._push_subscribed = False
+        self._limits: Limits | None = None
 
     @property
     def bridge(self) -> AmpGuardBridge:
@@ -77,6 +80,16 @@ class AmpGuardCoordinator(DataUpdateCoordinator[AmpGuardData]):
         if isinstance(self.client, AmpGuardBridge):
             return self.client
         raise AmpGuardNotSupportedError("A real unit's native protocol cannot do this")
+
+    @override
+    @coordinator_exception_handler
+    async def _async_setup(self) -> None:
+        """Fetch the setting limits once: they change only with the unit's software."""
+        if not isinstance(self.client, AmpGuardBridge):
+            return
+        # A bridge before API 1.1 serves none; the entities that need them are left out.
+        with suppress(AmpGuardNotSupportedError):
+            self._limits = await self.client.limits()
 
     @override
     @coordinator_exception_handler
@@ -93,7 +106,11 @@ class AmpGuardCoordinator(DataUpdateCoordinator[AmpGuardData]):
         self._status_received(state.status)
         self._settings_received(settings)
         return AmpGuardData(
-            kind=ApiKind.BRIDGE, readings=state.readings, status=state.status, settings=settings
+            kind=ApiKind.BRIDGE,
+            readings=state.readings,
+            status=state.status,
+            settings=settings,
+            limits=self._limits,
         )
 
     @callback

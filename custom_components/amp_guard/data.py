@@ -8,17 +8,19 @@ from typing import TYPE_CHECKING
 from .const import PHASES
 
 if TYPE_CHECKING:
-    from .api import ApiKind, Reading, Readings, Settings, Status
+    from .api import ApiKind, Limits, Reading, Readings, SettingLimits, Settings, Status
 
 
 @dataclass(frozen=True, kw_only=True)
 class AmpGuardData:
-    """A unit's readings, and for a bridge its status and settings."""
+    """A unit's readings, and for a bridge its status, settings and their limits."""
 
     kind: ApiKind
     readings: Readings
     status: Status | None = None
     settings: Settings | None = None
+    # Fetched once at set-up; None from a real unit and from a bridge before API 1.1.
+    limits: Limits | None = None
 
     @property
     def reading(self) -> Reading | None:
@@ -30,3 +32,7 @@ class AmpGuardData:
         if self.settings is not None and self.settings.installation.phases == 1:
             return phase == PHASES[0]
         return True
+
+    def setting_limits(self, name: str) -> SettingLimits | None:
+        """Return the unit's limits of the setting ``name``, None when it serves none."""
+        return None if self.limits is None else self.limits.settings.get(name)

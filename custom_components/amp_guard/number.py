@@ -13,7 +13,8 @@ from homeassistant.components.number import (
 )
 from homeassistant.const import EntityCategory, UnitOfElectricCurrent
 
-from .api import ApiKind, Settings
+from .api import ApiKind, SettingLimits, Settings
+from .const import LOGGER
 from .coordinator import AmpGuardConfigEntry, AmpGuardCoordinator
 from .entity import AmpGuardEntity
 from .helpers import action_exception_handler
@@ -29,8 +30,9 @@ PARALLEL_UPDATES = 1
 
 @dataclass(frozen=True, kw_only=True)
 class AmpGuardNumberDescription(NumberEntityDescription):
-    """A number backed by one installation setting."""
+    """A number backed by one setting, bounded by the limits the unit serves for it."""
 
+    limits_key: str
     value_fn: Callable[[Settings], float]
     patch_fn: Callable[[float], dict[str, object]]
 
@@ -39,13 +41,10 @@ DESCRIPTIONS: tuple[AmpGuardNumberDescription, ...] = (
     AmpGuardNumberDescription(
         key="main_fuse",
         translation_key="main_fuse",
+        limits_key="installation.main_fuse",
         device_class=NumberDeviceClass.CURRENT,
         entity_category=EntityCategory.CONFIG,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
-        # The seed's range for the current limit.
-        native_min_value=6,
-        native_max_value=63,
-        native_step=1,
         mode=NumberMode.BOX,
         value_fn=lambda settings: settings.installation.main_fuse,
         patch_fn=lambda value: {"installation": {"main_fuse": int(value)}},
@@ -53,25 +52,67 @@ DESCRIPTIONS: tuple[AmpGuardNumberDescription, ...] = (
 )
 
 
+def _bounded(limits: SettingLimits | None) -> bool:
+    return limits is not None and limits.minimum is not None and limits.maximum is not None
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: AmpGuardConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the numbers; only the bridge API can change settings."""
+    """Add the numbers the unit serves limits for; only the bridge API can change settings."""
     coordinator = entry.runtime_data.coordinator
-    if coordinator.data.kind is not ApiKind.BRIDGE:
+    data = coordinator.data
+    if data.kind is not ApiKind.BRIDGE:
         return
-    async_add_entities(
-        AmpGuardNumberEntity(entry=entry, coordinator=coordinator, description=description)
-        for description in DESCRIPTIONS
-    )
+    entities: list[AmpGuardNumberEntity] = []
+    for description in DESCRIPTIONS:
+        if not _bounded(data.setting_limits(description.limits_key)):
+            # A bridge before API 1.1 serves no limits, and a guessed range could refuse
+            # what the unit accepts (or offer what it refuses).
+            LOGGER.debug(
+                "%s serves no limits for %s: no %s number",
+                entry.title,
+                description.limits_key,
+                description.key,
+            )
+            continue
+        entities.append(
+            AmpGuardNumberEntity(entry=entry, coordinator=coordinator, description=description)
+        )
+    async_add_entities(entities)
 
 
 class AmpGuardNumberEntity(AmpGuardEntity[AmpGuardCoordinator], NumberEntity):
-    """A number that forwards to its description."""
+    """A number that forwards to its description, within the unit's limits."""
 
     entity_description: AmpGuardNumberDescription
+
+    @property
+    def _limits(self) -> SettingLimits | None:
+        return self.coordinator.data.setting_limits(self.entity_description.limits_key)
+
+    @property
+    def native_min_value(self) -> float:
+        """Return the unit's minimum for the setting."""
+        # Set up only with both bounds, which the coordinator keeps for the entry's life.
+        limits = self._limits
+        minimum = None if limits is None else limits.minimum
+        return super().native_min_value if minimum is None else minimum
+
+    @property
+    def native_max_value(self) -> float:
+        """Return the unit's maximum for the setting."""
+        limits = self._limits
+        maximum = None if limits is None else limits.maximum
+        return super().native_max_value if maximum is None else maximum
+
+    @property
+    def native_step(self) -> float | None:
+        """Return 1 for a setting in whole numbers, else Home Assistant's default."""
+        limits = self._limits
+        return 1 if limits is not None and limits.integer else super().native_step
 
     @property
     def native_value(self) -> float | None:

@@ -24,6 +24,7 @@ from custom_components.amp_guard.api import (
     AmpGuardConnectionError,
     ApiKind,
     Info,
+    Limits,
     Pairing,
     PushCallback,
     PushMessage,
@@ -66,6 +67,11 @@ def state_fixture() -> State:
 def settings_fixture() -> Settings:
     """Return the bridge's /settings reply."""
     return Settings.from_dict(load_json_object_fixture("settings.json"))
+
+
+def limits_fixture() -> Limits:
+    """Return the bridge's /limits reply."""
+    return Limits.from_dict(load_json_object_fixture("limits.json"))
 
 
 class PushFeed:
@@ -159,6 +165,7 @@ def mock_bridge(push_feed: PushFeed) -> Generator[MagicMock]:
         bridge.state.return_value = state_fixture()
         bridge.settings.return_value = settings_fixture()
         bridge.update_settings.return_value = settings_fixture()
+        bridge.limits.return_value = limits_fixture()
         bridge.pair.return_value = Pairing(token=TOKEN, client_id="client-1")
         bridge.listen.side_effect = push_feed.listen
         yield bridge

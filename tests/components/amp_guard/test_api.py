@@ -17,12 +17,15 @@ import pytest
 from aiohttp import web
 
 from bridge.models import Phase
+from bridge.schema import limits as declared_limits
+from bridge.settings import Settings as UnitSettings
 from custom_components.amp_guard.api import (
     AmpGuardAuthenticationError,
     AmpGuardBridge,
     AmpGuardConnectionError,
     AmpGuardLockedOutError,
     AmpGuardNative,
+    AmpGuardNotSupportedError,
     AmpGuardResponseError,
     AmpGuardSerialMismatchError,
     AmpGuardTimeoutError,
@@ -32,6 +35,7 @@ from custom_components.amp_guard.api import (
     ApiKind,
     CurrentState,
     GridType,
+    Limits,
     PushMessage,
     Readings,
     Settings,
@@ -139,6 +143,42 @@ async def test_update_settings(paired: AmpGuardBridge) -> None:
     with pytest.raises(AmpGuardValidationError) as refused:
         await paired.update_settings({"installation": {"main_fuse": 100}})
     assert refused.value.field == "installation.main_fuse"
+
+
+async def test_limits(real_bridge: RealBridge, http: aiohttp.ClientSession) -> None:
+    """Each setting's limits come without a token, as the unit declares them."""
+    bridge = AmpGuardBridge(host=LOOPBACK, port=real_bridge.port, session=http)
+    limits = await bridge.limits()
+    declared = declared_limits(UnitSettings)
+    assert set(limits.settings) == set(declared)
+    for name, schema in declared.items():
+        served = limits.settings[name]
+        assert served.minimum == schema.get("minimum"), name
+        assert served.maximum == schema.get("maximum"), name
+        assert served.unit == schema.get("x-unit"), name
+        assert served.integer is (schema.get("type") == "integer"), name
+    fuse = limits.settings["installation.main_fuse"]
+    assert (fuse.types, fuse.unit) == (("integer",), "A")
+    assert not limits.settings["installation.safety_margin"].integer
+    assert limits.pin.types == ("string",)
+
+
+async def test_limits_from_an_older_bridge(http: aiohttp.ClientSession, fake_server: Any) -> None:
+    """A bridge before API 1.1 has no /limits: that is 'not supported', not garbage."""
+
+    async def not_found(_: web.Request) -> web.Response:
+        # What the 1.0 bridge answered for any unknown route under /api/v1.
+        return web.json_response(
+            {"error": {"code": "not_found", "message": "Not Found"}},
+            status=404,
+            headers={"X-Amp-Guard-Api-Version": "1.0"},
+        )
+
+    for routes in ({"/api/v1/{tail:.*}": not_found}, {}):
+        port = await fake_server(routes)
+        bridge = AmpGuardBridge(host=LOOPBACK, port=port, session=http)
+        with pytest.raises(AmpGuardNotSupportedError, match="serves no setting limits"):
+            await bridge.limits()
 
 
 async def test_push(paired: AmpGuardBridge, real_bridge: RealBridge) -> None:
@@ -448,3 +488,56 @@ def test_unknown_status_value() -> None:
     }
     with pytest.raises(AmpGuardResponseError, match="satellite"):
         Status.from_dict(status)
+
+
+def test_limits_keywords() -> None:
+    """A type list, no type, and keywords the client does not use are all accepted."""
+    limits = Limits.from_dict(
+        {
+            "settings": {
+                "a": {"type": ["integer", "null"], "minimum": 1, "maximum": 2},
+                "b": {"enum": ["x", "y"], "description": "no type"},
+                "c": {"type": "array", "items": {"type": "number", "minimum": 0.5}},
+            },
+            "pin": {"type": "string", "pattern": "^(?:[A-Za-z0-9]{8})$"},
+        }
+    )
+    assert limits.settings["a"].integer
+    assert limits.settings["b"].types == ()
+    assert limits.settings["c"].minimum is None
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (["not", "an", "object"], "limits is not a JSON object"),
+        ({"settings": [], "pin": {}}, "limits.settings is not a JSON object"),
+        ({"settings": {"a": 5}, "pin": {}}, r"limits.settings\['a'\] is not a JSON object"),
+        ({"settings": {}}, "limits.pin is not a JSON object"),
+        ({"settings": {"a": {"minimum": "6"}}, "pin": {}}, r"\['a'\].minimum is not a number"),
+        ({"settings": {"a": {"maximum": True}}, "pin": {}}, r"\['a'\].maximum is not a number"),
+        (
+            {"settings": {"a": {"minimum": float("nan")}}, "pin": {}},
+            r"\['a'\].minimum is not a finite number",
+        ),
+        (
+            {"settings": {"a": {"items": {"maximum": float("inf")}}}, "pin": {}},
+            r"\['a'\].items.maximum is not a finite number",
+        ),
+        (
+            {"settings": {"a": {"enum": [1.5, float("-inf")]}}, "pin": {}},
+            r"\['a'\].enum\[1\] is not a finite number",
+        ),
+        ({"settings": {"a": {"type": 5}}, "pin": {}}, "neither a type nor a list of types"),
+        ({"settings": {"a": {"type": ["integer", 5]}}, "pin": {}}, "neither a type nor"),
+        (
+            {"settings": {"a": {"minimum": 63, "maximum": 6}}, "pin": {}},
+            "the minimum is above the maximum",
+        ),
+        ({"settings": {"a": {"x-unit": 1}}, "pin": {}}, r"\['a'\].x-unit is not a string"),
+    ],
+)
+def test_malformed_limits(reply: object, message: str) -> None:
+    """Limits that break the contract are refused with the setting named."""
+    with pytest.raises(AmpGuardResponseError, match=message):
+        Limits.from_dict(reply)

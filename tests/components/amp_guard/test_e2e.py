@@ -126,6 +126,29 @@ async def test_push_end_to_end(hass: HomeAssistant, real_bridge: RealBridge) -> 
     assert real_bridge.unit.auth.clients == []
 
 
+async def test_number_range_end_to_end(hass: HomeAssistant, real_bridge: RealBridge) -> None:
+    """The main fuse number offers exactly the range the unit serves for the setting."""
+    entry_id = await _add(
+        hass, f"{LOOPBACK}:{real_bridge.port}", real_bridge.serial, real_bridge.pin
+    )
+    entry = hass.config_entries.async_get_entry(entry_id)
+    assert entry is not None
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://{LOOPBACK}:{real_bridge.port}/api/v1/limits") as response,
+    ):
+        served = (await response.json())["settings"]["installation.main_fuse"]
+    fuse = hass.states.get(f"number.{entry.title.lower().replace(' ', '_')}_main_fuse")
+    assert fuse is not None
+    assert fuse.attributes["min"] == served["minimum"]
+    assert fuse.attributes["max"] == served["maximum"]
+    assert served["type"] == "integer"
+    assert fuse.attributes["step"] == 1
+    assert fuse.attributes["unit_of_measurement"] == served["x-unit"]
+    await hass.config_entries.async_unload(entry_id)
+    await hass.async_block_till_done()
+
+
 async def test_revoked_token_end_to_end(hass: HomeAssistant, real_bridge: RealBridge) -> None:
     """A token revoked on the unit makes entities unavailable and starts reauth."""
     entry_id = await _add(

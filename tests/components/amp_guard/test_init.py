@@ -57,6 +57,8 @@ async def test_native_load_unload(
         ("state", AmpGuardConnectionError("down"), None),
         ("state", AmpGuardResponseError("garbage"), None),
         ("settings", AmpGuardConnectionError("down"), None),
+        ("limits", AmpGuardConnectionError("down"), None),
+        ("limits", AmpGuardResponseError("garbage"), None),
     ],
 )
 async def test_setup_not_ready(
@@ -163,6 +165,6 @@ async def test_device_info(
     device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, SERIAL)})
     assert device is not None
     assert device.serial_number == SERIAL
-    assert device.model == "Amp Guard (emulated)"
+    assert device.model == "Amp Guard (open)"
     assert device.sw_version == "0.1.0"
     assert device.configuration_url == "http://127.0.0.1:8080/"

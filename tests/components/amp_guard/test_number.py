@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
-from homeassistant.components.number import ATTR_VALUE, SERVICE_SET_VALUE
+from homeassistant.components.number import (
+    ATTR_MAX,
+    ATTR_MIN,
+    ATTR_STEP,
+    ATTR_VALUE,
+    SERVICE_SET_VALUE,
+)
 from homeassistant.components.number import DOMAIN as NUMBER_DOMAIN
-from homeassistant.config_entries import SOURCE_REAUTH
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID, Platform
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
@@ -17,11 +24,14 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, snapsh
 from custom_components.amp_guard.api import (
     AmpGuardAuthenticationError,
     AmpGuardConnectionError,
+    AmpGuardNotSupportedError,
     AmpGuardValidationError,
+    Limits,
+    SettingLimits,
 )
 from custom_components.amp_guard.const import DOMAIN
 
-from .conftest import settings_fixture
+from .conftest import PushFeed, limits_fixture, settings_fixture
 
 if TYPE_CHECKING:
     from unittest.mock import MagicMock
@@ -30,6 +40,7 @@ if TYPE_CHECKING:
     from syrupy.assertion import SnapshotAssertion
 
 ENTITY_ID = "number.amp_guard_5678_main_fuse"
+FUSE_LIMITS = "installation.main_fuse"
 
 
 @pytest.mark.parametrize("init_integration", [Platform.NUMBER], indirect=True)
@@ -39,7 +50,7 @@ async def test_entities(
     entity_registry: er.EntityRegistry,
     init_integration: MockConfigEntry,
 ) -> None:
-    """The main fuse shows the unit's setting with the seed's 6-63 A range."""
+    """The main fuse shows the unit's setting within the 6-63 A the unit serves."""
     await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
 
 
@@ -112,3 +123,91 @@ async def test_native_has_none(
 ) -> None:
     """A real unit's protocol cannot write settings, so it gets no number."""
     assert er.async_entries_for_config_entry(entity_registry, init_native.entry_id) == []
+
+
+def _limits_with_fuse(fuse: SettingLimits | None) -> Limits:
+    served = limits_fixture()
+    settings = {name: limits for name, limits in served.settings.items() if name != FUSE_LIMITS}
+    if fuse is not None:
+        settings[FUSE_LIMITS] = fuse
+    return replace(served, settings=settings)
+
+
+async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+@pytest.mark.parametrize(
+    ("fuse", "expected"),
+    [
+        # Another unit's range, in whole amperes: step 1.
+        (SettingLimits(types=("integer",), minimum=10, maximum=40, unit="A"), (10, 40, 1)),
+        # A range in fractions: Home Assistant's own step for such a range.
+        (SettingLimits(types=("number",), minimum=0.2, maximum=0.9, unit="A"), (0.2, 0.9, 0.1)),
+    ],
+)
+async def test_range_follows_the_unit(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_bridge: MagicMock,
+    push_feed: PushFeed,
+    fuse: SettingLimits,
+    expected: tuple[float, float, float],
+) -> None:
+    """The number's range and step are the unit's limits, not the integration's."""
+    mock_bridge.limits.return_value = _limits_with_fuse(fuse)
+    await _setup(hass, mock_config_entry)
+    state = hass.states.get(ENTITY_ID)
+    assert state is not None
+    assert (state.attributes[ATTR_MIN], state.attributes[ATTR_MAX]) == expected[:2]
+    assert state.attributes[ATTR_STEP] == pytest.approx(expected[2])
+
+
+async def test_limits_fetched_once(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_bridge: MagicMock,
+    push_feed: PushFeed,
+) -> None:
+    """The limits are read at set-up and kept through pushes and polls."""
+    push_feed.send(settings_fixture())
+    await init_integration.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    mock_bridge.limits.assert_awaited_once()
+    state = hass.states.get(ENTITY_ID)
+    assert (state.attributes[ATTR_MIN], state.attributes[ATTR_MAX]) == (6, 63)
+
+
+@pytest.mark.parametrize(
+    ("fuse", "error"),
+    [
+        # A bridge before API 1.1 answers /limits with 404.
+        (None, AmpGuardNotSupportedError("no limits")),
+        # Limits that leave the fuse out, or give it no maximum.
+        (None, None),
+        (SettingLimits(types=("integer",), minimum=6), None),
+    ],
+)
+async def test_no_number_without_limits(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    caplog: pytest.LogCaptureFixture,
+    mock_config_entry: MockConfigEntry,
+    mock_bridge: MagicMock,
+    push_feed: PushFeed,
+    fuse: SettingLimits | None,
+    error: Exception | None,
+) -> None:
+    """Without the unit's range there is no main fuse number; everything else works."""
+    mock_bridge.limits.return_value = _limits_with_fuse(fuse)
+    mock_bridge.limits.side_effect = error
+    with caplog.at_level(logging.DEBUG, logger="custom_components.amp_guard"):
+        await _setup(hass, mock_config_entry)
+    assert mock_config_entry.state is ConfigEntryState.LOADED
+    assert hass.states.get(ENTITY_ID) is None
+    assert entity_registry.async_get(ENTITY_ID) is None
+    assert hass.states.get("sensor.amp_guard_5678_current_l1") is not None
+    assert hass.states.get("select.amp_guard_5678_grid_type") is not None
+    assert "serves no limits for installation.main_fuse: no main_fuse number" in caplog.text
