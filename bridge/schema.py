@@ -160,8 +160,8 @@ class Pattern:
         return None if re.fullmatch(self.regex, value) else self.message
 
     def schema(self) -> dict[str, Any]:
-        """Return ``pattern``, anchored as JSON Schema patterns are not."""
-        return {"pattern": f"^(?:{self.regex})$"}
+        """Return ``pattern`` (anchored, as JSON Schema patterns are not) and its words."""
+        return {"pattern": f"^(?:{self.regex})$", "x-rule": self.message}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -654,9 +654,9 @@ class SchemaBuilder:
             rules = [r.schema() for r in spec.rules if not _applies_to_items(r)]
             target = schema[items_key] = dict(schema[items_key])
             for rule in item_rules:
-                target.update(rule)
+                _merge(target, rule)
         for rule in rules:
-            schema.update(rule)
+            _merge(schema, rule)
         if spec.unit is not None:
             target["x-unit"] = spec.unit
         if spec.doc is not None:
@@ -708,6 +708,14 @@ class SchemaBuilder:
         if kind is object or kind is Any:
             return {}
         raise TypeError(f"no JSON Schema for {kind!r}")
+
+
+def _merge(schema: dict[str, Any], rule: dict[str, Any]) -> None:
+    """Add a rule's keywords; a second rule of the same kind joins ``allOf``."""
+    if any(key in schema for key in rule):
+        schema.setdefault("allOf", []).append(rule)
+    else:
+        schema.update(rule)
 
 
 _SCALARS: Final[dict[Any, dict[str, Any]]] = {

@@ -2,8 +2,9 @@
 
 Paths, access levels, request bodies, replies and every schema come from the
 declarations (``bridge.api.routes.ROUTES`` and the models it names), so the document
-cannot drift from what the server does. Push messages are listed under the push
-route's ``x-push-messages``; the native ``/ws`` protocol is described in docs/api.md.
+cannot drift from what the server does; ``GET /api/v1/openapi.json`` serves it. Push
+messages are listed under the push route's ``x-push-messages``; the native ``/ws``
+protocol is described in docs/api.md.
 """
 
 from __future__ import annotations
@@ -22,13 +23,6 @@ if TYPE_CHECKING:
 JSON: Final = "application/json"
 SECURED: Final[list[dict[str, list[str]]]] = [{"token": []}, {"session": []}]
 _PLACEHOLDER: Final = re.compile(r"{(\w+)(?::[^}]*)?}")
-
-
-def openapi_document(serial: str | None = None) -> dict[str, Any]:
-    """Build the document from the route table; the serial goes into the description."""
-    from bridge.api.routes import ROUTES  # noqa: PLC0415 - the table imports this module
-
-    return build_document(ROUTES, serial)
 
 
 def build_document(routes: Iterable[Route[Any]], serial: str | None = None) -> dict[str, Any]:

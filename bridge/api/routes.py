@@ -28,6 +28,7 @@ from bridge.api.models import (
     StatusReply,
 )
 from bridge.api.native_ws import native_ws
+from bridge.api.openapi import build_document
 from bridge.api.push import push
 from bridge.api.routing import (
     API,
@@ -250,10 +251,13 @@ def _emulator(unit: AmpGuardUnit) -> EmulatorSource:
     return source
 
 
+def openapi_document(serial: str | None = None) -> dict[str, Any]:
+    """Write the OpenAPI 3.1 document of this API from the table below."""
+    return build_document(ROUTES, serial)
+
+
 async def openapi(call: Call[None]) -> dict[str, Any]:
     """Serve the OpenAPI 3.1 document of this API."""
-    from bridge.api.openapi import openapi_document  # noqa: PLC0415 - it reads this table
-
     return openapi_document(call.unit.identity.serial)
 
 

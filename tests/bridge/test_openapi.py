@@ -7,6 +7,7 @@ schemas, so a model and what the server sends cannot drift apart.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
@@ -15,7 +16,8 @@ from bridge_harness import wait_for
 from openapi_spec_validator import validate
 
 from bridge import API_VERSION
-from bridge.api.openapi import openapi_document
+from bridge.api.apidoc import render
+from bridge.api.routes import openapi_document
 from bridge.api.server import create_app
 
 if TYPE_CHECKING:
@@ -214,3 +216,12 @@ async def test_push_messages_match_the_document(
             seen.add(message["type"])
     with pytest.raises(jsonschema.ValidationError):
         validator.validate({"type": "readings", "data": {"available": "yes"}})
+
+
+def test_the_tables_of_docs_api_md_follow_the_declarations() -> None:
+    """Run ``python -m bridge.api.apidoc docs/api.md`` when this fails."""
+    path = Path(__file__).parents[2] / "docs" / "api.md"
+    text = path.read_text(encoding="utf-8")
+    assert "<!-- generated:routes -->" in text
+    assert "<!-- generated:limits -->" in text
+    assert render(text) == text
