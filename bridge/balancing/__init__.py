@@ -1,0 +1,1 @@
+"""Load balancing: the unit keeps every managed charger under the main fuse, per phase."""
