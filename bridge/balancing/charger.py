@@ -2,8 +2,10 @@
 
 The balancing controller reads each charger's ``spec`` (what it may be given) and its
 latest ``report`` (what it says it does), decides, and calls ``set_limit``. Drivers
-(emulated chargers, the OCPP central system) implement ``Charger``; the controller
-never knows which one it talks to.
+(emulated chargers, the OCPP central system) implement ``Charger`` and bring their
+chargers through a ``ChargerProvider``; the controller never knows which one it talks
+to. The user's settings for a charger (its ``ChargerSpec``) are kept by the unit and
+handed to the driver with ``apply_spec``.
 
 Phases: a charger has its own L1..L3; ``Rotation`` says which grid phase each sits on.
 A 1-phase charger uses its L1 only, so a 1-phase charger on grid L2 has ``phases=1``
@@ -121,9 +123,44 @@ class Charger(Protocol):
     def report(self) -> ChargerReport:
         """What it last said it does."""
 
+    def apply_spec(self, spec: ChargerSpec) -> None:
+        """Take the user's settings for this charger (from the next decision on)."""
+
     async def set_limit(self, amps: float, phases: int) -> None:
         """Offer the car at most ``amps`` per phase on ``phases`` phases; 0 pauses.
 
         Raises ``ChargerError`` when the charger refuses or cannot be reached; the
         controller then treats the charger as drawing what it reports (or its max).
         """
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PendingCharger:
+    """A charger that asked to be managed and waits for the user to accept it."""
+
+    id: str
+    provider: str
+    # What it says of itself (vendor, model, ...), for the user to recognise it.
+    details: dict[str, str]
+    first_seen: float
+
+
+@runtime_checkable
+class ChargerProvider(Protocol):
+    """Brings chargers: the emulated ones, or those that connect over OCPP."""
+
+    @property
+    def name(self) -> str:
+        """``emulator``, ``ocpp``, ..."""
+
+    def chargers(self) -> tuple[Charger, ...]:
+        """Return the accepted chargers it drives now."""
+
+    def pending(self) -> tuple[PendingCharger, ...]:
+        """Return the chargers that asked to be managed and are not accepted yet."""
+
+    async def accept(self, charger_id: str) -> Charger:
+        """Manage a pending charger from now on (raises ``ChargerError`` if unknown)."""
+
+    async def forget(self, charger_id: str) -> bool:
+        """Stop managing a charger and forget it; False when it was not known."""

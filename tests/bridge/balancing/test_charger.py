@@ -78,6 +78,9 @@ class _Fixed:
     def report(self) -> ChargerReport:
         return ChargerReport(state=ChargerState.AVAILABLE, at=0.0)
 
+    def apply_spec(self, spec: ChargerSpec) -> None:
+        self.applied = spec
+
     async def set_limit(self, amps: float, phases: int) -> None:
         self.limits.append((amps, phases))
 
