@@ -1,4 +1,9 @@
-"""A small in-process event bus; events are named ``component:event``."""
+"""A small in-process event bus; events are named ``component:event`` and typed.
+
+Each event is an ``Event[...]`` key that carries its payload's types (as Home
+Assistant's ``SignalType`` and aiohttp's ``AppKey`` do), so strict mypy checks that a
+sender sends and a subscriber takes exactly what the event declares.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,41 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVarTuple, Unpack
+
+if TYPE_CHECKING:
+    from bridge.models import Reading, Status
+    from bridge.settings import Settings
 
 _LOGGER = logging.getLogger(__package__)
 
-# Events the unit sends; payloads in brackets.
-READING: Final = "metering:reading"  # (Reading | None, error: str | None)
-STATUS: Final = "status:changed"  # (Status)
-SETTINGS: Final = "settings:changed"  # (Settings)
-REBOOT: Final = "system:reboot"  # ()
-FACTORY_RESET: Final = "system:factory_reset"  # ()
-BUTTON_PRESSED: Final = "gpio:button_pressed"  # () the reset button, before it reboots
+_Ts = TypeVarTuple("_Ts")
 
-Callback = Callable[..., Awaitable[None] | None]
+
+class Event(Generic[*_Ts]):
+    """The key of an event: its name, and (for the type checker) its payload's types."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        """Name the event ``component:event``."""
+        self.name = name
+
+    def __repr__(self) -> str:
+        """Show the event's name."""
+        return f"<event {self.name}>"
+
+
+# Events the unit sends.
+READING: Final[Event[Reading | None, str | None]] = Event("metering:reading")  # reading, error
+STATUS: Final[Event[Status]] = Event("status:changed")
+SETTINGS: Final[Event[Settings]] = Event("settings:changed")
+REBOOT: Final[Event[()]] = Event("system:reboot")
+FACTORY_RESET: Final[Event[()]] = Event("system:factory_reset")
+# The reset button was pressed (before it reboots).
+BUTTON_PRESSED: Final[Event[()]] = Event("gpio:button_pressed")
+
+_Callback = Callable[..., Awaitable[None] | None]
 
 
 class EventBus:
@@ -26,19 +53,24 @@ class EventBus:
 
     def __init__(self) -> None:
         """Start with no subscribers."""
-        self._subscribers: defaultdict[str, list[Callback]] = defaultdict(list)
+        self._subscribers: defaultdict[Event[*tuple[Any, ...]], list[_Callback]] = defaultdict(list)
 
-    def subscribe(self, event: str, callback: Callback) -> Callable[[], None]:
+    def subscribe(
+        self,
+        event: Event[*_Ts],
+        callback: Callable[[Unpack[_Ts]], Awaitable[None] | None],
+    ) -> Callable[[], None]:
         """Call ``callback`` on ``event``; returns a function that unsubscribes."""
-        self._subscribers[event].append(callback)
+        subscribers = self._subscribers[event]
+        subscribers.append(callback)
 
         def unsubscribe() -> None:
-            if callback in self._subscribers[event]:
-                self._subscribers[event].remove(callback)
+            if callback in subscribers:
+                subscribers.remove(callback)
 
         return unsubscribe
 
-    async def send_event(self, event: str, *args: object) -> None:
+    async def send_event(self, event: Event[*_Ts], *args: *_Ts) -> None:
         """Deliver ``event`` to every subscriber in order."""
         for callback in list(self._subscribers[event]):
             try:
@@ -49,4 +81,4 @@ class EventBus:
                 raise
             except Exception:
                 # One broken output must not stop metering or the other outputs.
-                _LOGGER.exception("Subscriber of %s failed", event)
+                _LOGGER.exception("Subscriber of %s failed", event.name)

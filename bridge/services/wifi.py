@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from bridge.config import NetworkOptions
-from bridge.events import SETTINGS
+from bridge.events import SETTINGS, Event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -34,7 +34,7 @@ _LOGGER = logging.getLogger(__name__)
 
 STATE_KEY: Final = "wifi"
 # Sent before the radio is handed to a new network (a single radio also hosts the setup AP).
-APPLYING_EVENT: Final = "wifi:applying"
+APPLYING_EVENT: Final[Event[str]] = Event("wifi:applying")  # the SSID being applied
 ROLLBACK_AFTER: Final = timedelta(minutes=1)
 DEFAULT_INTERFACE: Final = NetworkOptions().interface
 # The profiles this unit owns in NetworkManager; others are never touched.

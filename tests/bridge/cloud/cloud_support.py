@@ -19,7 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from bridge.config import ServerOptions, StartupOptions
-from bridge.events import EventBus
+from bridge.events import READING, SETTINGS, STATUS, EventBus
 from bridge.identity import Identity
 from bridge.models import (
     PHASES,
@@ -321,17 +321,17 @@ class CloudTestUnit:
     async def change_settings(self, settings: Settings) -> None:
         """Apply new settings as the unit does: keep them and send the event."""
         self.settings = settings
-        await self.events.send_event("settings:changed", settings)
+        await self.events.send_event(SETTINGS, settings)
 
     async def send_reading(self, sequence: int) -> None:
         """Send a reading event as the metering loop does."""
         self.reading = make_reading(sequence=sequence)
-        await self.events.send_event("metering:reading", self.reading, None)
+        await self.events.send_event(READING, self.reading, None)
 
     async def send_status(self, status: Status) -> None:
         """Send a status change as the unit does."""
         self.status = status
-        await self.events.send_event("status:changed", status)
+        await self.events.send_event(STATUS, status)
 
 
 def _openssl(*args: str | Path) -> None:

@@ -20,6 +20,7 @@ from cloud_support import (
     wait_until,
 )
 
+from bridge.events import FACTORY_RESET
 from bridge.models import Communication
 from bridge.services.cloud.errors import CloudError
 from bridge.services.cloud.reporter import CloudReporter, ReporterTuning
@@ -201,7 +202,7 @@ async def test_factory_reset_discards_unsent_reports_but_not_the_numbering(
         await unit.send_status(make_status(meter_error=f"error {index}"))
     await wait_until(lambda: reporter.outbox.backlog == 5)
     await unit.change_settings(Settings())
-    await unit.events.send_event("system:factory_reset")
+    await unit.events.send_event(FACTORY_RESET)
     assert reporter.outbox.backlog == 0
     await wait_until(lambda: unit.cloud.get("state") == "disabled")
     assert unit.cloud["backlog"] == 0
