@@ -419,6 +419,11 @@ class AdcSource:
         if self._processor is not None:
             self._processor.calibration = self._calibration
 
+    @property
+    def nominal_interval(self) -> float:
+        """Seconds between measurements: the interval it was made with."""
+        return self._interval
+
     async def component_init(self) -> None:
         """Open the input; an absent input is logged, and retried by ``read``."""
         try:

@@ -25,6 +25,10 @@ class Source(Protocol):
 
     name: str
 
+    @property
+    def nominal_interval(self) -> float:
+        """Seconds between measurements of a healthy meter (staleness is judged by it)."""
+
     async def component_init(self) -> None:
         """Open connections; must not raise for a meter that is merely offline."""
 

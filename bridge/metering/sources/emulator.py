@@ -317,6 +317,11 @@ class EmulatorSource:
         self._fault = checked
         self._fault_phase = checked_phase
 
+    @property
+    def nominal_interval(self) -> float:
+        """Seconds between measurements: the interval it was made with."""
+        return self._interval
+
     async def component_init(self) -> None:
         """Answer reads (again): the household lives in memory, nothing to open."""
         self._closed = False

@@ -210,6 +210,11 @@ class ModbusSource:
         self._next_poll = 0.0
         self._last_error: str | None = None
 
+    @property
+    def nominal_interval(self) -> float:
+        """Seconds between measurements: the interval it was made with."""
+        return self._interval
+
     async def component_init(self) -> None:
         """Connect; a meter that is offline now is retried by ``read``."""
         try:
