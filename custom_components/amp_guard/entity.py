@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.const import CONF_HOST, CONF_PORT
-from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.update_coordinator import CoordinatorEntity, DataUpdateCoordinator
 
 from .const import DOMAIN, MANUFACTURER
@@ -14,6 +15,32 @@ if TYPE_CHECKING:
     from homeassistant.helpers.entity import EntityDescription
 
     from .coordinator import AmpGuardConfigEntry
+
+
+def unit_identifier(entry: AmpGuardConfigEntry) -> tuple[str, str]:
+    """Return the device identifier of an entry's unit: our domain and its serial."""
+    return (DOMAIN, str(entry.unique_id))
+
+
+@callback
+def async_entry_for_device(hass: HomeAssistant, device_id: str) -> AmpGuardConfigEntry | None:
+    """Return the entry of one of our devices, found from the device's own identifier.
+
+    The identifier carries the serial, which is also the entry's unique ID, on every
+    release. A device's list of config entries is no way there: Home Assistant 2026.11
+    logs each read of `DeviceEntry.config_entries` and drops it in 2027.10, while its
+    replacement, `config_entry_id`, does not exist in 2025.4.
+    """
+    device = dr.async_get(hass).async_get(device_id)
+    for domain, serial in set() if device is None else device.identifiers:
+        if domain != DOMAIN:
+            continue
+        entry: AmpGuardConfigEntry | None = hass.config_entries.async_entry_for_domain_unique_id(
+            DOMAIN, serial
+        )
+        if entry is not None:
+            return entry
+    return None
 
 
 class AmpGuardEntity[C: DataUpdateCoordinator[Any]](CoordinatorEntity[C]):
@@ -38,8 +65,8 @@ class AmpGuardEntity[C: DataUpdateCoordinator[Any]](CoordinatorEntity[C]):
         info = entry.runtime_data.info
         host, port = entry.data[CONF_HOST], entry.data[CONF_PORT]
         netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, str(entry.unique_id))},
+        self._attr_device_info = dr.DeviceInfo(
+            identifiers={unit_identifier(entry)},
             configuration_url=f"http://{netloc}/",
             manufacturer=MANUFACTURER,
             model=info.model if info else "Amp Guard",

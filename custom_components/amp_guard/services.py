@@ -9,10 +9,10 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers import device_registry as dr
 
 from .api import AmpGuardBridge, AmpGuardError, ApiKind
 from .const import DOMAIN
+from .entity import async_entry_for_device
 from .helpers import translated_error
 
 if TYPE_CHECKING:
@@ -41,26 +41,20 @@ def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
     )
 
 
-def _entry_id_of_device(hass: HomeAssistant, device_id: str) -> str:
-    device = dr.async_get(hass).async_get(device_id)
-    for entry_id in [] if device is None else device.config_entries:
-        entry = hass.config_entries.async_get_entry(entry_id)
-        if entry is not None and entry.domain == DOMAIN:
-            return entry_id
-    raise _invalid("device_not_found", device_id=device_id)
-
-
 def _target_entry(hass: HomeAssistant, call: ServiceCall) -> AmpGuardConfigEntry:
     """Find the loaded entry a call aims at, by device or config entry."""
     device_id: str | None = call.data.get(ATTR_DEVICE_ID)
     entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
+    entry: AmpGuardConfigEntry | None
     if device_id is not None and entry_id is None:
-        entry_id = _entry_id_of_device(hass, device_id)
-    elif (device_id is None) == (entry_id is None):
+        if (entry := async_entry_for_device(hass, device_id)) is None:
+            raise _invalid("device_not_found", device_id=device_id)
+    elif entry_id is not None and device_id is None:
+        entry = hass.config_entries.async_get_entry(entry_id)
+        if entry is None or entry.domain != DOMAIN:
+            raise _invalid("entry_not_found", config_entry_id=entry_id)
+    else:
         raise _invalid("target_required")
-    entry: AmpGuardConfigEntry | None = hass.config_entries.async_get_entry(str(entry_id))
-    if entry is None or entry.domain != DOMAIN:
-        raise _invalid("entry_not_found", config_entry_id=str(entry_id))
     if entry.state is not ConfigEntryState.LOADED:
         raise _invalid("entry_not_loaded", name=entry.title)
     if entry.runtime_data.coordinator.data.kind is not ApiKind.BRIDGE:

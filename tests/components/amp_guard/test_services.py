@@ -43,6 +43,55 @@ async def test_reboot_by_device(
     mock_bridge.reboot.assert_awaited_once_with()
 
 
+async def test_device_found_by_its_identifier(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_bridge: MagicMock,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """The device's (domain, serial) identifier leads to the entry, not its config entries.
+
+    Home Assistant 2026.11 logs every read of DeviceEntry.config_entries by a custom
+    integration and drops it in 2027.10. Here the device lists only another integration's
+    entry, and the action still finds the unit's entry through the serial.
+    """
+    device = device_registry.async_get_device(identifiers={(DOMAIN, SERIAL)})
+    assert device is not None
+    other = MockConfigEntry(domain="other")
+    other.add_to_hass(hass)
+    device_registry.async_update_device(device.id, add_config_entry_id=other.entry_id)
+    device = device_registry.async_update_device(
+        device.id, remove_config_entry_id=init_integration.entry_id
+    )
+    assert device is not None
+    assert device.config_entries == {other.entry_id}
+    assert device.identifiers == {(DOMAIN, SERIAL)}
+
+    await hass.services.async_call(DOMAIN, SERVICE_REBOOT, {"device_id": device.id}, blocking=True)
+    mock_bridge.reboot.assert_awaited_once_with()
+
+
+async def test_device_with_our_identifier_but_no_entry(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_bridge: MagicMock,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """A device naming a serial that no entry of ours has is refused, and nothing is sent."""
+    other = MockConfigEntry(domain="other")
+    other.add_to_hass(hass)
+    device = device_registry.async_get_or_create(
+        config_entry_id=other.entry_id, identifiers={(DOMAIN, "AG00000000"), ("other", "1")}
+    )
+    with pytest.raises(ServiceValidationError) as raised:
+        await hass.services.async_call(
+            DOMAIN, SERVICE_REBOOT, {"device_id": device.id}, blocking=True
+        )
+    assert raised.value.translation_key == "device_not_found"
+    assert raised.value.translation_placeholders == {"device_id": device.id}
+    mock_bridge.reboot.assert_not_awaited()
+
+
 async def test_factory_reset_by_entry(
     hass: HomeAssistant, init_integration: MockConfigEntry, mock_bridge: MagicMock
 ) -> None:
