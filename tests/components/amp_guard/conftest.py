@@ -7,14 +7,19 @@ contract and end-to-end tests run the same integration against the real bridge.
 from __future__ import annotations
 
 import asyncio
+import json
+import string
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 from unittest.mock import AsyncMock, MagicMock, patch
 
 import aiohttp
 import pytest
+from homeassistant.config_entries import ConfigEntriesFlowManager
 from homeassistant.const import CONF_HOST, CONF_PIN, CONF_PORT, CONF_TOKEN
+from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     load_json_object_fixture,
@@ -35,8 +40,7 @@ from custom_components.amp_guard.api import (
 from custom_components.amp_guard.const import CONF_API, CONF_CLIENT_ID, DOMAIN
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Generator
-    from pathlib import Path
+    from collections.abc import AsyncIterator, Generator, Mapping
 
     from homeassistant.core import HomeAssistant
 
@@ -52,6 +56,79 @@ TOKEN = "token-from-pairing"
 PIN = "A1B2C3D4"
 # The real unit's 12 numbers: currents, voltages, powers, angles of L1-L3.
 NATIVE_VALUES = (10.5, 8.25, -4.0, 231.0, 229.5, 230.5, 2380.0, 1850.0, -905.0, 11.0, 12.5, 175.0)
+FLOW_STRINGS: Final = json.loads(
+    (Path(__file__).parents[3] / "custom_components" / DOMAIN / "strings.json").read_text(
+        encoding="utf-8"
+    )
+)["config"]
+
+
+def _flow_texts(result: Mapping[str, Any]) -> dict[str, str | None]:
+    """Return what a flow result shows, each with its string (None: there is none)."""
+    if result["type"] is FlowResultType.ABORT:
+        return {f"abort reason {result['reason']!r}": FLOW_STRINGS["abort"].get(result["reason"])}
+    if result["type"] is not FlowResultType.FORM:
+        return {}
+    step_id = result["step_id"]
+    step: dict[str, str] | None = FLOW_STRINGS["step"].get(step_id)
+    texts: dict[str, str | None]
+    if step is None:
+        texts = {f"step {step_id!r}": None}
+    else:
+        texts = {
+            f"step {step_id!r} {part}": text
+            for part, text in step.items()
+            if part in {"title", "description"}
+        }
+    for error in (result.get("errors") or {}).values():
+        texts[f"error {error!r}"] = FLOW_STRINGS["error"].get(error)
+    return texts
+
+
+def untranslated(result: Mapping[str, Any]) -> list[str]:
+    """Say what a result of our config flow shows that strings.json has no text for.
+
+    An abort reason, a form's step or an error without a string, or a string whose
+    placeholder the result does not fill. A result that names another translation
+    domain (Home Assistant's own reasons, from 2026.10 on) is that domain's business.
+    """
+    if result["handler"] != DOMAIN or result.get("translation_domain", DOMAIN) != DOMAIN:
+        return []
+    filled = set(result.get("description_placeholders") or {})
+    problems = []
+    for what, text in _flow_texts(result).items():
+        if text is None:
+            problems.append(f"{what} has no string")
+            continue
+        needed = {name for _, name, _, _ in string.Formatter().parse(text) if name}
+        if needed - filled:
+            problems.append(f"{what} needs placeholders {sorted(needed - filled)}")
+    return problems
+
+
+@pytest.fixture(autouse=True)
+def check_flow_translations() -> Generator[None]:
+    """Fail a test in which our config flow shows something strings.json cannot say."""
+    problems: list[str] = []
+    init, configure = ConfigEntriesFlowManager.async_init, ConfigEntriesFlowManager.async_configure
+
+    async def checked_init(self: ConfigEntriesFlowManager, *args: Any, **kwargs: Any) -> Any:
+        result = await init(self, *args, **kwargs)
+        problems.extend(untranslated(result))
+        return result
+
+    async def checked_configure(self: ConfigEntriesFlowManager, *args: Any, **kwargs: Any) -> Any:
+        result = await configure(self, *args, **kwargs)
+        problems.extend(untranslated(result))
+        return result
+
+    with (
+        patch.object(ConfigEntriesFlowManager, "async_init", checked_init),
+        patch.object(ConfigEntriesFlowManager, "async_configure", checked_configure),
+    ):
+        yield
+    if problems:
+        pytest.fail("untranslated config flow results: " + "; ".join(problems))
 
 
 def info_fixture() -> Info:

@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
+from homeassistant.data_entry_flow import FlowResultType
 
 from custom_components.amp_guard import sensor
 from custom_components.amp_guard.const import DOMAIN
+
+from .conftest import untranslated
 
 INTEGRATION = Path(__file__).parents[3] / "custom_components" / DOMAIN
 LANGUAGES = ("en", "nl", "sv")
@@ -61,6 +64,47 @@ def test_entity_translation_keys_exist() -> None:
         assert f"entity.sensor.{description.translation_key}.name" in strings
         for option in description.options or ():
             assert f"entity.sensor.{description.translation_key}.state.{option}" in strings
+
+
+@pytest.mark.parametrize(
+    ("result", "problems"),
+    [
+        ({"type": FlowResultType.ABORT, "reason": "wrong_device"}, []),
+        (
+            {"type": FlowResultType.ABORT, "reason": "already_in_progress"},
+            [],
+        ),
+        (
+            {"type": FlowResultType.ABORT, "reason": "no_such_reason"},
+            ["abort reason 'no_such_reason' has no string"],
+        ),
+        # Home Assistant's own wording (2026.10 and later) is not ours to supply.
+        (
+            {
+                "type": FlowResultType.ABORT,
+                "reason": "no_such_reason",
+                "translation_domain": "homeassistant",
+            },
+            [],
+        ),
+        (
+            {
+                "type": FlowResultType.FORM,
+                "step_id": "user",
+                "errors": {"base": "locked_out"},
+                "description_placeholders": {},
+            },
+            ["error 'locked_out' needs placeholders ['retry_after']"],
+        ),
+        (
+            {"type": FlowResultType.FORM, "step_id": "nowhere", "errors": {"host": "nope"}},
+            ["step 'nowhere' has no string", "error 'nope' has no string"],
+        ),
+    ],
+)
+def test_flow_results_checked(result: dict[str, Any], problems: list[str]) -> None:
+    """The check every flow test runs under catches a reason or error without its text."""
+    assert untranslated({"handler": DOMAIN} | result) == problems
 
 
 def test_services_and_icons_match() -> None:
