@@ -278,8 +278,12 @@ class AmpGuardConfigFlow(ConfigFlow, domain=DOMAIN):
                     field, key = self._error(err, {CONF_HOST}, placeholders)
                     errors[field] = key
                 else:
+                    # Named, because from 2026.10 Home Assistant shows its own generic
+                    # wording for the default reason; ours says what changed.
                     return self.async_update_reload_and_abort(
-                        entry, data_updates={CONF_HOST: host, CONF_PORT: port}
+                        entry,
+                        data_updates={CONF_HOST: host, CONF_PORT: port},
+                        reason="reconfigure_successful",
                     )
         return self.async_show_form(
             step_id="reconfigure",
@@ -297,7 +301,8 @@ class AmpGuardConfigFlow(ConfigFlow, domain=DOMAIN):
         if kind.value != data[CONF_API]:
             raise AmpGuardUnknownDeviceError(f"{host} speaks the {kind.value} protocol")
         if info is not None:
-            await self.async_set_unique_id(info.serial)
+            # A discovery of that serial may be under way; it must not block this step.
+            await self.async_set_unique_id(info.serial, raise_on_progress=False)
             self._abort_if_unique_id_mismatch(reason="wrong_device")
             return
         # A real unit carries no serial: that its PIN still works is the best proof.

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from ipaddress import ip_address
 from typing import TYPE_CHECKING
+from unittest.mock import patch
 
 import pytest
-from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF
+from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF, ConfigFlow
 from homeassistant.const import CONF_HOST, CONF_PIN, CONF_PORT, CONF_TOKEN
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
@@ -254,6 +255,20 @@ async def test_zeroconf_moved_unit(
     assert len(hass.config_entries.async_entries(DOMAIN)) == 1
 
 
+async def test_zeroconf_twice(hass: HomeAssistant) -> None:
+    """A second advert of a unit being set up (IPv4 and IPv6) ends with a translated reason."""
+    first = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=DISCOVERY
+    )
+    assert first["step_id"] == "zeroconf_confirm"
+    second = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=DISCOVERY
+    )
+    assert second["type"] is FlowResultType.ABORT
+    assert second["reason"] == "already_in_progress"
+    assert len(hass.config_entries.flow.async_progress()) == 1
+
+
 async def test_zeroconf_without_serial(hass: HomeAssistant) -> None:
     """An advert without a serial cannot be tied to a unit."""
     bare = ZeroconfServiceInfo(
@@ -347,6 +362,35 @@ async def test_reconfigure(
     assert mock_config_entry.data[CONF_TOKEN] == TOKEN
 
 
+@pytest.mark.usefixtures("mock_setup_entry", "mock_bridge", "mock_detect")
+async def test_success_reasons(hass: HomeAssistant, mock_config_entry: MockConfigEntry) -> None:
+    """Reconfigure names its reason; reauth leaves the reason to Home Assistant.
+
+    From 2026.10 Home Assistant words the default reasons of async_update_reload_and_abort
+    itself. "The address was changed." says more than its "Reconfiguration was successful",
+    so that reason is passed by name and stays ours; "Paired again." says no more than
+    "Re-authentication was successful", so our string only serves older releases.
+    """
+    mock_config_entry.add_to_hass(hass)
+    with patch.object(
+        ConfigFlow,
+        "async_update_reload_and_abort",
+        autospec=True,
+        side_effect=ConfigFlow.async_update_reload_and_abort,
+    ) as update:
+        result = await mock_config_entry.start_reconfigure_flow(hass)
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_HOST: "127.0.0.3:8080"}
+        )
+        assert result["reason"] == "reconfigure_successful"
+        assert update.call_args.kwargs["reason"] == "reconfigure_successful"
+
+        result = await mock_config_entry.start_reauth_flow(hass)
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_PIN: PIN})
+        assert result["reason"] == "reauth_successful"
+        assert "reason" not in update.call_args.kwargs
+
+
 @pytest.mark.usefixtures("mock_setup_entry", "mock_bridge")
 async def test_reconfigure_other_unit(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry, mock_detect: AsyncMock
@@ -364,6 +408,46 @@ async def test_reconfigure_other_unit(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "wrong_device"
     assert mock_config_entry.data[CONF_HOST] == "127.0.0.1"
+
+
+@pytest.mark.usefixtures("mock_setup_entry", "mock_bridge")
+async def test_reconfigure_other_unit_being_discovered(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, mock_detect: AsyncMock
+) -> None:
+    """A discovery of the other unit in progress does not turn the answer into another.
+
+    The reconfigure step sets the serial it found as its unique ID; the discovery flow
+    holds that serial too, which must not abort the step with already_in_progress: the
+    user asked about this entry's address, and the answer is that it is another unit.
+    """
+    mock_config_entry.add_to_hass(hass)
+    other = Info(serial="AG00000000", model="m", firmware="f", api_version="1.0", name="Other")
+    discovered = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_ZEROCONF},
+        data=ZeroconfServiceInfo(
+            ip_address=ip_address("127.0.0.3"),
+            ip_addresses=[ip_address("127.0.0.3")],
+            hostname="amp-guard-AG00000000.local.",
+            name="Amp Guard AG00000000._amp-guard._tcp.local.",
+            port=8080,
+            type=DISCOVERY.type,
+            properties={"serial": other.serial},
+        ),
+    )
+    assert discovered["step_id"] == "zeroconf_confirm"
+    mock_detect.return_value = (ApiKind.BRIDGE, other)
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: "127.0.0.3:8080"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_device"
+    assert mock_config_entry.data[CONF_HOST] == "127.0.0.1"
+    # The discovery goes on: the user can still add the other unit.
+    assert [flow["flow_id"] for flow in hass.config_entries.flow.async_progress()] == [
+        discovered["flow_id"]
+    ]
 
 
 @pytest.mark.usefixtures("mock_setup_entry", "mock_bridge")
