@@ -118,7 +118,7 @@ def test_services_and_icons_match() -> None:
 
 
 def test_manifest() -> None:
-    """The manifest has what HACS and Home Assistant need."""
+    """The manifest and hacs.json have what HACS, the Marketplace and Home Assistant need."""
     manifest = json.loads((INTEGRATION / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["domain"] == DOMAIN
     assert manifest["iot_class"] == "local_push"
@@ -126,6 +126,9 @@ def test_manifest() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+", manifest["version"])
     hacs = json.loads((INTEGRATION.parents[1] / "hacs.json").read_text(encoding="utf-8"))
     assert hacs["homeassistant"] == "2025.4.0"
+    # The Marketplace (2026.11) lists the repository under hacs.json's name.
+    assert hacs["name"] == manifest["name"]
+    assert (INTEGRATION / "brand" / "icon.png").is_file()
 
 
 def test_quality_scale_honest() -> None:
