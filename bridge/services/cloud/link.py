@@ -12,7 +12,7 @@ from bridge.services.cloud.pacing import RatePacer
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
-    from bridge.services.cloud.client import ReportingClient
+    from bridge.services.broker.client import BrokerClient
     from bridge.services.cloud.outbox import Outbox, StoredReport
     from bridge.services.cloud.payloads import Topics
 
@@ -32,7 +32,7 @@ class Link:
 
     def __init__(
         self,
-        client: ReportingClient,
+        client: BrokerClient,
         outbox: Outbox,
         topics: Topics,
         *,

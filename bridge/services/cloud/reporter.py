@@ -20,16 +20,13 @@ from typing import TYPE_CHECKING, Any, Final
 import aiomqtt
 
 from bridge import events
-from bridge.services.cloud.client import ReportingClient
-from bridge.services.cloud.errors import (
-    CloudError,
-    ReportRefusedError,
-    SocketErrors,
-    describe_error,
-)
+from bridge.services.broker.client import BrokerClient, quiet_logger, until_disconnected
+from bridge.services.broker.errors import BrokerError, SocketErrors, describe_error
+from bridge.services.broker.pacing import Backoff, ReadingSampler
+from bridge.services.broker.tls import build_tls_context
+from bridge.services.cloud.errors import CloudError, ReportRefusedError
 from bridge.services.cloud.link import Link
 from bridge.services.cloud.outbox import OUTBOX_FILE, Outbox, OutboxError, StoredReport
-from bridge.services.cloud.pacing import Backoff, ReadingSampler
 from bridge.services.cloud.payloads import (
     PresenceReason,
     ReportKind,
@@ -37,7 +34,6 @@ from bridge.services.cloud.payloads import (
     encode_presence,
     encode_report,
 )
-from bridge.services.cloud.tls import build_tls_context
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -123,12 +119,7 @@ class CloudReporter:
         # paho's own log, kept out of the unit's log: each retry would repeat its lines.
         # The status and one warning per new error say it in words instead.
         self._socket_errors = SocketErrors()
-        self._mqtt_log = logging.getLogger(f"{__package__}.mqtt.{self._serial}")
-        self._mqtt_log.propagate = False
-        self._mqtt_log.setLevel(logging.ERROR)
-        if not self._mqtt_log.handlers:
-            # Between sessions nothing listens; without a handler logging would print.
-            self._mqtt_log.addHandler(logging.NullHandler())
+        self._mqtt_log = quiet_logger(f"{__package__}.mqtt.{self._serial}")
         self._state = CloudState.DISABLED
         self._error: str | None = None
         self._outbox_error: str | None = None
@@ -282,7 +273,7 @@ class CloudReporter:
             try:
                 await self._session(cloud)
                 continue
-            except (aiomqtt.MqttError, CloudError, OSError, OutboxError, sqlite3.Error) as err:
+            except (aiomqtt.MqttError, BrokerError, OSError, OutboxError, sqlite3.Error) as err:
                 self._failed(err, cloud)
             except Exception as err:
                 # A bug must not end reporting for good.
@@ -298,7 +289,7 @@ class CloudReporter:
         """One connection: say hello, report until told to stop, say goodbye."""
         topics = Topics(cloud.topic_prefix, self._serial)
         tls = await asyncio.to_thread(build_tls_context, cloud) if cloud.tls else None
-        client = ReportingClient(
+        client = BrokerClient(
             cloud.host,
             cloud.port,
             username=cloud.username or None,
@@ -341,7 +332,7 @@ class CloudReporter:
             except aiomqtt.MqttError as err:
                 _LOGGER.debug("Cloud goodbye not acknowledged: %s", err)
 
-    async def _exchange(self, client: ReportingClient, topics: Topics) -> None:
+    async def _exchange(self, client: BrokerClient, topics: Topics) -> None:
         """Send live reports and the backlog until the link breaks or must change."""
         # Acknowledgements of the last link go to disk first, so nothing is resent needlessly.
         await self._outbox.flush()
@@ -355,7 +346,7 @@ class CloudReporter:
         )
         loop = asyncio.get_running_loop()
         started = loop.time()
-        watch = asyncio.create_task(_until_disconnected(client))
+        watch = asyncio.create_task(until_disconnected(client))
         wake = asyncio.create_task(self._wake.wait())
         self._link = link
         link.start()
@@ -448,9 +439,3 @@ class CloudReporter:
         if state != self._published:
             self._published = state
             self._unit.publish_state("cloud", state)
-
-
-async def _until_disconnected(client: aiomqtt.Client) -> None:
-    """Return (raising) when the connection ends: the message iterator sees it first."""
-    async for _ in client.messages:
-        pass

@@ -10,7 +10,7 @@ import aiomqtt
 import pytest
 from cloud_support import Broker, CloudTestUnit, Collector, cloud_settings, make_status, wait_until
 
-from bridge.services.cloud.client import ReportingClient
+from bridge.services.broker.client import BrokerClient
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -43,7 +43,7 @@ async def test_a_dropped_connection_leaves_no_writer_and_no_loop_error(broker: B
     loop = asyncio.get_running_loop()
     errors: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
-    client = ReportingClient(
+    client = BrokerClient(
         "127.0.0.1",
         broker.port,
         identifier="dropped",

@@ -14,8 +14,9 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from bridge.services.cloud.errors import describe_error
-from bridge.services.cloud.pacing import Backoff, RatePacer, ReadingSampler
+from bridge.services.broker.errors import describe_error
+from bridge.services.broker.pacing import Backoff, ReadingSampler
+from bridge.services.cloud.pacing import RatePacer
 
 
 def wrapped(cause: BaseException) -> aiomqtt.MqttError:

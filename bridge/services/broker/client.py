@@ -1,7 +1,8 @@
-"""The MQTT client of the cloud link: aiomqtt's, minding PUBACK codes and closed sockets."""
+"""The MQTT client of a broker link: aiomqtt's, minding PUBACK codes and closed sockets."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
@@ -14,12 +15,13 @@ if TYPE_CHECKING:
     from paho.mqtt.reasoncodes import ReasonCode
 
 
-class ReportingClient(aiomqtt.Client):
+class BrokerClient(aiomqtt.Client):
     """aiomqtt's client, remembering a refused PUBACK and never watching a closed socket.
 
     An MQTT 5 broker answers a publish its access rules deny with a PUBACK whose reason
     code says so (Mosquitto: "Not authorized"); aiomqtt completes the publish all the
-    same. Without this, such reports would be deleted from the outbox as delivered.
+    same. Without this, the cloud's reports would be deleted from its outbox as delivered,
+    and the local output would take a refused discovery config for announced.
     """
 
     # The first refusal seen on this connection (a new client is made for each one).
@@ -69,3 +71,24 @@ class ReportingClient(aiomqtt.Client):
         """End the connection's wait with ``err`` (the session sees it and reconnects)."""
         if not self._disconnected.done():
             self._disconnected.set_exception(err)
+
+
+def quiet_logger(name: str) -> logging.Logger:
+    """Return a logger for paho's own lines, kept out of the unit's log.
+
+    Each retry would repeat its lines; the status and one warning per new error say it
+    in words instead (``errors.SocketErrors`` picks up what the words need).
+    """
+    logger = logging.getLogger(name)
+    logger.propagate = False
+    logger.setLevel(logging.ERROR)
+    if not logger.handlers:
+        # Between sessions nothing listens; without a handler logging would print.
+        logger.addHandler(logging.NullHandler())
+    return logger
+
+
+async def until_disconnected(client: aiomqtt.Client) -> None:
+    """Return (raising) when the connection ends: the message iterator sees it first."""
+    async for _ in client.messages:
+        pass
