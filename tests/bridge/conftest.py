@@ -14,6 +14,9 @@ Fixtures (function scope, all cleaned up, nothing left running):
   another unit (its own state folder unless given) with the components you choose; and
   ``make_bridge(unit)`` serves it. Both are stopped at the end of the test.
 - ``fake_clock``: a ``FakeClock``; pass it as ``clock=`` and move lock-outs on by hand.
+- ``broker``: a real Mosquitto on a free loopback port (anonymous, no TLS), stopped at the
+  end; ``certificates``: a CA, a server certificate for 127.0.0.1, a client certificate and
+  a stranger CA, made once per session (``mqtt_broker`` in tests/support has both kinds).
 
 Helpers in ``bridge_harness`` (``from bridge_harness import …``, no package needed):
 ``unit_options(state_dir, **server_options)`` builds loopback start-up options;
@@ -29,11 +32,12 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 from bridge_harness import FakeClock, pair, start_bridge, start_unit
+from mqtt_broker import Broker, make_certificates
 
 from bridge.metering.sources.emulator import EmulatorSource
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
     from pathlib import Path
 
     from bridge.api.server import BridgeServer
@@ -123,3 +127,18 @@ async def make_bridge() -> AsyncIterator[Callable[[AmpGuardUnit], Awaitable[Brid
             return await stack.enter_async_context(start_bridge(served))
 
         yield make
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """Start a plain broker (anonymous, no TLS)."""
+    instance = Broker(tmp_path / "broker")
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Make CA, server and client certificates for this run."""
+    return make_certificates(tmp_path_factory.mktemp("certificates"))

@@ -1,4 +1,4 @@
-"""Fixtures of the cloud tests: a real Mosquitto, a unit context, a fast reporter."""
+"""Fixtures of the cloud tests: a unit context and a fast reporter (the broker: ../conftest)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
-from cloud_support import Broker, CloudTestUnit, make_certificates
+from cloud_support import CloudTestUnit
 
 from bridge.services.cloud.reporter import CloudReporter, ReporterTuning
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
 # Short pauses so outages and reconnects fit in a second or two.
@@ -21,21 +21,6 @@ FAST: ReporterTuning = ReporterTuning(
     reply_timeout=timedelta(seconds=2),
     drain_rate=2000.0,
 )
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    """Start a plain broker (anonymous, no TLS)."""
-    instance = Broker(tmp_path / "broker")
-    instance.start()
-    yield instance
-    instance.stop()
-
-
-@pytest.fixture(scope="session")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Make CA, server and client certificates for this run."""
-    return make_certificates(tmp_path_factory.mktemp("certificates"))
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import pytest
-from cloud_support import Broker, CloudTestUnit, Collector, cloud_settings, make_status, wait_until
+from cloud_support import CloudTestUnit, Collector, cloud_settings, make_status
+from mqtt_broker import Broker, wait_until
 
 from bridge.services.broker.client import BrokerClient
 

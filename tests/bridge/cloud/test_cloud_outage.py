@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from cloud_support import Broker, CloudTestUnit, Collector, cloud_settings, make_status, wait_until
+from cloud_support import CloudTestUnit, Collector, cloud_settings, make_status
+from mqtt_broker import Broker, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable

@@ -8,17 +8,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
-from cloud_support import (
-    PREFIX,
-    SERIAL,
-    Broker,
-    CloudTestUnit,
-    Collector,
-    cloud_settings,
-    free_port,
-    make_status,
-    wait_until,
-)
+from cloud_support import PREFIX, SERIAL, CloudTestUnit, Collector, cloud_settings, make_status
+from mqtt_broker import Broker, free_port, wait_until
 
 from bridge.events import FACTORY_RESET
 from bridge.models import Communication

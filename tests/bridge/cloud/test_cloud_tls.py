@@ -7,16 +7,8 @@ import ssl
 from typing import TYPE_CHECKING
 
 import pytest
-from cloud_support import (
-    PREFIX,
-    SERIAL,
-    Broker,
-    CloudTestUnit,
-    Collector,
-    cloud_settings,
-    free_port,
-    wait_until,
-)
+from cloud_support import PREFIX, SERIAL, CloudTestUnit, Collector, cloud_settings
+from mqtt_broker import Broker, free_port, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from bridge_harness import pair, start_unit, wait_for
-from cloud_support import PREFIX, Broker, Collector, wait_until
+from cloud_support import PREFIX, Collector
+from mqtt_broker import Broker, wait_until
 
 from bridge.host_network import has_network_address
 from bridge.services.cloud import load_component
