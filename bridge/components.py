@@ -63,5 +63,16 @@ class UnitContext(Protocol):
         ``cloud`` is special: its ``connected`` flag drives the communication light.
         """
 
+    # What a service that takes commands (local MQTT) may do, as the API does it.
+
+    async def update_settings(self, patch: object) -> Settings:
+        """Validate, persist and apply a partial settings update (raises SettingsError)."""
+
+    async def reboot(self) -> None:
+        """Stop cleanly and start again."""
+
+    async def factory_reset(self) -> None:
+        """Default settings, no paired clients or sessions, the label's PIN again."""
+
 
 ComponentFactory = Callable[["UnitContext"], "Component | None"]

@@ -14,7 +14,7 @@ from datetime import datetime  # noqa: TC003 - bridge.schema reads the annotatio
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
-from bridge.schema import Doc, Round, Unit, encode
+from bridge.schema import Doc, OneOf, Round, Unit, encode
 
 
 class Phase(StrEnum):
@@ -231,3 +231,28 @@ class Status:
     def as_dict(self) -> dict[str, Any]:
         """Serialise for JSON outputs."""
         return typing.cast("dict[str, Any]", encode(self))
+
+
+# System actions: every output that offers them (the API, local MQTT) takes and answers
+# the same models, so a confirmation is refused in the same words everywhere.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Confirm:
+    """A confirmation of something that cannot be undone."""
+
+    confirm: Annotated[bool, OneOf(True)]  # noqa: FBT003 - the one value allowed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rebooting:
+    """The unit restarts after this reply."""
+
+    rebooting: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResetDone:
+    """The unit is back on its factory settings."""
+
+    reset: bool

@@ -1,4 +1,4 @@
-"""The API's own request and reply models (the unit's readings and settings are core's).
+"""The API's own request and reply models (readings, settings, system actions: core's).
 
 Each is declared once: the route table names them, the body decoder enforces their
 rules, the OpenAPI document shows them, and tests check live replies against it.
@@ -16,7 +16,7 @@ from bridge.api.errors import ErrorCode  # noqa: TC001
 from bridge.auth import CLIENT_NAME_MAX, PairedClient
 from bridge.identity import PIN_PATTERN, PIN_RULE
 from bridge.models import Info, Readings, Status
-from bridge.schema import Doc, Length, OneOf, Pattern, fields_of
+from bridge.schema import Doc, Length, Pattern, fields_of
 from bridge.settings import Settings  # noqa: TC001
 
 # A PIN or serial as typed by someone: never longer than this (the lock-out counts it).
@@ -91,27 +91,6 @@ class SessionInfo:
 
     csrf_token: str
     expires: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Confirm:
-    """A confirmation of something that cannot be undone."""
-
-    confirm: Annotated[bool, OneOf(True)]  # noqa: FBT003 - the one value allowed
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Rebooting:
-    """The unit restarts after this reply."""
-
-    rebooting: bool
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResetDone:
-    """The unit is back on its factory settings."""
-
-    reset: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

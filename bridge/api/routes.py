@@ -15,14 +15,11 @@ from aiohttp import web
 from bridge.api.errors import ErrorCode, ServerError
 from bridge.api.models import (
     Clients,
-    Confirm,
     Limits,
     Pairing,
     PairRequest,
     PinChange,
     PinLogin,
-    Rebooting,
-    ResetDone,
     SessionInfo,
     State,
     StatusReply,
@@ -52,7 +49,7 @@ from bridge.metering.sources.emulator import (
     EmulatorSource,
     EmulatorState,
 )
-from bridge.models import Info, Readings
+from bridge.models import Confirm, Info, Readings, Rebooting, ResetDone
 from bridge.schema import limits
 from bridge.settings import Settings, SettingsError
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final
 
 from bridge.events import BUTTON_PRESSED, STATUS
 from bridge.models import Light
@@ -341,24 +341,10 @@ class StatusLights:
             lines.release()
 
 
-@runtime_checkable
-class SystemControl(Protocol):
-    """What the reset button asks of the unit."""
-
-    async def reboot(self) -> None:
-        """Restart the process (systemd brings it back)."""
-
-    async def factory_reset(self) -> None:
-        """Restore default settings and forget pairings (energy stays), then restart."""
-
-
 def button_actions(unit: UnitContext) -> Callable[[ButtonAction], Awaitable[None]]:
     """Carry out the reset button's actions on ``unit``."""
 
     async def on_button(action: ButtonAction) -> None:
-        if not isinstance(unit, SystemControl):
-            _LOGGER.error("This unit cannot %s from the reset button", action.value)
-            return
         if action is ButtonAction.FACTORY_RESET:
             await unit.factory_reset()
         else:

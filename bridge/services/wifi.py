@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol
 
 from bridge.config import NetworkOptions
 from bridge.events import SETTINGS, Event
@@ -319,14 +319,6 @@ class NmcliWifiBackend:
 # ---- the component --------------------------------------------------------------------
 
 
-@runtime_checkable
-class SettingsControl(Protocol):
-    """What the Wi-Fi manager needs of the unit to put the previous network back."""
-
-    async def update_settings(self, patch: object) -> Settings:
-        """Validate, persist and announce a partial settings update."""
-
-
 class WifiManager:
     """Applies Wi-Fi settings as they change, with rollback, and publishes the outcome."""
 
@@ -454,10 +446,6 @@ class WifiManager:
         )
 
     async def _restore_settings(self, previous: WifiNetwork | None) -> None:
-        unit = self._unit
-        if not isinstance(unit, SettingsControl):
-            _LOGGER.warning("This unit cannot put the previous Wi-Fi settings back")
-            return
         patch = {
             "wifi": {
                 "ssid": previous.ssid if previous else "",
@@ -465,7 +453,7 @@ class WifiManager:
             }
         }
         try:
-            await unit.update_settings(patch)
+            await self._unit.update_settings(patch)
         except ValueError as err:
             _LOGGER.error("Could not restore the previous Wi-Fi settings: %s", err)  # noqa: TRY400
 

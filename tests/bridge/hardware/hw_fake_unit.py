@@ -45,7 +45,17 @@ class FakeUnit:
     reading: Reading | None = None
     status: Any = None
     published: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+    # The system actions components asked for, in order.
+    asked: list[str] = field(default_factory=list)
 
     def publish_state(self, key: str, value: dict[str, object]) -> None:
         """Keep every published state for the test to look at."""
         self.published.setdefault(key, []).append(value)
+
+    async def reboot(self) -> None:
+        """Record a reboot."""
+        self.asked.append("reboot")
+
+    async def factory_reset(self) -> None:
+        """Record a factory reset."""
+        self.asked.append("factory_reset")

@@ -374,25 +374,9 @@ def test_busy_line_is_a_clear_error(chip: FakeChip) -> None:
 
 
 async def test_load_component_wires_the_button_to_the_unit() -> None:
-    class RebootableUnit(FakeUnit):
-        """A unit that records what the button asked."""
-
-        def __init__(self) -> None:
-            super().__init__(options=SimpleNamespace(gpio=gpio_options(enabled=False)))
-            self.asked: list[str] = []
-
-        async def reboot(self) -> None:
-            self.asked.append("reboot")
-
-        async def factory_reset(self) -> None:
-            self.asked.append("factory_reset")
-
-    unit = RebootableUnit()
+    unit = FakeUnit(options=SimpleNamespace(gpio=gpio_options(enabled=False)))
     component = load_component(unit)
     assert component.name == "lights"
     await component._on_button(ButtonAction.REBOOT)
     await component._on_button(ButtonAction.FACTORY_RESET)
     assert unit.asked == ["reboot", "factory_reset"]
-    # A unit without those controls logs instead of crashing the button.
-    plain = load_component(FakeUnit(options=SimpleNamespace(gpio=gpio_options(enabled=False))))
-    await plain._on_button(ButtonAction.REBOOT)
