@@ -169,6 +169,74 @@ class CloudSettings:
             raise SettingsError("cloud.client_key", "client_cert and client_key go together")
 
 
+# The first levels of MQTT topics the unit publishes under: no wildcards, no empty level,
+# and not in the broker's own ``$`` space.
+_Topic = Annotated[
+    str,
+    Length(minimum=1, maximum=128),
+    Pattern(r"[^+#\x00-\x1f\x7f]*", "must not contain + or # or control characters"),
+    Pattern(r"(?![/$]).*", "must not start with a slash or $"),
+    Pattern(r".*(?<!/)", "must not end with a slash"),
+    Pattern(r"(?!.*//).*", "must not contain an empty level (//)"),
+]
+SERIAL_PLACEHOLDER: Final = "{serial}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MqttSettings:
+    """The local MQTT output: readings, status and Home Assistant discovery (docs/mqtt.md)."""
+
+    enabled: bool = False
+    host: Annotated[
+        str,
+        Length(maximum=253),
+        Pattern(r"[^\s/]*", "must be a host name or address"),
+        Doc("Broker host name or address"),
+    ] = ""
+    port: Annotated[int, Range(1, 65535)] = 1883
+    tls: Annotated[bool, Doc("TLS 1.2 or newer, the broker's certificate verified")] = False
+    ca_file: Annotated[str, Length(maximum=4096)] = ""
+    client_cert: Annotated[str, Length(maximum=4096)] = ""
+    client_key: Annotated[str, Length(maximum=4096)] = ""
+    username: Annotated[str, Length(maximum=256)] = ""
+    password: Annotated[str, Length(maximum=256), SECRET] = ""
+    discovery: Annotated[bool, Doc("Announce the unit to Home Assistant")] = True
+    discovery_prefix: Annotated[_Topic, Doc("Home Assistant's discovery prefix")] = "homeassistant"
+    base_topic: Annotated[
+        _Topic,
+        Pattern(r"([^{}]|\{serial\})*", "may contain {serial} but no other braces"),
+        Doc("First levels of the unit's topics; {serial} stands for the unit's serial"),
+    ] = f"amp-guard/{SERIAL_PLACEHOLDER}"
+    interval: Annotated[
+        float, Range(1, 60, "s"), Doc("Seconds between readings (status goes on change)")
+    ] = 5.0
+    commands: Annotated[
+        bool, Doc("Take commands (reboot, factory reset, main fuse, grid type); needs a login")
+    ] = False
+
+    def __post_init__(self) -> None:
+        """Check the broker address and topics, and that commands come with a login."""
+        check(self, "mqtt")
+        if self.enabled and not self.host:
+            raise SettingsError("mqtt.host", "is required when MQTT is enabled")
+        if bool(self.client_cert) != bool(self.client_key):
+            raise SettingsError("mqtt.client_key", "client_cert and client_key go together")
+        if self.commands and not self.has_credentials:
+            raise SettingsError(
+                "mqtt.commands",
+                "need a broker login: a user name and password, or a TLS client certificate",
+            )
+
+    @property
+    def has_credentials(self) -> bool:
+        """Whether the broker knows who the unit is (commands are refused otherwise)."""
+        return bool(self.username and self.password) or bool(self.tls and self.client_cert)
+
+    def topic_base(self, serial: str) -> str:
+        """Return the unit's base topic with its serial filled in."""
+        return self.base_topic.replace(SERIAL_PLACEHOLDER, serial)
+
+
 _PHASE_VALUES: Final = Items("values (L1, L2, L3)")
 
 
@@ -204,6 +272,7 @@ class Settings:
     installation: InstallationSettings = field(default_factory=InstallationSettings)
     wifi: WifiSettings = field(default_factory=WifiSettings)
     cloud: CloudSettings = field(default_factory=CloudSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
 
     def as_dict(self) -> dict[str, Any]:
@@ -308,6 +377,7 @@ __all__ = [
     "CtInput",
     "GridType",
     "InstallationSettings",
+    "MqttSettings",
     "Settings",
     "SettingsError",
     "SettingsStore",

@@ -155,6 +155,27 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"cloud": {"outbox_max_messages": 0}}, "cloud.outbox_max_messages", "between"),
     ({"cloud": {"outbox_max_age_hours": 0}}, "cloud.outbox_max_age_hours", "between"),
     ({"cloud": {"username": "u" * 257}}, "cloud.username", "at most 256"),
+    ({"mqtt": {"enabled": True}}, "mqtt.host", "required"),
+    ({"mqtt": {"port": 65536}}, "mqtt.port", "between 1 and 65535"),
+    ({"mqtt": {"client_key": "k.pem"}}, "mqtt.client_key", "go together"),
+    ({"mqtt": {"interval": 0.5}}, "mqtt.interval", "between 1 and 60 s"),
+    ({"mqtt": {"interval": 61}}, "mqtt.interval", "between 1 and 60 s"),
+    ({"mqtt": {"discovery_prefix": ""}}, "mqtt.discovery_prefix", "1 to 128"),
+    ({"mqtt": {"discovery_prefix": "home/+"}}, "mqtt.discovery_prefix", "+ or #"),
+    ({"mqtt": {"base_topic": "a/#"}}, "mqtt.base_topic", "+ or #"),
+    ({"mqtt": {"base_topic": "a\nb"}}, "mqtt.base_topic", "control characters"),
+    ({"mqtt": {"base_topic": "/a"}}, "mqtt.base_topic", "start with a slash or $"),
+    ({"mqtt": {"base_topic": "$SYS/a"}}, "mqtt.base_topic", "start with a slash or $"),
+    ({"mqtt": {"base_topic": "a/"}}, "mqtt.base_topic", "end with a slash"),
+    ({"mqtt": {"base_topic": "a//b"}}, "mqtt.base_topic", "empty level"),
+    ({"mqtt": {"base_topic": "a/{name}"}}, "mqtt.base_topic", "{serial} but no other braces"),
+    ({"mqtt": {"commands": True}}, "mqtt.commands", "need a broker login"),
+    ({"mqtt": {"commands": True, "username": "u"}}, "mqtt.commands", "need a broker login"),
+    (
+        {"mqtt": {"commands": True, "client_cert": "c.pem", "client_key": "k.pem"}},
+        "mqtt.commands",
+        "need a broker login",  # a client certificate counts only with TLS on
+    ),
     ({"calibration": {"voltage_gain": [1, 1]}}, "calibration.voltage_gain", "3 values"),
     ({"calibration": {"current_gain": [1, 2.5, 1]}}, "calibration.current_gain[1]", "0.5 and 2"),
     ({"calibration": {"phase_shift": [0, 0, -11]}}, "calibration.phase_shift[2]", "-10 and 10"),
@@ -182,6 +203,21 @@ def test_valid_edge_values() -> None:
     assert settings.installation.main_fuse == 63
     assert isinstance(settings.installation.main_fuse, int)
     assert Settings().merge({"wifi": {"passphrase": "~" * 63}}).wifi.passphrase == "~" * 63
+
+
+def test_mqtt_commands_come_with_a_login_and_the_serial_fills_the_base_topic() -> None:
+    login = Settings().merge({"mqtt": {"commands": True, "username": "u", "password": "p"}})
+    assert login.mqtt.has_credentials
+    certificate = Settings().merge(
+        {"mqtt": {"commands": True, "tls": True, "client_cert": "c", "client_key": "k"}}
+    )
+    assert certificate.mqtt.has_credentials
+    public = login.as_public_dict()["mqtt"]
+    assert public["password_set"] is True
+    assert "password" not in public
+    assert login.mqtt.topic_base("AG0000123456") == "amp-guard/AG0000123456"
+    other = Settings().merge({"mqtt": {"base_topic": "home/meters/{serial}/grid"}})
+    assert other.mqtt.topic_base("AG1") == "home/meters/AG1/grid"
 
 
 def test_constructor_applies_the_same_rules() -> None:
