@@ -79,6 +79,7 @@ COMPONENT_FACTORIES: Final[tuple[ComponentFactory, ...]] = tuple(
     _ModuleFactory(module)
     for module in (
         "bridge.services.cloud",
+        "bridge.services.mqtt",
         "bridge.services.modbus_server",
         "bridge.services.gpio",
         "bridge.services.wifi",

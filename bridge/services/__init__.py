@@ -1,4 +1,4 @@
-"""The unit's optional services: cloud, Modbus TCP server, GPIO lights, Wi-Fi, setup AP.
+"""The unit's optional services: cloud, local MQTT, Modbus TCP server, GPIO lights, Wi-Fi, setup AP.
 
 Each sees the unit only through ``bridge.components.UnitContext``.
 """

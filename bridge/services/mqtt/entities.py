@@ -1,0 +1,483 @@
+"""What the unit shows in Home Assistant over MQTT: one table, and the discovery it makes.
+
+Each entity is declared once in ``ENTITIES`` (what it reads, how Home Assistant shows
+it, when it exists); ``discovery_config`` turns the table into the one retained
+device-based discovery message (``dev``, ``o``, ``cmps``). The table mirrors the
+custom integration's entities (keys, English names, device classes, units, precision,
+categories, icons), which a Home Assistant test checks entity by entity; whatever a
+later feature adds (the reading's age, chargers) joins as rows of this table.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final
+
+from bridge.models import PHASES, Communication, CurrentState, Phase, VoltageState
+from bridge.schema import limits
+from bridge.services.mqtt.topics import Feed, Topics, node_id
+from bridge.settings import GridType, Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from bridge.identity import Identity
+
+MANUFACTURER: Final = "Amp Guard"
+ORIGIN: Final = "Amp Guard bridge"
+# Below 2 A a CT's angle cannot be found: the seed calls that no alarm, and so do we.
+CURRENT_PROBLEMS: Final = (
+    CurrentState.WRONG_PHASE_SEQUENCE,
+    CurrentState.REVERSED,
+    CurrentState.NOT_CONNECTED,
+)
+# A measurement is gone when no reading came for this long, and at least this long.
+EXPIRY_INTERVALS: Final = 3
+EXPIRY_MINIMUM: Final = 10
+
+
+class Platform(StrEnum):
+    """Home Assistant's entity platforms the unit uses."""
+
+    SENSOR = "sensor"
+    BINARY_SENSOR = "binary_sensor"
+    NUMBER = "number"
+    SELECT = "select"
+    BUTTON = "button"
+
+
+class Category(StrEnum):
+    """Home Assistant's entity categories."""
+
+    CONFIG = "config"
+    DIAGNOSTIC = "diagnostic"
+
+
+def _always(_settings: Settings) -> bool:
+    return True
+
+
+def _takes_commands(settings: Settings) -> bool:
+    return settings.mqtt.commands
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntitySpec:
+    """One entity: its key, how Home Assistant shows it, where its state comes from."""
+
+    # Object id in ``cmps`` and the end of the unique id; the custom integration's key.
+    key: str
+    platform: Platform
+    # English: MQTT discovery has no translations.
+    name: str
+    feed: Feed | None = None
+    # A template on the feed's JSON (``value_json``) giving the state.
+    value: str | None = None
+    device_class: str | None = None
+    unit: str | None = None
+    state_class: str | None = None
+    precision: int | None = None
+    category: Category | None = None
+    icon: str | None = None
+    enabled_by_default: bool = True
+    options: tuple[str, ...] = ()
+    # The command topic's last level (numbers, selects, buttons).
+    command: str | None = None
+    payload_press: str | None = None
+    # A number's bounds come from this setting's declared limits.
+    setting: str | None = None
+    # Whether the entity exists with these settings; otherwise discovery removes it.
+    exists: Callable[[Settings], bool] = _always
+
+
+def _phase_exists(phase: Phase) -> Callable[[Settings], bool]:
+    def exists(settings: Settings) -> bool:
+        return settings.installation.phases == len(PHASES) or phase is PHASES[0]
+
+    return exists
+
+
+def _phase_entities(index: int, phase: Phase) -> tuple[EntitySpec, ...]:
+    """Every entity of one phase; its name ends with the phase, as the integration's do."""
+    suffix = phase.value.lower()
+    exists = _phase_exists(phase)
+
+    def measured(field: str) -> str:
+        return f"{{{{ value_json.phases[{index}].{field} }}}}"
+
+    return (
+        EntitySpec(
+            key=f"current_{suffix}",
+            platform=Platform.SENSOR,
+            name=f"Current {phase}",
+            feed=Feed.READING,
+            value=measured("current"),
+            device_class="current",
+            unit="A",
+            state_class="measurement",
+            precision=2,
+            exists=exists,
+        ),
+        EntitySpec(
+            key=f"voltage_{suffix}",
+            platform=Platform.SENSOR,
+            name=f"Voltage {phase}",
+            feed=Feed.READING,
+            value=measured("voltage"),
+            device_class="voltage",
+            unit="V",
+            state_class="measurement",
+            precision=1,
+            exists=exists,
+        ),
+        EntitySpec(
+            key=f"power_{suffix}",
+            platform=Platform.SENSOR,
+            name=f"Power {phase}",
+            feed=Feed.READING,
+            value=measured("power"),
+            device_class="power",
+            unit="W",
+            state_class="measurement",
+            precision=0,
+            exists=exists,
+        ),
+        EntitySpec(
+            key=f"power_factor_{suffix}",
+            platform=Platform.SENSOR,
+            name=f"Power factor {phase}",
+            feed=Feed.READING,
+            value=measured("power_factor"),
+            device_class="power_factor",
+            state_class="measurement",
+            precision=2,
+            exists=exists,
+        ),
+        EntitySpec(
+            key=f"angle_{suffix}",
+            platform=Platform.SENSOR,
+            name=f"Phase angle {phase}",
+            feed=Feed.READING,
+            value=measured("angle"),
+            unit="°",
+            state_class="measurement",
+            precision=1,
+            category=Category.DIAGNOSTIC,
+            icon="mdi:angle-acute",
+            enabled_by_default=False,
+            exists=exists,
+        ),
+        EntitySpec(
+            key=f"energy_import_{suffix}",
+            platform=Platform.SENSOR,
+            name=f"Energy imported {phase}",
+            feed=Feed.READING,
+            value=measured("energy_import"),
+            device_class="energy",
+            unit="kWh",
+            state_class="total_increasing",
+            precision=3,
+            exists=exists,
+        ),
+        EntitySpec(
+            key=f"energy_export_{suffix}",
+            platform=Platform.SENSOR,
+            name=f"Energy exported {phase}",
+            feed=Feed.READING,
+            value=measured("energy_export"),
+            device_class="energy",
+            unit="kWh",
+            state_class="total_increasing",
+            precision=3,
+            exists=exists,
+        ),
+        EntitySpec(
+            key=f"available_current_{suffix}",
+            platform=Platform.SENSOR,
+            name=f"Available current {phase}",
+            feed=Feed.READING,
+            # null while the headroom cannot be trusted: "None" is Home Assistant's unknown.
+            value=measured("available_current"),
+            device_class="current",
+            unit="A",
+            state_class="measurement",
+            precision=1,
+            icon="mdi:gauge",
+            exists=exists,
+        ),
+        EntitySpec(
+            key=f"current_measurement_{suffix}",
+            platform=Platform.SENSOR,
+            name=f"Current measurement {phase}",
+            feed=Feed.STATUS,
+            value=f"{{{{ value_json.current.phases.{phase} | default(None) }}}}",
+            device_class="enum",
+            options=tuple(state.value for state in CurrentState),
+            category=Category.DIAGNOSTIC,
+            icon="mdi:current-ac",
+            exists=exists,
+        ),
+    )
+
+
+def _is(state: str, values: tuple[StrEnum, ...]) -> str:
+    """Make a binary sensor's template: ON when ``state`` is one of ``values``."""
+    listed = ", ".join(f"'{value}'" for value in values)
+    return f"{{{{ 'ON' if value_json.{state} in [{listed}] else 'OFF' }}}}"
+
+
+ENTITIES: Final[tuple[EntitySpec, ...]] = (
+    EntitySpec(
+        key="power",
+        platform=Platform.SENSOR,
+        name="Power",
+        feed=Feed.READING,
+        value="{{ value_json.total_power }}",
+        device_class="power",
+        unit="W",
+        state_class="measurement",
+        precision=0,
+    ),
+    EntitySpec(
+        key="frequency",
+        platform=Platform.SENSOR,
+        name="Frequency",
+        feed=Feed.READING,
+        value="{{ value_json.frequency }}",
+        device_class="frequency",
+        unit="Hz",
+        state_class="measurement",
+        precision=2,
+    ),
+    EntitySpec(
+        key="energy_import",
+        platform=Platform.SENSOR,
+        name="Energy imported",
+        feed=Feed.READING,
+        value="{{ value_json.energy_import }}",
+        device_class="energy",
+        unit="kWh",
+        state_class="total_increasing",
+        precision=3,
+    ),
+    EntitySpec(
+        key="energy_export",
+        platform=Platform.SENSOR,
+        name="Energy exported",
+        feed=Feed.READING,
+        value="{{ value_json.energy_export }}",
+        device_class="energy",
+        unit="kWh",
+        state_class="total_increasing",
+        precision=3,
+    ),
+    EntitySpec(
+        key="communication",
+        platform=Platform.SENSOR,
+        name="Communication",
+        feed=Feed.STATUS,
+        value="{{ value_json.communication }}",
+        device_class="enum",
+        options=tuple(state.value for state in Communication),
+        category=Category.DIAGNOSTIC,
+        icon="mdi:cloud-check",
+    ),
+    EntitySpec(
+        key="voltage_measurement",
+        platform=Platform.SENSOR,
+        name="Voltage measurement",
+        feed=Feed.STATUS,
+        value="{{ value_json.voltage.state }}",
+        device_class="enum",
+        options=tuple(state.value for state in VoltageState),
+        icon="mdi:sine-wave",
+    ),
+    EntitySpec(
+        key="current_measurement",
+        platform=Platform.SENSOR,
+        name="Current measurement",
+        feed=Feed.STATUS,
+        value="{{ value_json.current.state }}",
+        device_class="enum",
+        options=tuple(state.value for state in CurrentState),
+        icon="mdi:current-ac",
+    ),
+    *(spec for index, phase in enumerate(PHASES) for spec in _phase_entities(index, phase)),
+    EntitySpec(
+        key="voltage_problem",
+        platform=Platform.BINARY_SENSOR,
+        name="Voltage measurement problem",
+        feed=Feed.STATUS,
+        value=_is("voltage.state", tuple(s for s in VoltageState if s is not VoltageState.OK)),
+        device_class="problem",
+        icon="mdi:sine-wave",
+    ),
+    EntitySpec(
+        key="current_problem",
+        platform=Platform.BINARY_SENSOR,
+        name="Current measurement problem",
+        feed=Feed.STATUS,
+        value=_is("current.state", CURRENT_PROBLEMS),
+        device_class="problem",
+        icon="mdi:current-ac",
+    ),
+    EntitySpec(
+        key="meter",
+        platform=Platform.BINARY_SENSOR,
+        name="Meter",
+        feed=Feed.STATUS,
+        value="{{ 'ON' if value_json.meter_available else 'OFF' }}",
+        device_class="connectivity",
+        category=Category.DIAGNOSTIC,
+        icon="mdi:meter-electric",
+    ),
+    EntitySpec(
+        key="main_fuse",
+        platform=Platform.NUMBER,
+        name="Main fuse",
+        feed=Feed.INSTALLATION,
+        value="{{ value_json.main_fuse }}",
+        device_class="current",
+        unit="A",
+        category=Category.CONFIG,
+        icon="mdi:fuse",
+        command="main_fuse",
+        setting="installation.main_fuse",
+        exists=_takes_commands,
+    ),
+    EntitySpec(
+        key="grid_type",
+        platform=Platform.SELECT,
+        name="Grid type",
+        feed=Feed.INSTALLATION,
+        value="{{ value_json.grid_type }}",
+        options=tuple(grid.value for grid in GridType),
+        category=Category.CONFIG,
+        icon="mdi:transmission-tower",
+        command="grid_type",
+        exists=_takes_commands,
+    ),
+    EntitySpec(
+        key="reboot",
+        platform=Platform.BUTTON,
+        # The integration's reboot button is named by its device class.
+        name="Restart",
+        device_class="restart",
+        category=Category.CONFIG,
+        command="reboot",
+        payload_press="PRESS",
+        exists=_takes_commands,
+    ),
+    EntitySpec(
+        key="factory_reset",
+        platform=Platform.BUTTON,
+        name="Factory reset",
+        category=Category.CONFIG,
+        icon="mdi:restore-alert",
+        # It wipes the settings: off until someone turns it on, as in the integration.
+        enabled_by_default=False,
+        command="factory_reset",
+        payload_press='{"confirm": true}',
+        exists=_takes_commands,
+    ),
+)
+
+
+@functools.cache
+def _limits() -> dict[str, dict[str, Any]]:
+    """Every setting's declared limits (the API serves the same at /api/v1/limits)."""
+    return limits(Settings)
+
+
+def expire_after(interval: float) -> int:
+    """Seconds without a reading after which Home Assistant shows measurements unavailable."""
+    return max(EXPIRY_MINIMUM, math.ceil(EXPIRY_INTERVALS * interval))
+
+
+def discovery_config(
+    *,
+    identity: Identity,
+    settings: Settings,
+    topics: Topics,
+    configuration_url: str | None = None,
+    entities: tuple[EntitySpec, ...] = ENTITIES,
+) -> dict[str, Any]:
+    """Build the device-based discovery message: the device, the origin, every entity.
+
+    An entity that does not exist with these settings is sent as ``{"p": platform}``,
+    which removes it from Home Assistant if an earlier message announced it.
+    """
+    device: dict[str, Any] = {
+        "identifiers": [node_id(identity.serial)],
+        "name": f"Amp Guard {identity.serial[-7:]}",
+        "manufacturer": MANUFACTURER,
+        "model": identity.model,
+        "sw_version": identity.firmware,
+        "serial_number": identity.serial,
+    }
+    if configuration_url is not None:
+        device["configuration_url"] = configuration_url
+    components = {
+        spec.key: (
+            _component(spec, identity=identity, settings=settings, topics=topics)
+            if spec.exists(settings)
+            else {"platform": spec.platform.value}
+        )
+        for spec in entities
+    }
+    return {
+        "device": device,
+        "origin": {"name": ORIGIN, "sw_version": identity.firmware},
+        "availability": [{"topic": topics.availability}],
+        "components": components,
+    }
+
+
+def _component(
+    spec: EntitySpec, *, identity: Identity, settings: Settings, topics: Topics
+) -> dict[str, Any]:
+    """One entity's configuration; QoS on each (Home Assistant does not inherit it)."""
+    config: dict[str, Any] = {
+        "platform": spec.platform.value,
+        "name": spec.name,
+        "unique_id": f"{node_id(identity.serial)}_{spec.key}",
+        "qos": 1,
+    }
+    optional = {
+        "device_class": spec.device_class,
+        "unit_of_measurement": spec.unit,
+        "state_class": spec.state_class,
+        "suggested_display_precision": spec.precision,
+        "entity_category": spec.category.value if spec.category else None,
+        "icon": spec.icon,
+        "options": list(spec.options) or None,
+        "payload_press": spec.payload_press,
+    }
+    config.update({key: value for key, value in optional.items() if value is not None})
+    if not spec.enabled_by_default:
+        config["enabled_by_default"] = False
+    if spec.feed is not None:
+        config["state_topic"] = topics.feed(spec.feed)
+        config["value_template"] = spec.value
+    if spec.feed is Feed.READING:
+        config["expire_after"] = expire_after(settings.mqtt.interval)
+        # Unavailable when the unit is gone, and while its meter has no reading.
+        config["availability"] = [
+            {"topic": topics.availability},
+            {
+                "topic": topics.feed(Feed.STATUS),
+                "value_template": "{{ 'online' if value_json.meter_available else 'offline' }}",
+            },
+        ]
+        config["availability_mode"] = "all"
+    if spec.command is not None:
+        config["command_topic"] = topics.command(spec.command)
+    if spec.setting is not None:
+        bounds = _limits()[spec.setting]
+        config.update(min=bounds["minimum"], max=bounds["maximum"], mode="box")
+        if bounds["type"] == "integer":
+            config["step"] = 1
+    return config
