@@ -275,6 +275,21 @@ class Settings:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
 
+    def __post_init__(self) -> None:
+        """Keep the two MQTT outputs apart when they share a broker."""
+        cloud, mqtt = self.cloud, self.mqtt
+        if (
+            cloud.enabled
+            and mqtt.enabled
+            and (cloud.host, cloud.port) == (mqtt.host, mqtt.port)
+            and mqtt.base_topic == f"{cloud.topic_prefix}/{SERIAL_PLACEHOLDER}"
+        ):
+            raise SettingsError(
+                "mqtt.base_topic",
+                "must differ from the cloud's topics (cloud.topic_prefix/{serial})"
+                " on the same broker",
+            )
+
     def as_dict(self) -> dict[str, Any]:
         """Everything, secrets included: what the state file holds."""
         return typing.cast("dict[str, Any]", encode(self))

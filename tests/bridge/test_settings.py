@@ -176,6 +176,14 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
         "mqtt.commands",
         "need a broker login",  # a client certificate counts only with TLS on
     ),
+    (
+        {
+            "cloud": {"enabled": True, "host": "b.lan", "port": 1883, "topic_prefix": "amp-guard"},
+            "mqtt": {"enabled": True, "host": "b.lan", "port": 1883},
+        },
+        "mqtt.base_topic",
+        "must differ from the cloud's topics",
+    ),
     ({"calibration": {"voltage_gain": [1, 1]}}, "calibration.voltage_gain", "3 values"),
     ({"calibration": {"current_gain": [1, 2.5, 1]}}, "calibration.current_gain[1]", "0.5 and 2"),
     ({"calibration": {"phase_shift": [0, 0, -11]}}, "calibration.phase_shift[2]", "-10 and 10"),
