@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
 import aiomqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from bridge import events
 from bridge.schema import encode
@@ -309,19 +310,26 @@ class MqttOutput:
 
     async def _subscribe(self, client: BrokerClient, topics: Topics, mqtt: MqttSettings) -> bool:
         """Listen for Home Assistant's birth and, when allowed, commands; say if commands."""
-        wanted: list[str] = []
+        wanted: list[tuple[str, SubscribeOptions]] = []
         if mqtt.discovery:
-            wanted.append(topics.birth)
+            wanted.append((topics.birth, SubscribeOptions(qos=1)))
         # The settings refuse commands without a login; this holds if they ever do not.
         commands = mqtt.commands and mqtt.has_credentials
         if commands:
-            wanted.extend(topics.command(name) for name in COMMANDS)
+            # A retained command is never replayed at subscribe, and one sent live with
+            # the retain flag keeps it, so it is refused (it would replay elsewhere).
+            options = SubscribeOptions(
+                qos=1,
+                retainAsPublished=True,
+                retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND,
+            )
+            wanted.extend((topics.command(name), options) for name in COMMANDS)
         if not wanted:
             return False
-        granted = await client.subscribe([(topic, 1) for topic in wanted])
+        granted = await client.subscribe(wanted)
         refused = [
             (topic, code)
-            for topic, code in zip(wanted, granted, strict=False)
+            for (topic, _), code in zip(wanted, granted, strict=False)
             if getattr(code, "is_failure", False)
         ]
         if not refused:
@@ -335,7 +343,7 @@ class MqttOutput:
         if self._error != self._logged_error:
             _LOGGER.warning("MQTT output: %s", self._error)
             self._logged_error = self._error
-        return commands and not any(topic != topics.birth for topic, _ in refused)
+        return commands and all(topic == topics.birth for topic, _ in refused)
 
     async def _exchange(self, client: BrokerClient, topics: Topics) -> None:
         """Publish what the unit says and answer what comes in, until the session ends."""
