@@ -23,11 +23,12 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from bridge.config import ModbusServerOptions, ServerOptions, StartupOptions
-from bridge.events import READING, EventBus
+from bridge.events import FACTORY_RESET, READING, REBOOT, SETTINGS, EventBus
 from bridge.metering.sources.emulator import EmulatorSource
 from bridge.models import PHASES, PhaseReading, Reading
 from bridge.services import modbus_server
 from bridge.services.modbus_server import SDM630_RANGES, Sdm630Server, float_to_registers
+from bridge.settings import Settings
 from bridge.unit import AmpGuardUnit
 
 HOST: Final = "127.0.0.1"
@@ -77,6 +78,23 @@ class BenchUnit:
 
     def publish_state(self, key: str, value: dict[str, object]) -> None:
         """Ignore published state."""
+
+    async def update_settings(self, patch: object) -> Settings:
+        """Validate, keep and announce a settings patch, as the unit does."""
+        settings = (self.settings or Settings()).merge(patch)
+        self.settings = settings
+        await self.events.send_event(SETTINGS, settings)
+        return settings
+
+    async def reboot(self) -> None:
+        """Announce a reboot; the benchmark has no process of its own to restart."""
+        await self.events.send_event(REBOOT)
+
+    async def factory_reset(self) -> None:
+        """Go back to the default settings and announce it, as the unit does."""
+        self.settings = Settings()
+        await self.events.send_event(SETTINGS, self.settings)
+        await self.events.send_event(FACTORY_RESET)
 
 
 async def hammer(port: int, clients: int, seconds: float) -> float:

@@ -221,6 +221,22 @@ class FleetUnit:
         if key == "cloud":
             self.cloud = value
 
+    async def update_settings(self, patch: object) -> Settings:
+        """Validate, keep and announce a settings patch, as the unit does."""
+        self.settings = self.settings.merge(patch)
+        await self.events.send_event(ev.SETTINGS, self.settings)
+        return self.settings
+
+    async def reboot(self) -> None:
+        """Announce a reboot; a fleet unit has no process of its own to restart."""
+        await self.events.send_event(ev.REBOOT)
+
+    async def factory_reset(self) -> None:
+        """Go back to the default settings and announce it, as the unit does."""
+        self.settings = Settings()
+        await self.events.send_event(ev.SETTINGS, self.settings)
+        await self.events.send_event(ev.FACTORY_RESET)
+
     async def tick(self, sequence: int) -> None:
         """Announce a new reading, as the metering loop does."""
         self.reading = synthetic_reading(sequence, 8.0 + (sequence % 7))
