@@ -1,0 +1,1 @@
+"""The bridge's MQTT discovery, checked by Home Assistant's own MQTT integration."""
