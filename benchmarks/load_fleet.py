@@ -215,9 +215,12 @@ class FleetUnit:
     reading: Reading | None = None
     status: Status = field(default_factory=steady_status)
     cloud: dict[str, object] = field(default_factory=dict)
+    # Every component's last state, by key (the cloud's also as ``cloud``).
+    states: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def publish_state(self, key: str, value: dict[str, object]) -> None:
-        """Keep the reporter's state."""
+        """Keep the components' states."""
+        self.states[key] = value
         if key == "cloud":
             self.cloud = value
 

@@ -368,7 +368,7 @@ class MqttOutput:
         """Take Home Assistant's birth and commands; return (raising) when the link ends."""
         async for message in client.messages:
             topic = str(message.topic)
-            payload = message.payload if isinstance(message.payload, bytes) else b""
+            payload = message.payload
             if topic == topics.birth:
                 if payload == ONLINE:
                     # Home Assistant (re)started, perhaps on a broker without persistence.
