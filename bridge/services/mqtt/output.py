@@ -32,7 +32,13 @@ from bridge.services.broker.errors import (
 )
 from bridge.services.broker.pacing import Backoff, ReadingSampler
 from bridge.services.broker.tls import build_tls_context
-from bridge.services.mqtt.commands import COMMANDS, Command, run_command
+from bridge.services.mqtt.commands import (
+    COMMANDS,
+    Command,
+    CommandError,
+    CommandResult,
+    run_command,
+)
 from bridge.services.mqtt.entities import discovery_config
 from bridge.services.mqtt.topics import Feed, Topics
 
@@ -50,6 +56,8 @@ CLOSE_TIMEOUT: Final = timedelta(seconds=5)
 QUEUE_LIMIT: Final = 256
 ONLINE: Final = b"online"
 OFFLINE: Final = b"offline"
+# Bound to these, the web UI is not at an address Home Assistant's users can open.
+_UNREACHABLE_HOSTS: Final = frozenset({"", "0.0.0.0", "::", "127.0.0.1", "::1", "localhost"})  # noqa: S104
 # An empty retained message deletes the retained one (and, for discovery, the device).
 CLEARED: Final = b""
 
@@ -237,7 +245,7 @@ class MqttOutput:
     def _configuration_url(self) -> str | None:
         """Return the web UI's address, when the unit is bound to one a browser can reach."""
         server = self._unit.options.server
-        if server.port == 0 or server.host in {"", "0.0.0.0", "::", "127.0.0.1", "::1"}:  # noqa: S104
+        if server.port == 0 or server.host in _UNREACHABLE_HOSTS:
             return None
         host = f"[{server.host}]" if ":" in server.host else server.host
         return f"http://{host}:{server.port}/"
@@ -297,12 +305,15 @@ class MqttOutput:
             self._sent.clear()
             self._last_status = self._unit.status
             status = _retained(topics.feed(Feed.STATUS), _json(self._last_status.as_dict()))
-            for message in [status, *self._retained_state(topics)]:
-                self._sent[message.topic] = message.payload
-                await self._publish(client, message)
-            self._topics, self._listening = topics, listening
-            self._connected(mqtt)
+            first = [status, *self._retained_state(topics)]
+            self._sent.update((message.topic, message.payload) for message in first)
+            # From here on what the unit says queues up behind these, in order.
+            self._topics = topics
             try:
+                for message in first:
+                    await self._publish(client, message)
+                self._listening = listening
+                self._connected(mqtt)
                 await self._exchange(client, topics)
             finally:
                 self._topics, self._listening = None, False
@@ -394,7 +405,16 @@ class MqttOutput:
         *,
         retained: bool,
     ) -> None:
-        result = await run_command(command, self._unit, payload, retained=retained)
+        try:
+            result = await run_command(command, self._unit, payload, retained=retained)
+        except Exception as err:
+            # A failing command (a full disk) must not end the session: it is answered.
+            _LOGGER.exception("MQTT command %s failed", command.name)
+            result = CommandResult(
+                command=command.name,
+                ok=False,
+                error=CommandError(message=f"the unit could not do it ({err})"),
+            )
         if result.ok:
             _LOGGER.info("MQTT command %s done", command.name)
         else:

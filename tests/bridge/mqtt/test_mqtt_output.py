@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from bridge_harness import pair, wait_for
+from bridge_harness import pair, unit_options, wait_for
 from mqtt_support import (
     DISCOVERY,
     Listener,
@@ -21,17 +21,19 @@ from mqtt_support import (
 from bridge.metering.sources.emulator import EmulatorFault
 from bridge.services.cloud import load_component as cloud_component
 from bridge.services.mqtt.entities import ENTITIES, expire_after
+from bridge.services.mqtt.output import MqttOutput
 from bridge.settings import SettingsError
+from bridge.unit import AmpGuardUnit
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from pathlib import Path
 
     import aiohttp
     from mqtt_broker import Broker
 
     from bridge.api.server import BridgeServer
     from bridge.metering.sources.emulator import EmulatorSource
-    from bridge.unit import AmpGuardUnit
 
 pytestmark = pytest.mark.mosquitto
 
@@ -260,3 +262,20 @@ async def test_both_outputs_run_side_by_side_on_one_broker(
         assert listener.last(f"amp-guard/{serial}/reading")["phases"]
         assert (unit.component_state("cloud") or {})["connected"] is True
         assert (unit.component_state("mqtt") or {})["connected"] is True
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "url"),
+    [
+        ("192.0.2.10", 8080, "http://192.0.2.10:8080/"),
+        ("fd00::10", 80, "http://[fd00::10]:80/"),
+        ("0.0.0.0", 8080, None),  # noqa: S104 - every address: none of them is the one
+        ("127.0.0.1", 8080, None),
+        ("192.0.2.10", 0, None),
+    ],
+)
+def test_the_device_links_to_the_web_ui_where_a_browser_can_reach_it(
+    tmp_path: Path, host: str, port: int, url: str | None
+) -> None:
+    unit = AmpGuardUnit(unit_options(tmp_path, host=host, port=port), components=())
+    assert MqttOutput(unit)._configuration_url() == url
