@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import aiomqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -43,6 +43,8 @@ from bridge.services.mqtt.entities import discovery_config
 from bridge.services.mqtt.topics import Feed, Topics
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bridge.components import UnitContext
     from bridge.models import Reading, Status
     from bridge.settings import MqttSettings, Settings
@@ -149,7 +151,7 @@ class MqttOutput:
         self._sent: dict[str, bytes] = {}
         self._last_status: Status | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._unsubscribe: list[Any] = []
+        self._unsubscribe: list[Callable[[], None]] = []
         self._published: dict[str, object] | None = None
 
     @property
