@@ -355,10 +355,6 @@ class SettingsStore:
         self._write(new)
         return new
 
-    def replace(self, settings: Settings) -> None:
-        """Persist settings built in code (already validated by their constructors)."""
-        self._write(settings)
-
     def reset(self) -> Settings:
         """Go back to the defaults (factory reset)."""
         self._write(Settings())

@@ -71,11 +71,6 @@ class PushHub:
         app.on_cleanup.append(detach)  # type: ignore[arg-type]
         return hub
 
-    @property
-    def client_count(self) -> int:
-        """How many clients are connected."""
-        return len(self._clients)
-
     def close(self) -> None:
         """Stop following the unit and end every client's writer."""
         for unsubscribe in self._unsubscribe:

@@ -193,7 +193,6 @@ class AmpGuardCoordinator(DataUpdateCoordinator[AmpGuardData]):
             LOGGER.info("%s now uses other phases; reloading", self.config_entry.title)
             self.hass.config_entries.async_schedule_reload(self.config_entry.entry_id)
 
-    @callback
     async def async_write_settings(self, patch: Mapping[str, Any]) -> None:
         """Write settings through the bridge and show the unit's answer without waiting."""
         settings = await self.bridge.update_settings(patch)

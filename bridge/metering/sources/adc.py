@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from bridge.config import ConfigError
 from bridge.metering.dsp import (
     MIN_VOLTAGE,
     Calibration,
@@ -484,8 +485,6 @@ class AdcSource:
 
 def load_adc_source(options: StartupOptions) -> AdcSource:
     """Make the ADC source the start-up options describe."""
-    from bridge.config import ConfigError  # noqa: PLC0415 - config imports sources lazily
-
     adc = options.adc
     sample_input: SampleInput
     if adc.input == "generator":

@@ -22,8 +22,16 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
+from bridge.config import ConfigError
 from bridge.metering.dsp import NOMINAL_FREQUENCY
-from bridge.metering.register_map import Key, Quantity, ReadBlock, RegisterMap, load_register_map
+from bridge.metering.register_map import (
+    Key,
+    Quantity,
+    ReadBlock,
+    RegisterMap,
+    RegisterMapError,
+    load_register_map,
+)
 from bridge.metering.sources.base import SourceError
 from bridge.models import (
     PHASES,
@@ -323,9 +331,6 @@ class ModbusSource:
 
 def load_modbus_source(options: StartupOptions) -> ModbusSource:
     """Make the Modbus TCP or RTU source the start-up options describe."""
-    from bridge.config import ConfigError  # noqa: PLC0415 - config imports sources lazily
-    from bridge.metering.register_map import RegisterMapError  # noqa: PLC0415
-
     meter = options.meter
     pymodbus_logger = logging.getLogger("pymodbus")
     if pymodbus_logger.level == logging.NOTSET and options.server.log_level != "debug":

@@ -19,8 +19,6 @@ _NOT_AUTHORISED: Final = frozenset({135, 5})
 _SERVER_BUSY: Final = frozenset({136, 137, 3})
 _REPLY_TIMED_OUT: Final = "Operation timed out"  # aiomqtt's text when no CONNACK came
 _UNSPECIFIED: Final = 128
-# TLS alerts a broker sends when it does not like the client certificate (or its lack).
-_CLIENT_CERTIFICATE_ALERTS: Final = ("certificate required", "unknown ca", "bad certificate")
 _SESSION_TAKEN_OVER: Final = 142
 _UNREACHABLE: Final = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN})
 
