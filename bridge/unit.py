@@ -252,7 +252,7 @@ class AmpGuardUnit:
     async def factory_reset(self) -> None:
         """Default settings, no paired clients or sessions, the label's PIN again.
 
-        Identity and energy counters stay, as on the seed's unit.
+        Identity and energy counters stay, as on the original unit.
         """
         _LOGGER.warning("Factory reset")
         settings = self._settings_store.reset()

@@ -1,4 +1,4 @@
-"""The unit's status indicators, as the seed defines them: every rule and light lives here.
+"""The status indicators, as the Amp Guard's installation manual defines them, all here.
 
 Voltage: a correct sequence has L2 lagging L1 by 120 degrees and L3 leading it by 120;
 L2 leading instead means two phases are swapped. A phase below ``MIN_VOLTAGE`` is not
@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from bridge.models import PhaseReading, Reading
     from bridge.settings import InstallationSettings
 
-# Below this a voltage input is not connected (the seed measures 85..256 VAC).
+# Below this a voltage input is not connected (the original unit measures 85..256 VAC).
 MIN_VOLTAGE: Final = 50.0
-# Below this the current's angle cannot be found (the seed's own limit).
+# Below this the current's angle cannot be found (the installation manual's own limit).
 MIN_ANGLE_CURRENT: Final = 2.0
 # Below this a CT input has no signal at all: nothing clamped, or nothing to measure.
 NO_CURRENT_SIGNAL: Final = 0.02

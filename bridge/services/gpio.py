@@ -1,9 +1,9 @@
-"""The seed's four status lights and its reset button, on GPIO lines through libgpiod.
+"""The original unit's four status lights and its reset button, on GPIO lines (libgpiod).
 
 The lights show what ``bridge.metering.status`` decided (this module only maps colours to
 lines); the same lights are published as ``lights`` in the unit's status so the API and
 the web UI show them on an emulated unit too. The button reboots on a short press
-and factory-resets when held for 10 seconds, as the seed's does.
+and factory-resets when held for 10 seconds, as the original unit's does.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ OFF: Final = "off"
 
 
 class Indicator(StrEnum):
-    """The seed's four status lights."""
+    """The original unit's four status lights."""
 
     LOGO = "logo"
     COMMUNICATION = "communication"
@@ -348,7 +348,7 @@ def button_actions(unit: UnitContext) -> Callable[[ButtonAction], Awaitable[None
         if action is ButtonAction.FACTORY_RESET:
             await unit.factory_reset()
         else:
-            # The seed's setup access point opens again after a press of the button.
+            # The original unit's setup access point opens again after a press of the button.
             await unit.events.send_event(BUTTON_PRESSED)
             await unit.reboot()
 

@@ -1,6 +1,6 @@
-"""The setup access point: the seed's 10-minute Wi-Fi window after power-on.
+"""The setup access point: the original unit's 10-minute Wi-Fi window after power-on.
 
-The seed's unit opens an access point named ``AG_`` + the last 7 digits of its serial,
+The original unit opens an access point named ``AG_`` + the last 7 digits of its serial,
 with the label PIN as its password and the admin page at 192.168.251.1, for 10 minutes
 after power-on. The state (and minutes left) is published as ``setup_ap``; the PIN
 never is.
@@ -100,7 +100,7 @@ class EmulatedSetupApBackend:
 
 
 def nmcli_add_hotspot(profile: str, interface: str, ssid: str) -> list[str]:
-    """Create the hotspot profile: WPA2, shared IPv4 on the seed's address, no autoconnect.
+    """Create the hotspot profile: WPA2, shared IPv4 on the original unit's address, no autoconnect.
 
     The password is not on the command line: it is given at activation on stdin.
     """

@@ -1,9 +1,10 @@
 """Join the customer's Wi-Fi network when its settings change, rolling back when it fails.
 
-The seed's installer types the SSID and passphrase into the Wi-Fi tab; the unit tries
-the new network and, if it has not connected within a minute, goes back to the previous
-one (and puts the previous settings back) so that a typo never strands a unit that is
-installed out of reach. The outcome is published as ``wifi`` in the unit's status.
+As the Amp Guard's installation manual has it, the installer types the SSID and passphrase
+into the Wi-Fi tab; the unit tries the new network and, if it has not connected within a
+minute, goes back to the previous one (and puts the previous settings back) so that a typo
+never strands a unit that is installed out of reach. The outcome is published as ``wifi``
+in the unit's status.
 
 Backends: ``emulated`` (the default; models a network that connects, refuses the
 password or stays out of range) and ``nmcli`` (NetworkManager on a single-board

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 PARALLEL_UPDATES = 0
 
-# Below 2 A a CT's angle cannot be found: the seed calls that no alarm, and so do we.
+# Below 2 A a CT's angle cannot be found: the original unit calls that no alarm, nor do we.
 _CURRENT_PROBLEMS = frozenset(
     {CurrentState.WRONG_PHASE_SEQUENCE, CurrentState.REVERSED, CurrentState.NOT_CONNECTED}
 )

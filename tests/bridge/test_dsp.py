@@ -1,4 +1,4 @@
-"""Signal processing against the generator's exact truth, over the seed's whole range."""
+"""Signal processing against the generator's exact truth, over the original unit's range."""
 
 from __future__ import annotations
 

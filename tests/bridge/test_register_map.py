@@ -37,7 +37,7 @@ def test_built_in_maps_are_valid_and_read_in_whole_blocks() -> None:
     sdm630 = load_register_map("sdm630")
     assert sdm630.phases == 3
     assert sdm630.current_is_magnitude
-    # The seed's addresses: V 0x00, I 0x06, P 0x0C, PF 0x1E, angle 0x24, total P 0x34,
+    # The SDM630's addresses: V 0x00, I 0x06, P 0x0C, PF 0x1E, angle 0x24, total P 0x34,
     # f 0x46, import/export 0x48/0x4A, total kWh 0x156, per phase 0x15A.. and 0x160..
     expected = {
         (Quantity.VOLTAGE, Phase.L3): 0x04,

@@ -1,4 +1,4 @@
-"""Status indicators: every rule of the seed, no false alarm, the phase at fault named."""
+"""Status indicators: every rule of the installation manual, no false alarm, the phase named."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ NOMINAL_VOLTAGE: Final = 230.0
 NOMINAL_FREQUENCY: Final = 50.0
 # Voltage of each phase against L1 in a correct (clockwise) sequence.
 SEQUENCE_ANGLES: Final = (0.0, -120.0, 120.0)
-# What the seed's unit measures: +-63 A per phase, 85..256 VAC.
+# What the original unit measures: +-63 A per phase, 85..256 VAC.
 MAX_CURRENT: Final = 63.0
 MIN_VOLTAGE: Final = 85.0
 MAX_VOLTAGE: Final = 256.0

@@ -45,7 +45,7 @@ LINES = {
 }
 BUTTON = 26
 
-# The seed's manual: what each light shows in each indicator state.
+# The Amp Guard's installation manual: what each light shows in each indicator state.
 COMMUNICATION_LIGHTS = {
     Communication.CLOUD: Light.GREEN,
     Communication.NETWORK: Light.BLUE,
@@ -61,7 +61,7 @@ CURRENT_LIGHTS = {
     CurrentState.WRONG_PHASE_SEQUENCE: Light.RED,
     CurrentState.REVERSED: Light.RED,
     CurrentState.NOT_CONNECTED: Light.OFF,
-    # Below 2 A the seed's light may turn red; ours stays green (no alarm).
+    # Below 2 A the original unit's light may turn red; ours stays green (no alarm).
     CurrentState.INDETERMINATE: Light.GREEN,
 }
 
@@ -82,7 +82,7 @@ def make_status(
     voltage: VoltageState = VoltageState.OK,
     current: CurrentState = CurrentState.OK,
 ) -> Status:
-    """Build a status with the seed's light for each indicator state."""
+    """Build a status with the original unit's light for each indicator state."""
     return Status(
         power=True,
         communication=communication,

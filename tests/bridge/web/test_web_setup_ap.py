@@ -122,7 +122,7 @@ async def test_an_access_point_that_cannot_open_says_why(unit: AmpGuardUnit) -> 
     await ap.close()
 
 
-def test_the_hotspot_profile_is_the_seeds() -> None:
+def test_the_hotspot_profile_is_the_original_units() -> None:
     argv = nmcli_add_hotspot(PROFILE, "wlan0", "AG_1234567")
     pairs = dict(zip(argv[5::2], argv[6::2], strict=False))
     assert pairs["ssid"] == "AG_1234567"

@@ -36,7 +36,7 @@ async def test_entities(
         (CurrentState.REVERSED, STATE_ON),
         (CurrentState.WRONG_PHASE_SEQUENCE, STATE_ON),
         (CurrentState.NOT_CONNECTED, STATE_ON),
-        # Below 2 A the angle is unknown: the seed raises no alarm for it.
+        # Below 2 A the angle is unknown: the original unit raises no alarm for it.
         (CurrentState.INDETERMINATE, STATE_OFF),
     ],
 )

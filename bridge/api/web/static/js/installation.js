@@ -1,4 +1,5 @@
-// The Installation tab: fuse, grid, phases, voltage wiring (with the seed's advice) and
+// The Installation tab: fuse, grid, phases, voltage wiring (with the installation manual's
+// advice) and
 // the troubleshooting-only supply voltage and current scheme.
 
 import { api } from "./api.js";
@@ -75,7 +76,8 @@ function setChecked(name, value) {
   }
 }
 
-/** The seed's rule: all phases with generation; otherwise one phase, or L1 + L2 on IT. */
+/** The Amp Guard's installation manual: all phases with generation; otherwise one phase, or
+ *  L1 + L2 on IT. */
 export function advisedWiring(gridType, phases, generation) {
   if (phases === 1) return "one";
   if (generation) return "all";
