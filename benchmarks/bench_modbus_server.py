@@ -14,7 +14,6 @@ import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,11 +24,12 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from bridge.config import ModbusServerOptions, ServerOptions, StartupOptions
 from bridge.events import FACTORY_RESET, READING, REBOOT, SETTINGS, EventBus
 from bridge.metering.sources.emulator import EmulatorSource
-from bridge.models import PHASES, PhaseReading, Reading
+from bridge.models import PHASES, Reading
 from bridge.services import modbus_server
 from bridge.services.modbus_server import SDM630_RANGES, Sdm630Server, float_to_registers
 from bridge.settings import Settings
 from bridge.unit import AmpGuardUnit
+from devtools.readings import household_reading
 
 HOST: Final = "127.0.0.1"
 DEVICE_ID: Final = 1
@@ -38,31 +38,6 @@ CLIENTS: Final = (1, 4)
 ROUNDS: Final = 4
 DELAY_SAMPLES: Final = 300
 FLOAT32: Final = AsyncModbusTcpClient.DATATYPE.FLOAT32
-
-
-def make_reading(sequence: int, current: float) -> Reading:
-    """Build a reading whose L1 current tells which one it is."""
-    phases = tuple(
-        PhaseReading(
-            phase=phase,
-            voltage=230.0,
-            current=current if phase is PHASES[0] else 5.0,
-            power=230.0 * (current if phase is PHASES[0] else 5.0),
-            power_factor=1.0,
-            angle=0.0,
-            voltage_angle=0.0,
-            energy_import=1.0,
-            energy_export=0.0,
-            available_current=10.0,
-        )
-        for phase in PHASES
-    )
-    return Reading(
-        timestamp=datetime.now(tz=UTC),
-        sequence=sequence,
-        phases=phases,  # type: ignore[arg-type]
-        frequency=50.0,
-    )
 
 
 @dataclass
@@ -137,7 +112,7 @@ async def reading_to_wire(unit: BenchUnit, port: int) -> list[float]:
     client = AsyncModbusTcpClient(HOST, port=port, timeout=2, retries=0)
     await client.connect()
     delays: list[float] = []
-    base = make_reading(0, 1.0)
+    base = household_reading(0, 1.0)
     for sequence in range(1, DELAY_SAMPLES + 1):
         current = 1.0 + sequence % 50
         reading = replace(
@@ -204,7 +179,7 @@ def percentiles(values: list[float]) -> str:
 
 async def main() -> None:
     """Measure the server and the baseline, and print both."""
-    unit = BenchUnit(reading=make_reading(1, 10.0))
+    unit = BenchUnit(reading=household_reading(1, 10.0))
     server = Sdm630Server(unit, host=HOST, port=0, device_id=DEVICE_ID)
     await server.component_init()
 

@@ -29,12 +29,12 @@ from benchmarks.load_fleet import (
     Receiver,
     local_broker,
     make_unit,
-    synthetic_reading,
     wait_for_arrivals,
 )
 from bridge.services.cloud.outbox import MIGRATIONS, OUTBOX_FILE, Outbox, StoredReport
 from bridge.services.cloud.payloads import ReportKind, encode_report
 from bridge.services.cloud.reporter import CloudReporter, ReporterTuning
+from devtools.readings import household_reading
 
 WRITES: Final = 3000
 DRAIN_REPORTS: Final = 20_000
@@ -46,7 +46,7 @@ SERIAL: Final = "AGB000000001"
 
 def payload(sequence: int, serial: str = SERIAL) -> bytes:
     """Return a reading report exactly as the reporter encodes it."""
-    reading = synthetic_reading(sequence, 10.0 + sequence % 7)
+    reading = household_reading(sequence, 10.0 + sequence % 7)
     return encode_report(
         serial=serial,
         sequence=sequence,

@@ -41,7 +41,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
 
@@ -55,12 +55,10 @@ from bridge.config import ServerOptions, StartupOptions
 from bridge.events import EventBus
 from bridge.identity import Identity
 from bridge.models import (
-    PHASES,
     Communication,
     CurrentIndicator,
     CurrentState,
     Light,
-    PhaseReading,
     Reading,
     Status,
     VoltageIndicator,
@@ -68,6 +66,7 @@ from bridge.models import (
 )
 from bridge.services.cloud.reporter import CloudReporter, ReporterTuning
 from bridge.settings import CloudSettings, Settings
+from devtools.readings import household_reading
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -168,31 +167,6 @@ def local_broker(folder: Path) -> Iterator[LocalBroker]:
         broker.close()
 
 
-def synthetic_reading(sequence: int, load: float) -> Reading:
-    """Return a realistic 3-phase reading (the shape every output serves)."""
-    phases = tuple(
-        PhaseReading(
-            phase=phase,
-            voltage=230.0 + index,
-            current=load + index,
-            power=(load + index) * 230.0,
-            power_factor=0.97,
-            angle=14.1,
-            voltage_angle=(0.0, -120.0, 120.0)[index],
-            energy_import=1234.5 + index,
-            energy_export=12.25,
-            available_current=25.0 - load - index,
-        )
-        for index, phase in enumerate(PHASES)
-    )
-    return Reading(
-        timestamp=datetime.now(UTC),
-        sequence=sequence,
-        phases=(phases[0], phases[1], phases[2]),
-        frequency=50.01,
-    )
-
-
 def steady_status() -> Status:
     """Return a status with every indicator fine."""
     return Status(
@@ -242,7 +216,7 @@ class FleetUnit:
 
     async def tick(self, sequence: int) -> None:
         """Announce a new reading, as the metering loop does."""
-        self.reading = synthetic_reading(sequence, 8.0 + (sequence % 7))
+        self.reading = household_reading(sequence, 8.0 + (sequence % 7))
         await self.events.send_event(ev.READING, self.reading, None)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,12 +19,12 @@ from bridge.models import (
     CurrentState,
     Light,
     Phase,
-    PhaseReading,
     Reading,
     Status,
     VoltageState,
 )
 from bridge.settings import GridType, InstallationSettings, VoltageWiring
+from devtools.readings import make_reading
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -35,44 +34,6 @@ WITH_PV = InstallationSettings(generation=True)
 SINGLE_PHASE = InstallationSettings(phases=1)
 ONE_WIRE = InstallationSettings(voltage_wiring=VoltageWiring.ONE)
 IT_L1_L2 = InstallationSettings(grid_type=GridType.IT, voltage_wiring=VoltageWiring.IT_L1_L2)
-
-
-def make_reading(
-    currents: tuple[float, float, float] = (10.0, 10.0, 10.0),
-    angles: tuple[float, float, float] = (0.0, 0.0, 0.0),
-    voltages: tuple[float, float, float] = (230.0, 230.0, 230.0),
-    voltage_angles: tuple[float, float, float] = (0.0, -120.0, 120.0),
-    *,
-    voltage_assumed: bool = False,
-) -> Reading:
-    """Build a reading as a meter would report these phasors."""
-    phases = []
-    for phase, current, angle, voltage, voltage_angle in zip(
-        PHASES, currents, angles, voltages, voltage_angles, strict=True
-    ):
-        power_factor = math.cos(math.radians(angle))
-        power = voltage * abs(current) * power_factor
-        phases.append(
-            PhaseReading(
-                phase=phase,
-                voltage=voltage,
-                current=math.copysign(abs(current), power) if current else 0.0,
-                power=power,
-                power_factor=power_factor,
-                angle=angle,
-                voltage_angle=voltage_angle,
-                energy_import=0.0,
-                energy_export=0.0,
-                available_current=None,
-            )
-        )
-    return Reading(
-        timestamp=datetime.now(UTC),
-        sequence=1,
-        phases=(phases[0], phases[1], phases[2]),
-        frequency=50.0,
-        voltage_assumed=voltage_assumed,
-    )
 
 
 def judge(reading: Reading, installation: InstallationSettings = THREE_PHASE) -> Status:

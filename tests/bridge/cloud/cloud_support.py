@@ -7,7 +7,6 @@ import contextlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
 import aiomqtt
@@ -18,18 +17,17 @@ from bridge.config import ServerOptions, StartupOptions
 from bridge.events import READING, SETTINGS, STATUS, EventBus
 from bridge.identity import Identity
 from bridge.models import (
-    PHASES,
     Communication,
     CurrentIndicator,
     CurrentState,
     Light,
-    PhaseReading,
     Reading,
     Status,
     VoltageIndicator,
     VoltageState,
 )
 from bridge.settings import CloudSettings, Settings
+from devtools.readings import household_reading
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -115,31 +113,6 @@ class Collector:
         return [m.payload for m in self.messages if m.topic.endswith("/online")]
 
 
-def make_reading(*, sequence: int = 1, load: float = 10.0) -> Reading:
-    """Make a plausible 3-phase reading."""
-    phases = tuple(
-        PhaseReading(
-            phase=phase,
-            voltage=230.0 + index,
-            current=load + index,
-            power=(load + index) * 230.0,
-            power_factor=0.98,
-            angle=5.0,
-            voltage_angle=(0.0, -120.0, 120.0)[index],
-            energy_import=100.0 + index,
-            energy_export=1.0,
-            available_current=25.0 - load - index,
-        )
-        for index, phase in enumerate(PHASES)
-    )
-    return Reading(
-        timestamp=datetime.now(tz=UTC),
-        sequence=sequence,
-        phases=phases,  # type: ignore[arg-type]
-        frequency=50.0,
-    )
-
-
 def make_status(
     *, communication: Communication = Communication.NETWORK, meter_error: str | None = None
 ) -> Status:
@@ -203,7 +176,7 @@ class CloudTestUnit:
 
     async def send_reading(self, sequence: int) -> None:
         """Send a reading event as the metering loop does."""
-        self.reading = make_reading(sequence=sequence)
+        self.reading = household_reading(sequence)
         await self.events.send_event(READING, self.reading, None)
 
     async def send_status(self, status: Status) -> None:

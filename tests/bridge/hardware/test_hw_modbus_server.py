@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
-from hw_fake_unit import FakeUnit, make_reading
+from hw_fake_unit import FakeUnit
 from pymodbus.client import AsyncModbusTcpClient
 
 from bridge.services.modbus_server import (
@@ -23,6 +23,7 @@ from bridge.services.modbus_server import (
     float_to_registers,
     load_component,
 )
+from devtools.readings import household_reading
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -59,7 +60,7 @@ def expected_values(reading: Reading) -> dict[int, float]:
 @pytest.fixture
 async def unit() -> FakeUnit:
     """Make a unit with a fresh reading."""
-    return FakeUnit(reading=make_reading())
+    return FakeUnit(reading=household_reading())
 
 
 @pytest.fixture
@@ -136,7 +137,7 @@ async def test_new_reading_is_on_the_wire_at_once(
     unit: FakeUnit, client: AsyncModbusTcpClient
 ) -> None:
     before = await read_float(client, 0x0006)
-    unit.reading = make_reading(sequence=2, load=21.5)
+    unit.reading = household_reading(2, 21.5)
     after = await read_float(client, 0x0006)
     assert before == pytest.approx(10.0)
     assert after == pytest.approx(21.5)
@@ -151,7 +152,7 @@ async def test_stale_reading_answers_device_failure(
     reply = await client.read_input_registers(0x0000, count=2, device_id=DEVICE_ID)
     assert reply.isError()
     assert reply.exception_code == 0x04
-    unit.reading = make_reading(sequence=3, load=4.0)
+    unit.reading = household_reading(3, 4.0)
     assert await read_float(client, 0x0006) == pytest.approx(4.0)
 
 
@@ -195,7 +196,7 @@ async def test_mbpoll_reads_the_reading(unit: FakeUnit, server: Sdm630Server) ->
     code, energies = await mbpoll(0x0156, 1)
     assert (code, energies) == (0, pytest.approx([expected[0x0156]], rel=1e-6))
 
-    unit.reading = make_reading(sequence=9, load=30.0)
+    unit.reading = household_reading(9, 30.0)
     code, total_power = await mbpoll(0x0034, 1)
     assert (code, total_power) == (0, pytest.approx([unit.reading.total_power], rel=1e-6))
 
@@ -206,7 +207,7 @@ async def test_mbpoll_reads_the_reading(unit: FakeUnit, server: Sdm630Server) ->
 
 
 async def test_port_in_use_is_a_clear_error() -> None:
-    unit = FakeUnit(reading=make_reading())
+    unit = FakeUnit(reading=household_reading())
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
