@@ -170,8 +170,29 @@ class CurrentState(StrEnum):
     # A CT whose arrow points against the flow: about 180 degrees off.
     REVERSED = "reversed"
     NOT_CONNECTED = "not_connected"
-    # Below 2 A the angle cannot be found: not an error.
+    # The angle cannot be found (below 2 A, or no voltage to hold it against): not an
+    # error; ``CurrentReason`` says why.
     INDETERMINATE = "indeterminate"
+
+
+class VoltageReason(StrEnum):
+    """Why a voltage is out of sequence."""
+
+    # At the place of the other phase: the sequence is reversed, two phases are swapped.
+    SWAPPED = "swapped"
+    # Anywhere else, e.g. two inputs on one phase.
+    MISPLACED = "misplaced"
+
+
+class CurrentReason(StrEnum):
+    """Why a CT's state is indeterminate (green, no alarm)."""
+
+    # Its voltage is missing or out of sequence: nothing to measure the angle against.
+    NO_VOLTAGE_REFERENCE = "no_voltage_reference"
+    # Below 2 A the angle cannot be found.
+    LOW_CURRENT = "low_current"
+    # The meter gave a current or angle that is not a number.
+    NO_ANGLE = "no_angle"
 
 
 class Light(StrEnum):
@@ -183,17 +204,22 @@ class Light(StrEnum):
     OFF = "off"
 
 
-# The state enum of one measurement indicator (voltage or current).
+# The state and reason enums of one measurement indicator (voltage or current).
 StateT = TypeVar("StateT", VoltageState, CurrentState)
+ReasonT = TypeVar("ReasonT", VoltageReason, CurrentReason)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Indicator(Generic[StateT]):
+class Indicator(Generic[StateT, ReasonT]):
     """A measurement indicator: its state, its light, and the state of each phase."""
 
     state: StateT
     light: Light
     phases: dict[Phase, StateT] = field(default_factory=dict)
+    reasons: Annotated[
+        dict[Phase, ReasonT], Doc("Why, for each phase whose state has more than one cause")
+    ] = field(default_factory=dict)
+    reason: Annotated[ReasonT | None, Doc("Why the overall state, when it has a cause")] = None
     detail: Annotated[str | None, Doc("Why, in words")] = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -202,13 +228,13 @@ class Indicator(Generic[StateT]):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class VoltageIndicator(Indicator[VoltageState]):
-    """The voltage measurement indicator, with the phase at fault."""
+class VoltageIndicator(Indicator[VoltageState, VoltageReason]):
+    """The voltage measurement indicator, with the phase at fault and why."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CurrentIndicator(Indicator[CurrentState]):
-    """The current measurement indicator, with the state of each CT."""
+class CurrentIndicator(Indicator[CurrentState, CurrentReason]):
+    """The current measurement indicator, with the state of each CT and why."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

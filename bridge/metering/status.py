@@ -24,11 +24,13 @@ from bridge.models import (
     PHASES,
     Communication,
     CurrentIndicator,
+    CurrentReason,
     CurrentState,
     Light,
     Phase,
     Status,
     VoltageIndicator,
+    VoltageReason,
     VoltageState,
     wrap_degrees,
 )
@@ -99,7 +101,27 @@ _CURRENT_PRIORITY: Final = (
     CurrentState.INDETERMINATE,
     CurrentState.NOT_CONNECTED,
 )
+# The indeterminate cause named for the whole indicator, when phases differ.
+_REASON_PRIORITY: Final = (
+    CurrentReason.NO_VOLTAGE_REFERENCE,
+    CurrentReason.LOW_CURRENT,
+    CurrentReason.NO_ANGLE,
+)
+
+# Every text the indicators' ``detail`` can hold; docs/status-logic.md lists them too.
 NO_READING_YET: Final = "No reading from the meter yet"
+NO_VOLTAGE_DETAIL: Final = "No voltage on {phases}"
+NO_SIGNAL_DETAIL: Final = "No current signal on {phases}"
+SWAPPED_DETAIL: Final = "Phase sequence reversed at {phases}: two phases are swapped"
+MISPLACED_DETAIL: Final = "{phase} is not {degrees:.0f} degrees from L1"
+NO_REFERENCE_DETAIL: Final = "No voltage reference for the {cts} on {phases}: {why}"
+NO_REFERENCE_WHY_SWAPPED: Final = "two phases are swapped"
+NO_REFERENCE_WHY_MISPLACED: Final = "the voltage is out of sequence"
+NO_REFERENCE_WHY_NO_VOLTAGE: Final = "no voltage"
+_INDETERMINATE_DETAILS: Final = {
+    CurrentReason.LOW_CURRENT: f"Below {MIN_ANGLE_CURRENT:g} A the current's angle cannot be found",
+    CurrentReason.NO_ANGLE: "The meter gives no angle for the current",
+}
 
 
 def communication_light(communication: Communication) -> Light:
@@ -162,21 +184,33 @@ def _by_phase(reading: Reading) -> dict[Phase, PhaseReading]:
     return {phase_reading.phase: phase_reading for phase_reading in reading.phases}
 
 
-def _sequence_details(angles: dict[Phase, float]) -> list[str]:
-    """Say what is wrong with the voltages out of place (stable text, no live numbers)."""
-    swapped = [
-        phase
-        for phase, angle in angles.items()
+def _sequence_reasons(angles: dict[Phase, float]) -> dict[Phase, VoltageReason]:
+    """Tell, for each voltage out of place, whether it sits where the other phase belongs."""
+    return {
+        phase: VoltageReason.SWAPPED
         if _angle_off(angle, -EXPECTED_VOLTAGE_ANGLE[phase]) <= SEQUENCE_TOLERANCE
-    ]
+        else VoltageReason.MISPLACED
+        for phase, angle in angles.items()
+    }
+
+
+def _names(phases: list[Phase]) -> str:
+    """Name phases as a person would: "L2", "L2 and L3", "L1, L2 and L3"."""
+    if len(phases) < 2:  # noqa: PLR2004
+        return "".join(phases)
+    return f"{', '.join(phases[:-1])} and {phases[-1]}"
+
+
+def _sequence_details(reasons: dict[Phase, VoltageReason]) -> list[str]:
+    """Say what is wrong with the voltages out of place (stable text, no live numbers)."""
+    swapped = [phase for phase, reason in reasons.items() if reason is VoltageReason.SWAPPED]
     details = []
     if swapped:
-        names = " and ".join(swapped)
-        details.append(f"Phase sequence reversed at {names}: two phases are swapped")
+        details.append(SWAPPED_DETAIL.format(phases=_names(swapped)))
     details.extend(
-        f"{phase} is not {abs(EXPECTED_VOLTAGE_ANGLE[phase]):.0f} degrees from L1"
-        for phase in angles
-        if phase not in swapped
+        MISPLACED_DETAIL.format(phase=phase, degrees=abs(EXPECTED_VOLTAGE_ANGLE[phase]))
+        for phase, reason in reasons.items()
+        if reason is VoltageReason.MISPLACED
     )
     return details
 
@@ -188,33 +222,41 @@ def voltage_indicator(reading: Reading, installation: InstallationSettings) -> V
     states: dict[Phase, VoltageState] = {}
     details: list[str] = []
     for phase in used_phases(installation):
-        if phase in measured and not phases[phase].voltage >= MIN_VOLTAGE:  # NaN too
-            states[phase] = VoltageState.NOT_CONNECTED
-            details.append(f"No voltage on {phase}")
-        else:
-            states[phase] = VoltageState.OK
+        missing = phase in measured and not phases[phase].voltage >= MIN_VOLTAGE  # NaN too
+        states[phase] = VoltageState.NOT_CONNECTED if missing else VoltageState.OK
+    if missing_phases := [p for p, state in states.items() if state is VoltageState.NOT_CONNECTED]:
+        details.append(NO_VOLTAGE_DETAIL.format(phases=_names(missing_phases)))
+    reasons: dict[Phase, VoltageReason] = {}
     # The sequence is only known against a connected L1, between measured voltages.
     if states.get(Phase.L1) is VoltageState.OK:
-        misplaced = {
-            phase: phases[phase].voltage_angle
-            for phase in measured[1:]
-            if states[phase] is VoltageState.OK
-            # An angle that is not a number compares False: unknown is never an alarm.
-            and _angle_off(phases[phase].voltage_angle, EXPECTED_VOLTAGE_ANGLE[phase])
-            > SEQUENCE_TOLERANCE
-        }
-        for phase in misplaced:
+        reasons = _sequence_reasons(
+            {
+                phase: phases[phase].voltage_angle
+                for phase in measured[1:]
+                if states[phase] is VoltageState.OK
+                # An angle that is not a number compares False: unknown is never an alarm.
+                and _angle_off(phases[phase].voltage_angle, EXPECTED_VOLTAGE_ANGLE[phase])
+                > SEQUENCE_TOLERANCE
+            }
+        )
+        for phase in reasons:
             states[phase] = VoltageState.WRONG_PHASE_SEQUENCE
-        details.extend(_sequence_details(misplaced))
+        details.extend(_sequence_details(reasons))
     state = VoltageState.OK
+    reason: VoltageReason | None = None
     if VoltageState.WRONG_PHASE_SEQUENCE in states.values():
         state = VoltageState.WRONG_PHASE_SEQUENCE
+        # Two swapped phases is the usual mistake; anything else out of place is named so.
+        swapped = all(value is VoltageReason.SWAPPED for value in reasons.values())
+        reason = VoltageReason.SWAPPED if swapped else VoltageReason.MISPLACED
     elif VoltageState.NOT_CONNECTED in states.values():
         state = VoltageState.NOT_CONNECTED
     return VoltageIndicator(
         state=state,
         light=_VOLTAGE_LIGHTS[state],
         phases=states,
+        reasons=reasons,
+        reason=reason,
         detail="; ".join(details) or None,
     )
 
@@ -240,20 +282,20 @@ def classify_angle(
 
 def _current_state(
     phase_reading: PhaseReading, voltage: VoltageState, installation: InstallationSettings
-) -> CurrentState:
-    """Judge one CT input."""
+) -> tuple[CurrentState, CurrentReason | None]:
+    """Judge one CT input; an indeterminate one comes with its reason."""
     magnitude = abs(phase_reading.current)
     if magnitude < NO_CURRENT_SIGNAL:
-        return CurrentState.NOT_CONNECTED
-    if (
-        magnitude < MIN_ANGLE_CURRENT
-        or voltage is not VoltageState.OK
-        or not math.isfinite(magnitude)
-        or not math.isfinite(phase_reading.angle)
-    ):
-        # No angle below 2 A, none against a missing or misplaced voltage, and a value
-        # that is not a number is never an alarm.
-        return CurrentState.INDETERMINATE
+        return CurrentState.NOT_CONNECTED, None
+    # Never an alarm without an angle: none against a missing or misplaced voltage (the
+    # cause to name first: the installer can fix it), none below 2 A, and none from a
+    # value that is not a number.
+    if voltage is not VoltageState.OK:
+        return CurrentState.INDETERMINATE, CurrentReason.NO_VOLTAGE_REFERENCE
+    if magnitude < MIN_ANGLE_CURRENT:
+        return CurrentState.INDETERMINATE, CurrentReason.LOW_CURRENT
+    if not math.isfinite(magnitude) or not math.isfinite(phase_reading.angle):
+        return CurrentState.INDETERMINATE, CurrentReason.NO_ANGLE
     judge = functools.partial(
         classify_angle,
         current=magnitude,
@@ -265,15 +307,33 @@ def _current_state(
         # Meters that derive the angle from the power factor lose its sign, so a load
         # that fits either way round is a load.
         turned = [judge(phase_reading.angle + shift) for shift in LINE_VOLTAGE_SHIFTS]
-        return CurrentState.OK if CurrentState.OK in turned else turned[0]
-    return judge(phase_reading.angle)
+        return (CurrentState.OK if CurrentState.OK in turned else turned[0]), None
+    return judge(phase_reading.angle), None
 
 
 _CURRENT_DETAILS: Final = {
     CurrentState.WRONG_PHASE_SEQUENCE: "CT on {phase} sits on another phase",
     CurrentState.REVERSED: "CT on {phase} is reversed",
-    CurrentState.NOT_CONNECTED: "No current signal on {phase}",
 }
+
+
+def _no_reference_details(phases: list[Phase], voltage: VoltageIndicator) -> list[str]:
+    """Say which CTs have no voltage to be judged against, grouped by what the voltage has."""
+    groups: dict[str, list[Phase]] = {}
+    for phase in phases:
+        if voltage.phases[phase] is VoltageState.NOT_CONNECTED:
+            why = NO_REFERENCE_WHY_NO_VOLTAGE
+        elif voltage.reasons.get(phase) is VoltageReason.SWAPPED:
+            why = NO_REFERENCE_WHY_SWAPPED
+        else:
+            why = NO_REFERENCE_WHY_MISPLACED
+        groups.setdefault(why, []).append(phase)
+    return [
+        NO_REFERENCE_DETAIL.format(
+            cts="CTs" if len(group) > 1 else "CT", phases=_names(group), why=why
+        )
+        for why, group in groups.items()
+    ]
 
 
 def current_indicator(
@@ -281,21 +341,36 @@ def current_indicator(
 ) -> CurrentIndicator:
     """Judge each CT input against its voltage's state, then the indicator as a whole."""
     phases = _by_phase(reading)
-    states = {
+    judged = {
         phase: _current_state(phases[phase], voltage.phases[phase], installation)
         for phase in used_phases(installation)
     }
+    states = {phase: state for phase, (state, _reason) in judged.items()}
+    reasons = {phase: reason for phase, (_state, reason) in judged.items() if reason is not None}
     details = [
         _CURRENT_DETAILS[state].format(phase=phase)
         for phase, state in states.items()
         if state in _CURRENT_DETAILS
     ]
+    if silent := [p for p, state in states.items() if state is CurrentState.NOT_CONNECTED]:
+        details.append(NO_SIGNAL_DETAIL.format(phases=_names(silent)))
+    details.extend(
+        _no_reference_details(
+            [p for p, r in reasons.items() if r is CurrentReason.NO_VOLTAGE_REFERENCE], voltage
+        )
+    )
     state = next(state for state in _CURRENT_PRIORITY if state in states.values())
+    reason: CurrentReason | None = None
     if state is CurrentState.INDETERMINATE:
-        details.append(f"Below {MIN_ANGLE_CURRENT:g} A the current's angle cannot be found")
+        # The overall cause is the one most worth fixing: a voltage reference first.
+        reason = next(r for r in _REASON_PRIORITY if r in reasons.values())
+        if reason is not CurrentReason.NO_VOLTAGE_REFERENCE:
+            details.append(_INDETERMINATE_DETAILS[reason])
     return CurrentIndicator(
         state=state,
         light=_CURRENT_LIGHTS[state],
         phases=states,
+        reasons=reasons,
+        reason=reason,
         detail="; ".join(details) or None,
     )

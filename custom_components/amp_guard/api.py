@@ -146,6 +146,21 @@ class CurrentState(StrEnum):
     INDETERMINATE = "indeterminate"
 
 
+class VoltageReason(StrEnum):
+    """Why a voltage is out of sequence (API 1.2)."""
+
+    SWAPPED = "swapped"
+    MISPLACED = "misplaced"
+
+
+class CurrentReason(StrEnum):
+    """Why a CT is indeterminate (API 1.2)."""
+
+    NO_VOLTAGE_REFERENCE = "no_voltage_reference"
+    LOW_CURRENT = "low_current"
+    NO_ANGLE = "no_angle"
+
+
 class GridType(StrEnum):
     """Earthing system of the installation."""
 
@@ -208,6 +223,23 @@ def _enum[E: StrEnum](kind: type[E], value: object, what: str) -> E:
         return kind(str(value))
     except ValueError as err:
         raise AmpGuardResponseError(f"{what} has the unknown value {value!r}") from err
+
+
+def _known[E: StrEnum](kind: type[E], value: object) -> E | None:
+    """Return ``value`` as ``kind``; None when absent or newer than this client knows."""
+    try:
+        return None if value is None else kind(str(value))
+    except ValueError:
+        return None
+
+
+def _reasons[E: StrEnum](kind: type[E], indicator: Mapping[str, Any]) -> dict[str, E]:
+    """Read an indicator's per-phase reasons; a bridge before API 1.2 sends none."""
+    reasons = indicator.get("reasons")
+    if not isinstance(reasons, Mapping):
+        return {}
+    known = {str(phase): _known(kind, reason) for phase, reason in reasons.items()}
+    return {phase: reason for phase, reason in known.items() if reason is not None}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -350,6 +382,8 @@ class VoltageIndicator:
 
     state: VoltageState
     phases: dict[str, VoltageState] = field(default_factory=dict)
+    reasons: dict[str, VoltageReason] = field(default_factory=dict)
+    reason: VoltageReason | None = None
     detail: str | None = None
 
 
@@ -359,6 +393,8 @@ class CurrentIndicator:
 
     state: CurrentState
     phases: dict[str, CurrentState] = field(default_factory=dict)
+    reasons: dict[str, CurrentReason] = field(default_factory=dict)
+    reason: CurrentReason | None = None
     detail: str | None = None
 
 
@@ -393,6 +429,8 @@ class Status:
                     str(phase): _enum(VoltageState, state, f"voltage.{phase}")
                     for phase, state in _object(voltage.get("phases", {}), "phases").items()
                 },
+                reasons=_reasons(VoltageReason, voltage),
+                reason=_known(VoltageReason, voltage.get("reason")),
                 detail=_optional_text(voltage, "detail", "voltage"),
             ),
             current=CurrentIndicator(
@@ -401,6 +439,8 @@ class Status:
                     str(phase): _enum(CurrentState, state, f"current.{phase}")
                     for phase, state in _object(current.get("phases", {}), "phases").items()
                 },
+                reasons=_reasons(CurrentReason, current),
+                reason=_known(CurrentReason, current.get("reason")),
                 detail=_optional_text(current, "detail", "current"),
             ),
             meter_available=bool(body.get("meter_available", True)),

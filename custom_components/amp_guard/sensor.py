@@ -21,7 +21,15 @@ from homeassistant.const import (
     UnitOfPower,
 )
 
-from .api import ApiKind, Communication, CurrentState, PhaseReading, VoltageState
+from .api import (
+    ApiKind,
+    Communication,
+    CurrentIndicator,
+    CurrentReason,
+    CurrentState,
+    PhaseReading,
+    VoltageState,
+)
 from .const import PHASES
 from .coordinator import AmpGuardConfigEntry, AmpGuardCoordinator
 from .entity import AmpGuardEntity
@@ -64,10 +72,30 @@ def _phase_value(
     return value
 
 
+# A CT without a voltage to be judged against is indeterminate on the unit (green, no
+# alarm) whatever its current; shown as "indeterminate (below 2 A)" it would mislead, so
+# it gets a state of its own here.
+NO_VOLTAGE_REFERENCE = CurrentReason.NO_VOLTAGE_REFERENCE.value
+CT_OPTIONS = [*(state.value for state in CurrentState), NO_VOLTAGE_REFERENCE]
+
+
+def _shown(state: CurrentState, reason: CurrentReason | None) -> str:
+    if state is CurrentState.INDETERMINATE and reason is CurrentReason.NO_VOLTAGE_REFERENCE:
+        return NO_VOLTAGE_REFERENCE
+    return state.value
+
+
+def _current_state(current: CurrentIndicator) -> str:
+    return _shown(current.state, current.reason)
+
+
 def _ct_state(phase: str) -> Callable[[AmpGuardData], SensorValue]:
     def value(data: AmpGuardData) -> SensorValue:
-        state = data.status.current.phases.get(phase) if data.status else None
-        return None if state is None else state.value
+        current = data.status.current if data.status else None
+        state = current.phases.get(phase) if current else None
+        if current is None or state is None:
+            return None
+        return _shown(state, current.reasons.get(phase))
 
     return value
 
@@ -177,7 +205,7 @@ def _phase_descriptions(phase: str) -> tuple[AmpGuardSensorDescription, ...]:
             translation_key="phase_current_measurement",
             placeholders=placeholders,
             device_class=SensorDeviceClass.ENUM,
-            options=[state.value for state in CurrentState],
+            options=CT_OPTIONS,
             entity_category=EntityCategory.DIAGNOSTIC,
             needs_reading=False,
             has_fn=has_bridge_phase,
@@ -248,10 +276,10 @@ DESCRIPTIONS: tuple[AmpGuardSensorDescription, ...] = (
         key="current_measurement",
         translation_key="current_measurement",
         device_class=SensorDeviceClass.ENUM,
-        options=[state.value for state in CurrentState],
+        options=CT_OPTIONS,
         needs_reading=False,
         has_fn=_is_bridge,
-        value_fn=lambda data: data.status.current.state.value if data.status else None,
+        value_fn=lambda data: _current_state(data.status.current) if data.status else None,
     ),
     *(description for phase in PHASES for description in _phase_descriptions(phase)),
 )

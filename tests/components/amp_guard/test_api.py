@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bridge.metering.sources.emulator import EmulatorFault
 from bridge.models import Phase
 from bridge.schema import limits as declared_limits
 from bridge.settings import Settings as UnitSettings
@@ -33,6 +34,7 @@ from custom_components.amp_guard.api import (
     AmpGuardUnsupportedVersionError,
     AmpGuardValidationError,
     ApiKind,
+    CurrentReason,
     CurrentState,
     GridType,
     Limits,
@@ -40,6 +42,7 @@ from custom_components.amp_guard.api import (
     Readings,
     Settings,
     Status,
+    VoltageReason,
     detect,
     parse_push_message,
 )
@@ -134,6 +137,33 @@ async def test_state_and_settings(paired: AmpGuardBridge, real_bridge: RealBridg
     settings = await paired.settings()
     assert settings.installation.grid_type is GridType.TN
     assert "passphrase" not in settings.raw["wifi"]
+
+
+async def test_status_reasons(paired: AmpGuardBridge, real_bridge: RealBridge) -> None:
+    """Swapped phases come with their reasons: the voltage's, and the CTs left unjudged."""
+    for phase in Phase:
+        real_bridge.source.set_load(phase, 10.0)
+    real_bridge.source.set_fault(EmulatorFault.SWAPPED_PHASES, Phase.L2)
+    await _wait_for(lambda: real_bridge.unit.status.voltage.reason is not None)
+    status = (await paired.state()).status
+    assert status.voltage.reason is VoltageReason.SWAPPED
+    assert status.voltage.reasons == {"L2": VoltageReason.SWAPPED, "L3": VoltageReason.SWAPPED}
+    assert status.current.reasons == {
+        "L2": CurrentReason.NO_VOLTAGE_REFERENCE,
+        "L3": CurrentReason.NO_VOLTAGE_REFERENCE,
+    }
+    # A reason this client does not know yet (a newer unit) is left out, not an error.
+    newer = {**status_payload(status), "current": {"state": "ok", "reasons": {"L1": "new"}}}
+    assert Status.from_dict(newer).current.reasons == {}
+
+
+def status_payload(status: Status) -> dict[str, Any]:
+    """Make a minimal status reply with the parsed one's communication."""
+    return {
+        "communication": status.communication.value,
+        "voltage": {"state": "ok"},
+        "current": {"state": "ok"},
+    }
 
 
 async def test_update_settings(paired: AmpGuardBridge) -> None:

@@ -47,12 +47,18 @@ const TEXTS = {
     current_wrong_phase_sequence: "Red: a CT is on another phase",
     current_reversed: "Red: a CT is reversed",
     current_not_connected: "Off: not connected",
-    current_indeterminate: "Current below 2 A: direction cannot be found",
+    current_indeterminate: "Green: the direction cannot be found",
+    light_no_reading: "Off: no reading from the meter",
     phase_current_wrong_phase_sequence: "CT on {phase} sits on another phase",
     phase_current_reversed: "CT on {phase} is reversed",
-    phase_current_not_connected: "CT on {phase} is not connected",
-    phase_voltage_not_connected: "No voltage on {phase}",
-    phase_voltage_wrong_phase_sequence: "Voltage on {phase} is out of sequence",
+    phase_current_not_connected: "no current on {phase}",
+    phase_voltage_not_connected: "no voltage on {phase}",
+    phase_voltage_wrong_phase_sequence: "voltage on {phase} is out of sequence",
+    voltage_reason_swapped: "two phases are swapped ({phases})",
+    voltage_reason_misplaced: "voltage on {phases} is out of sequence",
+    current_reason_no_voltage_reference: "no voltage reference for the CT on {phases}",
+    current_reason_low_current: "current below 2 A, its direction cannot be found",
+    current_reason_no_angle: "the meter gives no angle for the current",
     phases_title: "Live measurements",
     phase: "Phase",
     current: "Current",
@@ -68,6 +74,7 @@ const TEXTS = {
     phase_sequence: "Phase sequence",
     sequence_ok: "L1 → L2 → L3, correct",
     sequence_wrong: "Wrong phase sequence",
+    sequence_swapped: "Reversed: two phases are swapped",
     sequence_unknown: "Not measured",
     network: "Network",
     cloud: "Cloud",
@@ -222,12 +229,18 @@ const TEXTS = {
     current_wrong_phase_sequence: "Rood: een stroomtang zit op een andere fase",
     current_reversed: "Rood: een stroomtang zit andersom",
     current_not_connected: "Uit: niet aangesloten",
-    current_indeterminate: "Stroom onder 2 A: richting niet te bepalen",
-    phase_current_wrong_phase_sequence: "Stroomtang op {phase} zit op een andere fase",
-    phase_current_reversed: "Stroomtang op {phase} zit andersom",
-    phase_current_not_connected: "Stroomtang op {phase} is niet aangesloten",
-    phase_voltage_not_connected: "Geen spanning op {phase}",
-    phase_voltage_wrong_phase_sequence: "Spanning op {phase} staat in de verkeerde volgorde",
+    current_indeterminate: "Groen: de richting is niet te bepalen",
+    light_no_reading: "Uit: geen meting van de meter",
+    phase_current_wrong_phase_sequence: "stroomtang op {phase} zit op een andere fase",
+    phase_current_reversed: "stroomtang op {phase} zit andersom",
+    phase_current_not_connected: "geen stroom op {phase}",
+    phase_voltage_not_connected: "geen spanning op {phase}",
+    phase_voltage_wrong_phase_sequence: "spanning op {phase} staat in de verkeerde volgorde",
+    voltage_reason_swapped: "twee fasen zijn verwisseld ({phases})",
+    voltage_reason_misplaced: "spanning op {phases} staat in de verkeerde volgorde",
+    current_reason_no_voltage_reference: "geen spanningsreferentie voor de stroomtang op {phases}",
+    current_reason_low_current: "stroom onder 2 A, de richting is niet te bepalen",
+    current_reason_no_angle: "de meter geeft geen hoek voor de stroom",
     phases_title: "Actuele metingen",
     phase: "Fase",
     current: "Stroom",
@@ -243,6 +256,7 @@ const TEXTS = {
     phase_sequence: "Fasevolgorde",
     sequence_ok: "L1 → L2 → L3, juist",
     sequence_wrong: "Verkeerde fasevolgorde",
+    sequence_swapped: "Omgekeerd: twee fasen zijn verwisseld",
     sequence_unknown: "Niet gemeten",
     network: "Netwerk",
     cloud: "Cloud",
@@ -446,6 +460,11 @@ export function initLanguage() {
 /** Render every text again, e.g. once the unit's limits have arrived. */
 export function refreshTexts() {
   setLanguage(current, { remember: false });
+}
+
+/** Join names as the user's language does: "L2 and L3", "L2 en L3". */
+export function formatList(items) {
+  return new Intl.ListFormat(current, { style: "long", type: "conjunction" }).format(items);
 }
 
 /** Format a number in the user's language with a fixed number of decimals. */

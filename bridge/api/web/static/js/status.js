@@ -1,6 +1,6 @@
 // The Status tab: the unit's lights, live per-phase values and the unit's state.
 
-import { formatNumber, formatTime, t } from "./i18n.js";
+import { formatList, formatNumber, formatTime, t } from "./i18n.js";
 import { wifiStateText } from "./wifi.js";
 
 const $ = (id) => document.getElementById(id);
@@ -16,15 +16,49 @@ function setLight(name, light, words) {
   $(`light-${name}-words`).textContent = words;
 }
 
-/** Words for an indicator: the phases at fault when known, else the overall state. */
-function indicatorWords(kind, indicator) {
-  const faults = [];
-  for (const [phase, state] of Object.entries(indicator.phases || {})) {
-    if (state === "ok" || state === "indeterminate") continue;
-    faults.push(t(`phase_${kind}_${state}`, { phase }));
+/** The phases of an indicator in ``state``, or whose reason is ``reason``. */
+function phasesWhere(indicator, test) {
+  return Object.keys(indicator.phases || {}).filter((phase) =>
+    test((indicator.phases || {})[phase], (indicator.reasons || {})[phase]),
+  );
+}
+
+/** What is wrong with the voltages: swapped phases as one fact, the rest per phase. */
+function voltageParts(voltage) {
+  const parts = [];
+  const swapped = phasesWhere(voltage, (state, reason) => reason === "swapped");
+  if (swapped.length) parts.push(t("voltage_reason_swapped", { phases: formatList(swapped) }));
+  const misplaced = phasesWhere(voltage, (state, reason) => reason === "misplaced");
+  if (misplaced.length) parts.push(t("voltage_reason_misplaced", { phases: formatList(misplaced) }));
+  const missing = phasesWhere(voltage, (state) => state === "not_connected");
+  if (missing.length) parts.push(t("phase_voltage_not_connected", { phase: formatList(missing) }));
+  return parts;
+}
+
+/** What is wrong with the CTs, and which of them have nothing to be judged against. */
+function currentParts(current) {
+  const parts = [];
+  for (const phase of phasesWhere(current, (state) => state === "wrong_phase_sequence" || state === "reversed")) {
+    parts.push(t(`phase_current_${current.phases[phase]}`, { phase }));
   }
-  if (faults.length === 0) return t(`${kind}_${indicator.state}`);
-  return `${t(`colour_${indicator.light}`)}: ${faults.join("; ")}`;
+  const silent = phasesWhere(current, (state) => state === "not_connected");
+  if (silent.length) parts.push(t("phase_current_not_connected", { phase: formatList(silent) }));
+  const noReference = phasesWhere(current, (state, reason) => reason === "no_voltage_reference");
+  if (noReference.length) {
+    parts.push(t("current_reason_no_voltage_reference", { phases: formatList(noReference) }));
+  }
+  return parts;
+}
+
+/** Words for an indicator: what is at fault and where when known, else its state. */
+function indicatorWords(kind, indicator, meterAvailable) {
+  if (!meterAvailable) return t("light_no_reading");
+  const parts = kind === "voltage" ? voltageParts(indicator) : currentParts(indicator);
+  if (parts.length === 0 && kind === "current" && indicator.state === "indeterminate") {
+    parts.push(t(`current_reason_${indicator.reason || "low_current"}`));
+  }
+  if (parts.length === 0) return t(`${kind}_${indicator.state}`);
+  return `${t(`colour_${indicator.light}`)}: ${parts.join("; ")}`;
 }
 
 function cloudText(cloud) {
@@ -47,7 +81,9 @@ function networkText(status) {
 
 function sequenceText(voltage) {
   if (voltage.state === "ok") return t("sequence_ok");
-  if (voltage.state === "wrong_phase_sequence") return t("sequence_wrong");
+  if (voltage.state === "wrong_phase_sequence") {
+    return t(voltage.reason === "swapped" ? "sequence_swapped" : "sequence_wrong");
+  }
   return t("sequence_unknown");
 }
 
@@ -57,8 +93,9 @@ export function renderStatus(status) {
   if (!s) return;
   setLight("logo", s.power ? "green" : "off", t(s.power ? "logo_on" : "logo_off"));
   setLight("communication", s.communication_light, t(`comm_${s.communication}`));
-  setLight("voltage", s.voltage.light, indicatorWords("voltage", s.voltage));
-  setLight("current", s.current.light, indicatorWords("current", s.current));
+  const meter = s.meter_available !== false;
+  setLight("voltage", s.voltage.light, indicatorWords("voltage", s.voltage, meter));
+  setLight("current", s.current.light, indicatorWords("current", s.current, meter));
   $("phase-sequence").textContent = sequenceText(s.voltage);
   $("network-state").textContent = networkText(s);
   $("cloud-state").textContent = cloudText(s.cloud);
