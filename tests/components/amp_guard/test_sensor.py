@@ -11,7 +11,12 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 
-from custom_components.amp_guard.api import Readings
+from custom_components.amp_guard.api import (
+    CurrentIndicator,
+    CurrentReason,
+    CurrentState,
+    Readings,
+)
 from custom_components.amp_guard.const import DOMAIN
 
 from .conftest import NATIVE_SERIAL, SERIAL, PushFeed, settings_fixture, state_fixture
@@ -101,3 +106,36 @@ async def test_meter_offline_makes_measurements_unavailable(
     push_feed.send(state_fixture().readings)
     await hass.async_block_till_done()
     assert hass.states.get("sensor.amp_guard_5678_current_l1").state == "10.123"
+
+
+async def test_no_voltage_reference_is_not_called_low_current(
+    hass: HomeAssistant, init_integration: MockConfigEntry, push_feed: PushFeed
+) -> None:
+    """An indeterminate CT says why: no voltage reference is its own state, below 2 A not."""
+    status = state_fixture().status
+    current = CurrentIndicator(
+        state=CurrentState.INDETERMINATE,
+        phases={
+            "L1": CurrentState.INDETERMINATE,
+            "L2": CurrentState.INDETERMINATE,
+            "L3": CurrentState.INDETERMINATE,
+        },
+        reasons={
+            "L1": CurrentReason.LOW_CURRENT,
+            "L2": CurrentReason.NO_VOLTAGE_REFERENCE,
+            "L3": CurrentReason.NO_VOLTAGE_REFERENCE,
+        },
+        reason=CurrentReason.NO_VOLTAGE_REFERENCE,
+    )
+    push_feed.send(replace(status, current=current))
+    await hass.async_block_till_done()
+    states = {
+        entity_id: hass.states.get(f"sensor.amp_guard_5678_{entity_id}").state
+        for entity_id in ("current_measurement", "ct_l1", "ct_l2", "ct_l3")
+    }
+    assert states == {
+        "current_measurement": "no_voltage_reference",
+        "ct_l1": "indeterminate",
+        "ct_l2": "no_voltage_reference",
+        "ct_l3": "no_voltage_reference",
+    }

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
+from homeassistant.components.binary_sensor import BinarySensorDeviceClass
 from homeassistant.data_entry_flow import FlowResultType
 
-from custom_components.amp_guard import sensor
+from custom_components.amp_guard import binary_sensor, sensor
 from custom_components.amp_guard.const import DOMAIN
 
 from .conftest import untranslated
@@ -105,6 +106,35 @@ def test_entity_translation_keys_exist() -> None:
 def test_flow_results_checked(result: dict[str, Any], problems: list[str]) -> None:
     """The check every flow test runs under catches a reason or error without its text."""
     assert untranslated({"handler": DOMAIN} | result) == problems
+
+
+# Home Assistant's device page cuts entity names beyond about 20 characters.
+MAX_NAME = 20
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_entity_names_fit_the_device_page(language: str) -> None:
+    """Every entity name, with its longest phase filled in, is at most 20 characters."""
+    translated = _load(f"translations/{language}.json")
+    names = {
+        key: text.replace("{phase}", "L1")
+        for key, text in translated.items()
+        if key.startswith("entity.") and key.endswith(".name")
+    }
+    assert names
+    assert {key: name for key, name in names.items() if len(name) > MAX_NAME} == {}
+
+
+def test_problem_sensors_show_their_problem() -> None:
+    """Each problem binary sensor has an icon of its own for the problem state."""
+    icons = json.loads((INTEGRATION / "icons.json").read_text(encoding="utf-8"))
+    binary = icons["entity"]["binary_sensor"]
+    for key in (
+        description.translation_key
+        for description in binary_sensor.DESCRIPTIONS
+        if description.device_class is BinarySensorDeviceClass.PROBLEM
+    ):
+        assert binary[key]["state"]["on"] != binary[key]["default"], key
 
 
 def test_services_and_icons_match() -> None:
