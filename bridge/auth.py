@@ -49,12 +49,18 @@ LAST_SEEN_FLUSH: Final = timedelta(minutes=5)
 
 
 class LockedOutError(Exception):
-    """Too many wrong PINs from this address; try again after ``retry_after`` seconds."""
+    """Too many wrong PINs from this address; try again after ``retry_after`` seconds.
 
-    def __init__(self, retry_after: float) -> None:
+    ``just_now`` is True when this very PIN was the wrong one that started the lock-out,
+    so the person typing learns of it at once rather than at the next try.
+    """
+
+    def __init__(self, retry_after: float, *, just_now: bool = False) -> None:
         """Round the wait up to whole seconds, as Retry-After wants."""
         self.retry_after = max(1, math.ceil(retry_after))
-        super().__init__(f"too many wrong PINs: locked for {self.retry_after} s")
+        self.just_now = just_now
+        why = "wrong PIN, and too many" if just_now else "too many wrong PINs"
+        super().__init__(f"{why}: locked out for {self.retry_after} s")
 
 
 @dataclass(slots=True)
@@ -90,10 +96,16 @@ class PinGuard:
         left = attempts.locked_until - self._clock()
         return left if left > 0 else None
 
+    def tries_left(self, address: str) -> int:
+        """Wrong PINs ``address`` may still send before it is locked out."""
+        attempts = self._attempts.get(address)
+        return self._max_failures - (0 if attempts is None else attempts.failures)
+
     def check(self, address: str, verify: Callable[[], bool]) -> bool:
         """Run ``verify`` unless ``address`` is locked out; count a failure.
 
-        Raises ``LockedOutError`` while locked; the PIN is then not even compared.
+        Raises ``LockedOutError`` while locked (the PIN is then not even compared), and
+        for the wrong PIN that starts a lock-out (``just_now``).
         """
         wait = self.retry_after(address)
         if wait is not None:
@@ -104,14 +116,15 @@ class PinGuard:
         attempts = self._attempts.pop(address, None) or _Attempts()
         self._attempts[address] = attempts  # most recent last, for eviction
         attempts.failures += 1
+        if len(self._attempts) > MAX_TRACKED_ADDRESSES:
+            self._forget_some()
         if attempts.failures >= self._max_failures:
             lock = min(self._base * 2**attempts.level, self._cap)
             attempts.locked_until = self._clock() + lock
             attempts.level += 1
             attempts.failures = 0
             _LOGGER.warning("Too many wrong PINs from %s: locked out for %.0f s", address, lock)
-        if len(self._attempts) > MAX_TRACKED_ADDRESSES:
-            self._forget_some()
+            raise LockedOutError(lock, just_now=True)
         return False
 
     def _forget_some(self) -> None:
@@ -203,7 +216,10 @@ class Auth:
         return hmac.compare_digest(_hash_pin(candidate, self._pin_salt), self._pin_hash)
 
     def check_pin(self, address: str, candidate: str) -> bool:
-        """Check a PIN from ``address`` against the lock-out budget (may raise LockedOut)."""
+        """Check a PIN from ``address`` against the lock-out budget (may raise LockedOut).
+
+        ``guard.tries_left(address)`` then says how many wrong ones it may still send.
+        """
         self._pick_up_pin_change()
         return self.guard.check(address, lambda: self.pin_matches(candidate))
 

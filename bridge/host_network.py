@@ -1,4 +1,8 @@
-"""Whether the host has a network address other than loopback (the communication light)."""
+"""Which of the host's interfaces have a routable address (the communication light).
+
+The status names them (``connected_by``), so a user sees what the unit is connected by:
+an Ethernet cable, the customer's Wi-Fi, or nothing.
+"""
 
 from __future__ import annotations
 
@@ -18,13 +22,13 @@ _IF_INET6: Final = Path("/proc/net/if_inet6")
 CACHE_SECONDS: Final = 30.0
 
 
-def _ipv4_addresses() -> list[ipaddress.IPv4Address]:
-    """IPv4 addresses of the host's interfaces, read locally (no traffic)."""
+def _ipv4_interfaces() -> list[tuple[str, ipaddress.IPv4Address]]:
+    """Each interface's name and IPv4 address, read locally (no traffic)."""
     try:
         import fcntl  # noqa: PLC0415 - Linux only; other systems fall back
     except ImportError:
         return []
-    addresses: list[ipaddress.IPv4Address] = []
+    found: list[tuple[str, ipaddress.IPv4Address]] = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         for _index, name in socket.if_nameindex():
             request = struct.pack("256s", name[:15].encode())
@@ -32,53 +36,75 @@ def _ipv4_addresses() -> list[ipaddress.IPv4Address]:
                 reply = fcntl.ioctl(probe.fileno(), _SIOCGIFADDR, request)
             except OSError:
                 continue  # no IPv4 address on this interface
-            addresses.append(ipaddress.IPv4Address(reply[20:24]))
-    return addresses
+            found.append((name, ipaddress.IPv4Address(reply[20:24])))
+    return found
 
 
-def _ipv6_addresses() -> list[ipaddress.IPv6Address]:
-    """IPv6 addresses of the host's interfaces from procfs (Linux)."""
+def _ipv4_addresses() -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses of the host's interfaces, read locally (no traffic)."""
+    return [address for _name, address in _ipv4_interfaces()]
+
+
+def _ipv6_interfaces() -> list[tuple[str, ipaddress.IPv6Address]]:
+    """Each interface's name and IPv6 addresses, from procfs (Linux)."""
     try:
         lines = _IF_INET6.read_text().splitlines()
     except OSError:
         return []
-    addresses: list[ipaddress.IPv6Address] = []
+    found: list[tuple[str, ipaddress.IPv6Address]] = []
     for line in lines:
         fields = line.split()
-        if fields:
+        if len(fields) >= 6:  # noqa: PLR2004 - address, index, prefix, scope, flags, name
             try:
-                addresses.append(ipaddress.IPv6Address(int(fields[0], 16)))
+                found.append((fields[5], ipaddress.IPv6Address(int(fields[0], 16))))
             except ValueError:
                 continue
-    return addresses
+    return found
+
+
+def network_interfaces() -> tuple[str, ...]:
+    """Name the interfaces with a routable (not loopback, not link-local) address."""
+    candidates: list[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address]] = [
+        *_ipv4_interfaces(),
+        *_ipv6_interfaces(),
+    ]
+    return tuple(
+        sorted(
+            {
+                name
+                for name, ip in candidates
+                if not (ip.is_loopback or ip.is_link_local or ip.is_unspecified)
+            }
+        )
+    )
 
 
 def has_network_address() -> bool:
-    """Tell whether some interface has a routable (not loopback, not link-local) address."""
-    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [
-        *_ipv4_addresses(),
-        *_ipv6_addresses(),
-    ]
-    return any(not (ip.is_loopback or ip.is_link_local or ip.is_unspecified) for ip in candidates)
+    """Tell whether some interface has a routable address."""
+    return bool(network_interfaces())
 
 
 class NetworkWatch:
-    """Cache ``has_network_address`` so the reading loop can ask every second."""
+    """Cache ``network_interfaces`` so the reading loop can ask every second."""
 
     def __init__(self, *, ttl: float = CACHE_SECONDS) -> None:
         """Check again at most every ``ttl`` seconds."""
         self._ttl = ttl
         self._checked = -ttl
-        self._value = False
+        self._value: tuple[str, ...] = ()
 
-    def connected(self) -> bool:
-        """Return the cached answer, refreshing it when stale."""
+    def interfaces(self) -> tuple[str, ...]:
+        """Return the cached interface names, refreshing them when stale."""
         now = time.monotonic()
         if now - self._checked >= self._ttl:
             self._checked = now
             try:
-                self._value = has_network_address()
+                self._value = network_interfaces()
             except OSError as err:
                 _LOGGER.debug("Cannot list network addresses: %s", err)
-                self._value = False
+                self._value = ()
         return self._value
+
+    def connected(self) -> bool:
+        """Tell whether some interface has a routable address (cached)."""
+        return bool(self.interfaces())

@@ -244,6 +244,9 @@ class Status:
     power: bool
     communication: Communication
     communication_light: Light
+    connected_by: Annotated[
+        tuple[str, ...], Doc("The host's interfaces with a routable address, e.g. eth0, wlan0")
+    ] = ()
     voltage: VoltageIndicator
     current: CurrentIndicator
     meter_available: bool = field(init=False)

@@ -46,6 +46,7 @@ RESERVED_STATE_KEYS: Final = frozenset(
         "power",
         "communication",
         "communication_light",
+        "connected_by",
         "voltage",
         "current",
         "meter_available",
@@ -395,7 +396,11 @@ class AmpGuardUnit:
         from bridge.metering.status import evaluate  # noqa: PLC0415 - the status module is metering's
 
         return evaluate(
-            self._reading, self._error, self.settings.installation, self.communication()
+            self._reading,
+            self._error,
+            self.settings.installation,
+            self.communication(),
+            self._network.interfaces(),
         )
 
     async def _refresh_status(self) -> None:

@@ -36,20 +36,27 @@ class ServerError(Exception):
         code: ErrorCode = ErrorCode.BAD_REQUEST,
         field: str | None = None,
         retry_after: float | None = None,
+        tries_left: int | None = None,
     ) -> None:
-        """Describe the failure; ``field`` for validation, ``retry_after`` for lock-outs."""
+        """Describe the failure; ``field`` for validation, ``retry_after`` for lock-outs.
+
+        ``tries_left`` tells a wrong PIN's sender how many more it may send.
+        """
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.code = code
         self.field = field
         self.retry_after = None if retry_after is None else max(1, math.ceil(retry_after))
+        self.tries_left = tries_left
 
     def response(self) -> web.Response:
         """Render as the API's JSON error reply."""
         error: dict[str, Any] = {"code": self.code.value, "message": self.message}
         if self.field is not None:
             error["field"] = self.field
+        if self.tries_left is not None:
+            error["tries_left"] = self.tries_left
         headers: dict[str, str] = {}
         if self.retry_after is not None:
             error["retry_after"] = self.retry_after

@@ -109,6 +109,7 @@ class ErrorDetail:
     message: str
     field: Annotated[str | None, Doc("The dotted field at fault")] = None
     retry_after: Annotated[int | None, Doc("Seconds to wait (lock-out)")] = None
+    tries_left: Annotated[int | None, Doc("Wrong PINs still allowed before a lock-out")] = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

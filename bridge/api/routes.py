@@ -60,17 +60,25 @@ if TYPE_CHECKING:
 
 def check_pin(call: Call[Any], pin: str) -> None:
     """Check a PIN against the shared lock-out budget; raise 401/429 when not accepted."""
+    address = client_address(call.request)
     try:
-        accepted = call.unit.auth.check_pin(client_address(call.request), pin)
+        accepted = call.unit.auth.check_pin(address, pin)
     except LockedOutError as err:
         raise ServerError(
-            "too many wrong PINs: try again later",
+            f"{err}: try again later" if err.just_now else "too many wrong PINs: try again later",
             429,
             code=ErrorCode.LOCKED_OUT,
             retry_after=err.retry_after,
         ) from err
     if not accepted:
-        raise ServerError("wrong PIN", 401, code=ErrorCode.INVALID_PIN, field="pin")
+        left = call.unit.auth.guard.tries_left(address)
+        raise ServerError(
+            f"wrong PIN ({left} more before a lock-out)",
+            401,
+            code=ErrorCode.INVALID_PIN,
+            field="pin",
+            tries_left=left,
+        )
 
 
 # Who the unit is, and pairing
@@ -262,8 +270,8 @@ async def openapi(call: Call[None]) -> dict[str, Any]:
 
 _NOT_EMULATED: Final = {404: "This unit is not emulated"}
 _PIN_ERRORS: Final = {
-    401: "Wrong PIN (counts towards the lock-out)",
-    429: "Too many wrong PINs from this address; see Retry-After",
+    401: "Wrong PIN (counts towards the lock-out; tries_left says how many more)",
+    429: "Too many wrong PINs from this address, this one included; see Retry-After",
 }
 
 ROUTES: Final[tuple[Route[Any], ...]] = (

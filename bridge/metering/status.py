@@ -149,14 +149,20 @@ def evaluate(
     error: str | None,
     installation: InstallationSettings,
     communication: Communication,
+    connected_by: tuple[str, ...] = (),
 ) -> Status:
-    """Derive the status indicators from the latest reading (None when the meter has none)."""
+    """Derive the status indicators from the latest reading (None when the meter has none).
+
+    ``connected_by`` names the host's interfaces with an address, shown beside the
+    communication light.
+    """
     if reading is None or error is not None:
         off_detail = error or NO_READING_YET
         return Status(
             power=True,
             communication=communication,
             communication_light=communication_light(communication),
+            connected_by=connected_by,
             voltage=VoltageIndicator(
                 state=VoltageState.NOT_CONNECTED, light=Light.OFF, detail=off_detail
             ),
@@ -170,6 +176,7 @@ def evaluate(
         power=True,
         communication=communication,
         communication_light=communication_light(communication),
+        connected_by=connected_by,
         voltage=voltage,
         current=current_indicator(reading, installation, voltage),
     )

@@ -408,6 +408,8 @@ class Status:
     current: CurrentIndicator
     meter_available: bool
     meter_error: str | None
+    # The unit's network interfaces with an address (API 1.2): what it is connected by.
+    connected_by: tuple[str, ...] = ()
     # Why the unit's settings file was unusable; not a component's state.
     settings_error: str | None = None
     components: dict[str, Any] = field(default_factory=dict)
@@ -419,7 +421,8 @@ class Status:
         voltage = _object(body.get("voltage"), "status.voltage")
         current = _object(body.get("current"), "status.current")
         known = {"power", "communication", "communication_light", "voltage", "current"}
-        known |= {"meter_available", "meter_error", "settings_error"}
+        known |= {"meter_available", "meter_error", "settings_error", "connected_by"}
+        connected_by = body.get("connected_by", [])
         return cls(
             power=bool(body.get("power", True)),
             communication=_enum(Communication, body.get("communication"), "communication"),
@@ -445,6 +448,9 @@ class Status:
             ),
             meter_available=bool(body.get("meter_available", True)),
             meter_error=_optional_text(body, "meter_error", "status"),
+            connected_by=tuple(str(name) for name in connected_by)
+            if isinstance(connected_by, list)
+            else (),
             settings_error=_optional_text(body, "settings_error", "status"),
             components={key: value for key, value in body.items() if key not in known},
         )

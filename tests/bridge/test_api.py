@@ -204,9 +204,18 @@ async def test_lockout_and_its_expiry(
         url = f"{server.url}{API}/pair"
         good = {"serial": unit.identity.serial, "pin": unit.identity.pin, "client_name": "x"}
         bad = {**good, "pin": "WRONG234"}
-        for _ in range(5):
-            status, _, _ = await call(http, "POST", url, body=bad)
-            assert status == 401
+        for left in (4, 3, 2, 1):
+            status, data, _ = await call(http, "POST", url, body=bad)
+            assert (status, data["error"]["code"]) == (401, "invalid_pin")
+            assert data["error"]["tries_left"] == left
+        # The fifth wrong PIN is told of the lock-out it starts.
+        status, data, response = await call(http, "POST", url, body=bad)
+        assert (status, data["error"]["code"], data["error"]["retry_after"]) == (
+            429,
+            "locked_out",
+            30,
+        )
+        assert data["error"]["message"].startswith("wrong PIN")
         status, data, response = await call(http, "POST", url, body=good)
         assert status == 429
         assert data["error"]["code"] == "locked_out"

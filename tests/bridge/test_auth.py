@@ -35,11 +35,16 @@ def test_lockout_after_five_wrong_pins_grows_and_expires(fake_clock: FakeClock) 
         checks.append("x")
         return False
 
-    for _ in range(5):
+    for left in (4, 3, 2, 1):
         assert guard.check("10.0.0.1", wrong) is False
+        assert guard.tries_left("10.0.0.1") == left
+    # The fifth wrong PIN says so itself: the sender learns of the lock-out at once.
+    with pytest.raises(LockedOutError) as caught:
+        guard.check("10.0.0.1", wrong)
+    assert (caught.value.retry_after, caught.value.just_now) == (30, True)
     with pytest.raises(LockedOutError) as caught:
         guard.check("10.0.0.1", lambda: True)
-    assert caught.value.retry_after == 30
+    assert (caught.value.retry_after, caught.value.just_now) == (30, False)
     assert len(checks) == 5  # a locked address's PIN is not even compared
     # Another address has its own budget.
     assert guard.check("10.0.0.2", lambda: True) is True
@@ -52,15 +57,21 @@ def test_lockout_after_five_wrong_pins_grows_and_expires(fake_clock: FakeClock) 
     assert guard.retry_after("10.0.0.1") is None
     # The next five failures lock for twice as long, then the cap applies.
     for expected in (60, 100, 100):
-        for _ in range(5):
-            guard.check("10.0.0.1", wrong)
+        wrong_pins(guard, "10.0.0.1", 5)
         assert guard.retry_after("10.0.0.1") == pytest.approx(expected)
         clock.now += expected
     # A right PIN forgets the history.
     assert guard.check("10.0.0.1", lambda: True) is True
-    for _ in range(5):
-        guard.check("10.0.0.1", wrong)
+    assert guard.tries_left("10.0.0.1") == 5
+    wrong_pins(guard, "10.0.0.1", 5)
     assert guard.retry_after("10.0.0.1") == pytest.approx(30)
+
+
+def wrong_pins(guard: PinGuard, address: str, count: int) -> None:
+    """Send ``count`` wrong PINs from ``address``, whether or not they start a lock-out."""
+    for _ in range(count):
+        with contextlib.suppress(LockedOutError):
+            guard.check(address, lambda: False)
 
 
 def test_guard_forgets_oldest_addresses(
@@ -72,8 +83,7 @@ def test_guard_forgets_oldest_addresses(
         guard.check(address, lambda: False)
     assert set(guard._attempts) == {"b", "c", "d"}
     # A locked-out address is kept while quiet ones can go.
-    for _ in range(4):
-        guard.check("b", lambda: False)
+    wrong_pins(guard, "b", 4)
     assert guard.retry_after("b") is not None
     for address in ("e", "f", "g"):
         guard.check(address, lambda: False)
@@ -160,7 +170,8 @@ def test_factory_reset(tmp_path: Path, identity: Identity) -> None:
     session = auth.create_session()
     auth.set_pin("CHANGED1")
     for _ in range(5):
-        auth.check_pin("10.0.0.9", "WRONGPIN")
+        with contextlib.suppress(LockedOutError):
+            auth.check_pin("10.0.0.9", "WRONGPIN")
     auth.factory_reset()
     assert auth.clients == []
     assert auth.client_for_token(token) is None
@@ -189,8 +200,8 @@ def test_nothing_secret_is_logged(
         auth = Auth(tmp_path, identity)
         _, token = auth.pair("ha")
         auth.set_pin("SECRET12")
-        for _ in range(6):
-            with pytest.raises(LockedOutError) if _ == 5 else contextlib.nullcontext():
+        for attempt in range(6):
+            with pytest.raises(LockedOutError) if attempt >= 4 else contextlib.nullcontext():
                 auth.check_pin("10.0.0.1", "GUESS123")
     for secret in (token, "SECRET12", "GUESS123", LABEL_PIN):
         assert secret not in caplog.text

@@ -12,7 +12,7 @@ from bridge_harness import start_unit, unit_options, wait_for
 
 from bridge import events as ev
 from bridge.config import SourceOptions
-from bridge.host_network import NetworkWatch, has_network_address
+from bridge.host_network import NetworkWatch, has_network_address, network_interfaces
 from bridge.metering.sources import Source, SourceError, load_source
 from bridge.metering.sources.emulator import EmulatorFault, EmulatorSource
 from bridge.models import Communication, Measurement, Phase
@@ -190,12 +190,17 @@ async def test_publish_state(unit: AmpGuardUnit, caplog: pytest.LogCaptureFixtur
 
 
 async def test_communication(unit: AmpGuardUnit, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bridge.host_network.has_network_address", lambda: False)
+    monkeypatch.setattr("bridge.host_network.network_interfaces", tuple)
     unit._network._checked = -1e9  # force a fresh look
     assert unit.communication() is Communication.NONE
-    monkeypatch.setattr("bridge.host_network.has_network_address", lambda: True)
+    await unit._refresh_status()
+    assert unit.status_dict()["connected_by"] == []
+    monkeypatch.setattr("bridge.host_network.network_interfaces", lambda: ("eth0",))
     unit._network._checked = -1e9
     assert unit.communication() is Communication.NETWORK
+    # The status says what the unit is connected by, beside the blue light.
+    await unit._refresh_status()
+    assert unit.status_dict()["connected_by"] == ["eth0"]
     unit.publish_state("cloud", {"connected": True})
     assert unit.communication() is Communication.CLOUD
     assert unit.status.communication is Communication.CLOUD
@@ -273,13 +278,15 @@ async def test_load_source_picks_the_front_end(tmp_path: Path, kind: str, name: 
 def test_network_watch_caches(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[bool] = []
 
-    def look() -> bool:
+    def look() -> tuple[str, ...]:
         calls.append(True)
-        return True
+        return ("wlan0",)
 
-    monkeypatch.setattr("bridge.host_network.has_network_address", look)
+    monkeypatch.setattr("bridge.host_network.network_interfaces", look)
     watch = NetworkWatch(ttl=3600)
     assert watch.connected()
-    assert watch.connected()
+    assert watch.interfaces() == ("wlan0",)
     assert len(calls) == 1
     assert isinstance(has_network_address(), bool)
+    # This machine's own interfaces: names, never loopback.
+    assert "lo" not in network_interfaces()

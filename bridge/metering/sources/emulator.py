@@ -343,7 +343,7 @@ class EmulatorSource:
         if self._household:
             self._live(step)
         if self._fault is EmulatorFault.METER_OFFLINE:
-            raise SourceError("Meter offline: the emulated meter does not answer")
+            raise SourceError("the emulated meter does not answer (meter_offline fault)")
         return self._measure()
 
     async def _pace(self) -> None:

@@ -12,99 +12,19 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import pytest_asyncio
-from playwright.async_api import Browser, Page, Route, async_playwright, expect
-from web_harness import ARTIFACTS, RunningBridge, client_session, running_bridge
+from browser_harness import API, VIEWPORTS, log_in, open_tab, shot
+from playwright.async_api import Browser, Page, Route, expect
+from web_harness import RunningBridge, client_session, running_bridge
 
 from bridge.metering.sources.emulator import EmulatorFault
 from bridge.models import Phase
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from pathlib import Path
 
     import aiohttp
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-VIEWPORTS: dict[str, dict[str, int]] = {
-    "phone": {"width": 390, "height": 844},
-    "desktop": {"width": 1280, "height": 860},
-}
-WAIT_MS = 10_000
-API = "/api/v1"
-
-expect.set_options(timeout=WAIT_MS)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """Start Debian's Chromium once for the module."""
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def web(tmp_path: Path) -> AsyncIterator[RunningBridge]:
-    """Run a fresh unit (with its Wi-Fi and setup AP components) for one test."""
-    async with running_bridge(tmp_path / "state") as running:
-        yield running
-
-
-@pytest_asyncio.fixture(loop_scope="module", params=list(VIEWPORTS))
-async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
-    """Open a page at one viewport; fail the test on script errors or CSP violations."""
-    name: str = request.param
-    context = await browser.new_context(
-        viewport=VIEWPORTS[name], locale="en-GB", is_mobile=name == "phone"
-    )
-    opened = await context.new_page()
-    opened.set_default_timeout(WAIT_MS)
-    problems: list[str] = []
-    opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    opened.on(
-        "console",
-        lambda message: (
-            problems.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
-    opened.viewport_name = name  # type: ignore[attr-defined]
-    yield opened
-    await context.close()
-    assert problems == []
-
-
-async def shot(page: Page, tab: str) -> None:
-    """Save a screenshot of the page as a test artifact."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    name = page.viewport_name  # type: ignore[attr-defined]
-    await page.screenshot(path=ARTIFACTS / f"{name}-{tab}.png", full_page=True)
-
-
-async def log_in(page: Page, web: RunningBridge) -> None:
-    """Open the UI and log in with the label PIN."""
-    await page.goto(f"{web.url}/")
-    await page.fill("#login-pin", web.pin)
-    await page.click("#login-submit")
-    await expect(page.locator("#app-view")).to_be_visible()
-
-
-async def open_tab(page: Page, tab: str) -> None:
-    """Select a tab by clicking it."""
-    await page.click(f"#tab-{tab}")
-    await expect(page.locator(f"#panel-{tab}")).to_be_visible()
 
 
 async def pair(http: aiohttp.ClientSession, web: RunningBridge, name: str) -> str:
@@ -168,14 +88,33 @@ async def test_login_and_live_status(page: Page, web: RunningBridge) -> None:
     await expect(page.locator("#status-firmware")).to_have_text(web.unit.identity.firmware)
     await expect(page.locator("#setup-ap-state")).to_have_text(f"On: AG_{serial[-7:]}, 10 min left")
     await expect(page.locator("#cloud-state")).to_have_text("Not enabled")
-    await expect(page.locator("#network-state")).to_have_text("No Wi-Fi network configured")
+    # What the unit is connected by (this machine's interfaces), beside its Wi-Fi.
+    connected_by = web.unit.status_dict()["connected_by"]
+    if connected_by:
+        await expect(page.locator("#network-state")).to_have_text(
+            f"Connected through {' and '.join(connected_by)} · No Wi-Fi network configured"
+            if len(connected_by) <= 2
+            else re.compile("^Connected through .+ · No Wi-Fi network configured$")
+        )
+        await expect(page.locator("#light-communication-words")).to_contain_text(
+            f"Blue: on the network through {connected_by[0]}"
+        )
+    else:
+        await expect(page.locator("#network-state")).to_have_text(
+            "No network connection · No Wi-Fi network configured"
+        )
 
     web.emulator.set_fault(EmulatorFault.REVERSED_CT, Phase.L2)
     await expect(page.locator("#light-current")).to_have_attribute("data-light", "red")
     await expect(page.locator("#light-current-words")).to_contain_text("CT on L2 is reversed")
     await shot(page, "status-fault")
     web.emulator.set_fault(EmulatorFault.METER_OFFLINE)
-    await expect(page.locator("#meter-message")).to_contain_text("No reading from the meter")
+    await expect(page.locator("#meter-message")).to_have_text(
+        "No reading from the meter: the emulated meter does not answer (meter_offline fault)"
+    )
+    await expect(page.locator("#light-current-words")).to_have_text(
+        "Off: no reading from the meter"
+    )
     await expect(l1).to_have_text("\u2013")  # an en dash: no value
     web.emulator.set_fault(None)
     await expect(page.locator("#meter-message")).to_be_hidden()
@@ -185,20 +124,35 @@ async def test_login_and_live_status(page: Page, web: RunningBridge) -> None:
     assert await page.evaluate("window.__sameDocument") is True
 
 
-@pytest.mark.parametrize("page", ["phone"], indirect=True)
-async def test_lock_out_says_how_long_to_wait(page: Page, web: RunningBridge) -> None:
+LOCK_OUT_WORDS = {
+    "en": ("1 try left before a lock-out.", r"Too many wrong PINs\. Wait (\d+) s"),
+    "nl": ("Nog 1 poging voor een blokkering.", r"Te vaak een verkeerde pincode\. Wacht (\d+) s"),
+}
+
+
+@pytest.mark.parametrize("language", ["en", "nl"])
+async def test_lock_out_is_announced_by_the_fifth_wrong_pin(
+    page: Page, web: RunningBridge, language: str
+) -> None:
+    one_left, locked = LOCK_OUT_WORDS[language]
     await page.goto(f"{web.url}/")
-    for _ in range(5):
+    await page.select_option("#language", language)
+    message = page.locator("#login-message")
+    for attempt in range(1, 5):
         await page.fill("#login-pin", "WRONG123")
         await page.click("#login-submit")
-        await expect(page.locator("#login-message")).to_have_text(re.compile("Wrong PIN"))
+        if attempt == 4:
+            await expect(message).to_contain_text(one_left)
+        else:
+            await expect(message).to_contain_text(str(5 - attempt))
         await page.evaluate("document.getElementById('login-message').textContent = ''")
-    await page.fill("#login-pin", web.pin)
+    # The fifth wrong PIN starts the lock-out and says so at once.
+    await page.fill("#login-pin", "WRONG123")
     await page.click("#login-submit")
-    message = page.locator("#login-message")
-    await expect(message).to_have_text(re.compile(r"Too many wrong PINs\. Wait \d+ s"))
+    await expect(message).to_have_text(re.compile(locked))
     await expect(page.locator("#login-submit")).to_be_disabled()
     await expect(page.locator("#app-view")).to_be_hidden()
+    await shot(page, f"lock-out-{language}")
 
 
 @pytest.mark.parametrize("page", ["phone"], indirect=True)
@@ -250,6 +204,83 @@ async def test_a_dutch_browser_gets_dutch(browser: Browser, web: RunningBridge) 
         await expect(page.locator("#light-logo-words")).to_have_text("On: the unit has power")
     finally:
         await context.close()
+
+
+SWAPPED_WORDS = {
+    "en": {
+        "#light-voltage-words": "Red: two phases are swapped (L2 and L3)",
+        "#light-current-words": "Green: no voltage reference for the CT on L2 and L3",
+        "#phase-sequence": "Reversed: two phases are swapped",
+    },
+    "nl": {
+        "#light-voltage-words": "Rood: twee fasen zijn verwisseld (L2 en L3)",
+        "#light-current-words": "Groen: geen spanningsreferentie voor de stroomtang op L2 en L3",
+        "#phase-sequence": "Omgekeerd: twee fasen zijn verwisseld",
+    },
+}
+
+
+@pytest.mark.parametrize("language", ["en", "nl"])
+async def test_swapped_phases_are_called_swapped(
+    page: Page, web: RunningBridge, language: str
+) -> None:
+    """Two swapped phases: one fact, as the API says, and the CTs say why they are unjudged."""
+    for phase in Phase:
+        web.emulator.set_load(phase, 10.4)
+    web.emulator.set_fault(EmulatorFault.SWAPPED_PHASES, Phase.L2)
+    await log_in(page, web)
+    await page.select_option("#language", language)
+    for selector, words in SWAPPED_WORDS[language].items():
+        await expect(page.locator(selector)).to_have_text(words)
+    await expect(page.locator("#light-voltage")).to_have_attribute("data-light", "red")
+    await shot(page, f"status-swapped-{language}")
+
+
+@pytest.mark.parametrize("language", ["en", "nl"])
+async def test_a_fresh_unit_does_not_warn_about_its_own_wiring(
+    page: Page, web: RunningBridge, language: str
+) -> None:
+    """Default wiring (all phases) measures more than the manual asks: advice, no warning."""
+    await log_in(page, web)
+    await page.select_option("#language", language)
+    await open_tab(page, "installation")
+    advice = page.locator("#voltage-wiring-advice")
+    minimum = {"en": "at least one phase (L1)", "nl": "minstens één fase (L1)"}[language]
+    fewer = {"en": "fewer voltages", "nl": "minder spanningen"}[language]
+    await expect(advice).to_contain_text(minimum)
+    await expect(advice).not_to_contain_text(fewer)
+    await expect(advice).not_to_have_class(re.compile("advice-warning"))
+    # Fewer voltages than the manual asks (one on an IT grid without generation) warns.
+    await page.check('input[name="grid_type"][value="IT"]')
+    await page.check('input[name="voltage_wiring"][value="one"]')
+    await expect(advice).to_contain_text(fewer)
+    await expect(advice).to_have_class(re.compile("advice-warning"))
+    await page.check('input[name="voltage_wiring"][value="all"]')
+    await expect(advice).not_to_contain_text(fewer)
+
+
+TWENTY_FOUR_HOURS = re.compile(r"^\d{2}:\d{2}:\d{2}$")
+
+
+@pytest.mark.locale("en-US")
+@pytest.mark.parametrize("language", ["nl", "en"])
+async def test_dutch_times_are_24_hour_english_ones_the_browsers(
+    page: Page, web: RunningBridge, language: str
+) -> None:
+    await log_in(page, web)
+    await page.select_option("#language", language)
+    updated = page.locator("#last-update")
+    if language == "nl":
+        await expect(updated).to_have_text(TWENTY_FOUR_HOURS)
+    else:
+        # An American browser: its own 12-hour clock.
+        await expect(updated).to_have_text(re.compile(r"^\d{1,2}:\d{2}:\d{2}\s?[AP]M$"))
+
+
+@pytest.mark.parametrize("page", ["phone"], indirect=True)
+async def test_a_british_browser_reads_english_in_24_hours(page: Page, web: RunningBridge) -> None:
+    await log_in(page, web)
+    await expect(page.locator("#last-update")).to_have_text(TWENTY_FOUR_HOURS)
 
 
 # ---- Wi-Fi ----------------------------------------------------------------------------
@@ -310,7 +341,7 @@ async def test_each_installation_setting_is_saved(page: Page, web: RunningBridge
     await page.check("#generation")
     await page.check('input[name="voltage_wiring"][value="all"]')
     await expect(page.locator("#voltage-wiring-advice")).to_have_text(
-        "Advice for this installation: all phases."
+        "The installation manual asks for all phases here (generation is present)."
     )
     await page.click("#installation-form button[type=submit]")
     await expect(page.locator("#installation-message")).to_have_text("Saved.")
@@ -320,7 +351,7 @@ async def test_each_installation_setting_is_saved(page: Page, web: RunningBridge
 
     await page.check('input[name="grid_type"][value="IT"]')
     await page.uncheck("#generation")
-    await expect(page.locator("#voltage-wiring-advice")).to_contain_text("IT, L1 + L2")
+    await expect(page.locator("#voltage-wiring-advice")).to_contain_text("at least L1 + L2")
     await page.check('input[name="voltage_wiring"][value="it_l1_l2"]')
     await page.check('input[name="phases"][value="1"]')
     await page.click("#troubleshooting summary")

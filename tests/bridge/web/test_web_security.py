@@ -222,12 +222,13 @@ async def test_wrong_pins_lock_the_login_out_and_say_for_how_long(
     for _ in range(4):
         async with browser_like.post(login, json={"pin": "WRONGPIN"}) as response:
             assert response.status == 401
-    # Pairing is another door to the same budget: the fifth wrong PIN locks both.
+    # Pairing is another door to the same budget: the fifth wrong PIN locks both, and
+    # its own reply says so.
     async with browser_like.post(
         f"{url}{API}/pair",
         json={"serial": unit.identity.serial, "pin": "WRONGPIN", "client_name": "x"},
     ) as response:
-        assert response.status == 401
+        assert response.status == 429
     async with browser_like.post(login, json={"pin": unit.identity.pin}) as response:
         assert response.status == 429
         error = (await response.json())["error"]

@@ -51,9 +51,7 @@ async def test_current_problem(
     status = state_fixture().status
     push_feed.send(replace(status, current=CurrentIndicator(state=current)))
     await hass.async_block_till_done()
-    assert hass.states.get("binary_sensor.amp_guard_5678_ct_wiring").state == (
-        problem
-    )
+    assert hass.states.get("binary_sensor.amp_guard_5678_ct_wiring").state == (problem)
 
 
 async def test_voltage_problem_and_meter(
@@ -69,9 +67,7 @@ async def test_voltage_problem_and_meter(
     )
     push_feed.send(faulty)
     await hass.async_block_till_done()
-    assert hass.states.get("binary_sensor.amp_guard_5678_voltage_wiring").state == (
-        STATE_ON
-    )
+    assert hass.states.get("binary_sensor.amp_guard_5678_voltage_wiring").state == (STATE_ON)
     assert hass.states.get("binary_sensor.amp_guard_5678_meter").state == STATE_OFF
 
 

@@ -14,6 +14,7 @@ export class ApiError extends Error {
     this.code = error.code || (status === 0 ? "network" : "http");
     this.field = error.field || null;
     this.retryAfter = error.retry_after ?? null;
+    this.triesLeft = error.tries_left ?? null;
   }
 }
 

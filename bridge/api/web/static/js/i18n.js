@@ -17,6 +17,8 @@ const TEXTS = {
     pin: "PIN",
     login: "Log in",
     login_wrong_pin: "Wrong PIN. Check the unit's label and try again.",
+    login_one_try_left: "1 try left before a lock-out.",
+    login_tries_left: "{count} tries left before a lock-out.",
     login_locked_out: "Too many wrong PINs. Wait {seconds} s before trying again.",
     login_failed: "Could not log in: {message}",
     session_expired: "Your session has expired. Log in again.",
@@ -35,6 +37,9 @@ const TEXTS = {
     logo_off: "Off",
     comm_cloud: "Green: connected to the cloud",
     comm_network: "Blue: network only, no cloud",
+    comm_network_through: "Blue: on the network through {interfaces}, no cloud",
+    network_through: "Connected through {interfaces}",
+    network_none: "No network connection",
     comm_none: "Off: no network",
     voltage_ok: "Green: OK",
     voltage_wrong_phase_sequence: "Red: wrong phase sequence",
@@ -119,16 +124,17 @@ const TEXTS = {
     generation: "Generation present (solar panels, wind)",
     voltage_wiring: "Voltage wiring",
     wiring_all: "All phases",
-    wiring_all_when: "When generation (PV, wind) is present; on an IT grid with generation.",
+    wiring_all_when: "Needed with generation (PV, wind); always allowed, and measures the most.",
     wiring_one: "One phase",
-    wiring_one_when: "Without generation, and on a 1-phase connection (L2 and L3 unused).",
+    wiring_one_when: "The least without generation, and on a 1-phase connection (L2 and L3 unused).",
     wiring_it: "IT: L1 + L2",
-    wiring_it_when: "On an IT grid without generation.",
-    advice_all: "Advice for this installation: all phases.",
-    advice_one: "Advice for this installation: one phase.",
-    advice_it_l1_l2: "Advice for this installation: IT, L1 + L2.",
+    wiring_it_when: "The least on an IT grid without generation.",
+    advice_all: "The installation manual asks for all phases here (generation is present).",
+    advice_one: "The installation manual asks for at least one phase (L1) here; wiring all phases is fine and measures more.",
+    advice_it_l1_l2:
+      "The installation manual asks for at least L1 + L2 here (IT grid); wiring all phases is fine and measures more.",
     advice_single_phase: "On a 1-phase connection only L1 is connected; L2 and L3 stay unused.",
-    advice_differs: "The chosen wiring differs from the advice.",
+    advice_fewer: "The chosen wiring measures fewer voltages than needed here.",
     troubleshooting: "Troubleshooting only",
     troubleshooting_intro: "Change these only when troubleshooting a faulty installation.",
     supply_voltage: "Supply voltage",
@@ -199,6 +205,8 @@ const TEXTS = {
     pin: "Pincode",
     login: "Aanmelden",
     login_wrong_pin: "Verkeerde pincode. Controleer het label en probeer het opnieuw.",
+    login_one_try_left: "Nog 1 poging voor een blokkering.",
+    login_tries_left: "Nog {count} pogingen voor een blokkering.",
     login_locked_out: "Te vaak een verkeerde pincode. Wacht {seconds} s en probeer het dan opnieuw.",
     login_failed: "Aanmelden lukte niet: {message}",
     session_expired: "Uw sessie is verlopen. Meld u opnieuw aan.",
@@ -217,6 +225,9 @@ const TEXTS = {
     logo_off: "Uit",
     comm_cloud: "Groen: verbonden met de cloud",
     comm_network: "Blauw: alleen netwerk, geen cloud",
+    comm_network_through: "Blauw: op het netwerk via {interfaces}, geen cloud",
+    network_through: "Verbonden via {interfaces}",
+    network_none: "Geen netwerkverbinding",
     comm_none: "Uit: geen netwerk",
     voltage_ok: "Groen: in orde",
     voltage_wrong_phase_sequence: "Rood: verkeerde fasevolgorde",
@@ -301,16 +312,17 @@ const TEXTS = {
     generation: "Opwekking aanwezig (zonnepanelen, wind)",
     voltage_wiring: "Spanningsaansluiting",
     wiring_all: "Alle fasen",
-    wiring_all_when: "Bij opwekking (zon, wind); bij een IT-net met opwekking.",
+    wiring_all_when: "Nodig bij opwekking (zon, wind); altijd toegestaan, en meet het meest.",
     wiring_one: "Eén fase",
-    wiring_one_when: "Zonder opwekking, en bij een 1-fase-aansluiting (L2 en L3 vrij).",
+    wiring_one_when: "Het minste zonder opwekking, en bij een 1-fase-aansluiting (L2 en L3 vrij).",
     wiring_it: "IT: L1 + L2",
-    wiring_it_when: "Bij een IT-net zonder opwekking.",
-    advice_all: "Advies voor deze installatie: alle fasen.",
-    advice_one: "Advies voor deze installatie: één fase.",
-    advice_it_l1_l2: "Advies voor deze installatie: IT, L1 + L2.",
+    wiring_it_when: "Het minste bij een IT-net zonder opwekking.",
+    advice_all: "De installatiehandleiding vraagt hier alle fasen (er is opwekking).",
+    advice_one: "De installatiehandleiding vraagt hier minstens één fase (L1); alle fasen aansluiten mag en meet meer.",
+    advice_it_l1_l2:
+      "De installatiehandleiding vraagt hier minstens L1 + L2 (IT-net); alle fasen aansluiten mag en meet meer.",
     advice_single_phase: "Bij een 1-fase-aansluiting alleen L1 aansluiten; L2 en L3 blijven vrij.",
-    advice_differs: "De gekozen aansluiting wijkt af van het advies.",
+    advice_fewer: "De gekozen aansluiting meet minder spanningen dan hier nodig is.",
     troubleshooting: "Alleen voor storingzoeken",
     troubleshooting_intro: "Wijzig deze alleen bij het zoeken naar een storing in de installatie.",
     supply_voltage: "Netspanning",
@@ -476,16 +488,24 @@ export function formatNumber(value, decimals) {
   }).format(value);
 }
 
+/** Times in 24-hour format for Dutch; otherwise the browser's own format, so an English
+ *  page in a 12-hour country reads "2:05 PM" and in a 24-hour one "14:05". */
+function timeFormat(options) {
+  if (current === "nl") return new Intl.DateTimeFormat("nl", { ...options, hourCycle: "h23" });
+  const browser = navigator.languages?.[0] || navigator.language;
+  return new Intl.DateTimeFormat(browser, options);
+}
+
 export function formatDateTime(iso) {
   if (!iso) return t("never");
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return String(iso);
-  return new Intl.DateTimeFormat(current, { dateStyle: "medium", timeStyle: "short" }).format(date);
+  return timeFormat({ dateStyle: "medium", timeStyle: "short" }).format(date);
 }
 
 export function formatTime(iso) {
   if (!iso) return "–";
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return "–";
-  return new Intl.DateTimeFormat(current, { timeStyle: "medium" }).format(date);
+  return timeFormat({ timeStyle: "medium" }).format(date);
 }

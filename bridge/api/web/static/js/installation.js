@@ -77,12 +77,15 @@ function setChecked(name, value) {
 }
 
 /** The Amp Guard's installation manual: all phases with generation; otherwise one phase, or
- *  L1 + L2 on IT. */
+ *  L1 + L2 on IT. It is the least to wire: more voltages measure more and are never wrong. */
 export function advisedWiring(gridType, phases, generation) {
   if (phases === 1) return "one";
   if (generation) return "all";
   return gridType === "IT" ? "it_l1_l2" : "one";
 }
+
+// How many voltages each wiring measures, to tell whether a choice falls short.
+const VOLTAGES_WIRED = { one: 1, it_l1_l2: 2, all: 3 };
 
 function renderAdvice() {
   const phases = Number(checked("phases"));
@@ -90,11 +93,13 @@ function renderAdvice() {
   const parts = [t(`advice_${advised}`)];
   if (phases === 1) parts.push(t("advice_single_phase"));
   const chosen = checked("voltage_wiring");
-  if (chosen && chosen !== advised) parts.push(t("advice_differs"));
+  // A 1-phase connection wires L1 only, whatever is chosen.
+  const short = Boolean(chosen) && phases !== 1 && VOLTAGES_WIRED[chosen] < VOLTAGES_WIRED[advised];
+  if (short) parts.push(t("advice_fewer"));
   const advice = $("voltage-wiring-advice");
   advice.textContent = parts.join(" ");
   advice.dataset.advised = advised;
-  advice.classList.toggle("advice-differs", Boolean(chosen && chosen !== advised));
+  advice.classList.toggle("advice-warning", short);
 }
 
 export function fillInstallation(settings) {

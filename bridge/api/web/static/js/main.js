@@ -190,6 +190,13 @@ function lockOut(seconds) {
   lockoutTimer = setInterval(tick, 1000);
 }
 
+/** "Wrong PIN", and how many more the unit takes before it locks this address out. */
+function wrongPinWords(triesLeft) {
+  if (triesLeft === null) return t("login_wrong_pin");
+  const left = triesLeft === 1 ? t("login_one_try_left") : t("login_tries_left", { count: triesLeft });
+  return `${t("login_wrong_pin")} ${left}`;
+}
+
 function setupLogin() {
   $("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -214,7 +221,7 @@ function setupLogin() {
         return;
       }
       $("login-pin").setAttribute("aria-invalid", "true");
-      if (err.code === "invalid_pin") setMessage(message, t("login_wrong_pin"), "error");
+      if (err.code === "invalid_pin") setMessage(message, wrongPinWords(err.triesLeft), "error");
       else if (err.status === 0) setMessage(message, t("unreachable"), "error");
       else setMessage(message, t("login_failed", { message: err.message }), "error");
     } finally {

@@ -74,9 +74,20 @@ function setupApText(ap) {
   return t("setup_ap_active", { ssid: ap.ssid, minutes: ap.minutes_left });
 }
 
+/** What the unit is connected by (its interfaces with an address), and its Wi-Fi. */
 function networkText(status) {
-  // The Wi-Fi manager knows more than the light; without it, say what the light says.
-  return status.wifi ? wifiStateText(status.wifi) : t(`comm_${status.communication}`);
+  const by = status.connected_by || [];
+  const wifi = status.wifi ? wifiStateText(status.wifi) : null;
+  const connection = by.length ? t("network_through", { interfaces: formatList(by) }) : t("network_none");
+  return wifi ? `${connection} · ${wifi}` : connection;
+}
+
+function communicationWords(status) {
+  const by = status.connected_by || [];
+  if (status.communication === "network" && by.length) {
+    return t("comm_network_through", { interfaces: formatList(by) });
+  }
+  return t(`comm_${status.communication}`);
 }
 
 function sequenceText(voltage) {
@@ -92,7 +103,7 @@ export function renderStatus(status) {
   const s = lastStatus;
   if (!s) return;
   setLight("logo", s.power ? "green" : "off", t(s.power ? "logo_on" : "logo_off"));
-  setLight("communication", s.communication_light, t(`comm_${s.communication}`));
+  setLight("communication", s.communication_light, communicationWords(s));
   const meter = s.meter_available !== false;
   setLight("voltage", s.voltage.light, indicatorWords("voltage", s.voltage, meter));
   setLight("current", s.current.light, indicatorWords("current", s.current, meter));
