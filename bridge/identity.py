@@ -83,6 +83,15 @@ def _parse(data: object) -> Identity:
     return Identity(serial=serial, pin=pin)
 
 
+def load_identity(state_dir: Path) -> Identity | None:
+    """Read the identity without ever making one: None when the folder has none yet.
+
+    Raises ``StorageError`` when the file is there but unusable.
+    """
+    data = read_json(state_dir / IDENTITY_FILE)
+    return None if data is None else _parse(data)
+
+
 def load_or_create_identity(state_dir: Path) -> Identity:
     """Read the identity, or make and persist a new one on the unit's first start."""
     path = state_dir / IDENTITY_FILE

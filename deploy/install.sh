@@ -115,10 +115,19 @@ install_code() {
         log "creating the Python environment in $VENV_DIR"
         python3 -m venv "$VENV_DIR"
     fi
-    local target="$SOURCE"
-    [ "$GPIO" -eq 1 ] && target="${SOURCE}[gpio]"
+    # The locked versions, the ones the tests ran on; then the bridge itself without
+    # letting pip pick other versions of anything.
+    local lock="$SOURCE/requirements/bridge.txt"
+    [ -f "$lock" ] || die "$lock is missing: the install needs the project's lock file"
+    log "installing the locked packages from requirements/bridge.txt"
+    "$VENV_DIR/bin/pip" install --quiet --require-virtualenv -r "$lock"
+    if [ "$GPIO" -eq 1 ]; then
+        log "installing the gpiod bindings from requirements/gpio.txt"
+        "$VENV_DIR/bin/pip" install --quiet --require-virtualenv -r "$SOURCE/requirements/gpio.txt"
+    fi
     log "installing the bridge from $SOURCE"
-    "$VENV_DIR/bin/pip" install --quiet --upgrade "$target"
+    "$VENV_DIR/bin/pip" install --quiet --require-virtualenv --no-deps --force-reinstall "$SOURCE"
+    "$VENV_DIR/bin/pip" check >/dev/null || die "the installed packages do not fit together: $("$VENV_DIR/bin/pip" check)"
 }
 
 install_config() {
@@ -199,8 +208,13 @@ do_install() {
     install_network
     install_state_dir
     install_unit
-    systemctl_quiet enable --now "$SERVICE"
-    log "installed; logs: journalctl -u ${SERVICE%.service} -f"
+    if system; then
+        systemctl_quiet enable --now "$SERVICE"
+        log "installed; logs: journalctl -u ${SERVICE%.service} -f"
+    else
+        # Staged for packaging: nothing runs, so there is no journal to point at.
+        log "staged under $ROOT (no user, no service started)"
+    fi
 }
 
 do_update() {
@@ -215,7 +229,11 @@ do_update() {
     install_state_dir
     install_unit
     systemctl_quiet start "$SERVICE"
-    log "updated; settings and energy counters in $STATE_DIR kept"
+    if system; then
+        log "updated; settings and energy counters in $STATE_DIR kept"
+    else
+        log "staged update under $ROOT; settings and energy counters in $STATE_DIR kept"
+    fi
 }
 
 do_uninstall() {

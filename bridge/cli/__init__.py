@@ -74,7 +74,12 @@ def _parser() -> argparse.ArgumentParser:
         "--network-backend", choices=NETWORK_BACKENDS, help="Wi-Fi and setup AP (default emulated)"
     )
     run.add_argument("--network-interface", help="Wi-Fi interface for nmcli (default wlan0)")
-    commands.add_parser("label", parents=[common], help="print the unit's label")
+    label = commands.add_parser("label", parents=[common], help="print the unit's label")
+    label.add_argument(
+        "--create",
+        action="store_true",
+        help="make the identity (serial and PIN) when the state folder has none yet",
+    )
     set_pin = commands.add_parser("set-pin", parents=[common], help="set the unit's PIN")
     set_pin.add_argument("pin", help="8 ASCII letters or digits")
     backup = commands.add_parser("backup", parents=[common], help="save settings and energy")
@@ -119,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _complain(err)
         return EXIT_USAGE
     if args.command == "label":
-        return print_label(options, sys.stdout)
+        return print_label(options, sys.stdout, create=args.create)
     if args.command == "set-pin":
         return set_pin(options, args.pin, sys.stdout)
     if args.command in {"backup", "restore"}:
@@ -130,13 +135,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(options)
 
 
-def print_label(options: StartupOptions, out: TextIO) -> int:
-    """Print the label as the Quick Guide shows it (creating the identity if needed)."""
+def print_label(options: StartupOptions, out: TextIO, *, create: bool = False) -> int:
+    """Print the label as the Quick Guide shows it; the identity is made only on ``create``."""
     from bridge.auth import Auth  # noqa: PLC0415 - keeps `--help` light
     from bridge.identity import load_or_create_identity  # noqa: PLC0415
 
     state_dir = options.server.state_dir
-    identity = load_or_create_identity(state_dir)
+    identity = load_or_create_identity(state_dir) if create else _existing_identity(state_dir)
+    if identity is None:
+        return EXIT_ERROR
     out.write(_label_text(identity))
     if Auth(state_dir, identity).pin_changed:
         out.write(
@@ -144,6 +151,28 @@ def print_label(options: StartupOptions, out: TextIO) -> int:
             "`amp-guard-bridge set-pin PIN`; a factory reset restores the label's.\n"
         )
     return EXIT_OK
+
+
+def _existing_identity(state_dir: Path) -> Identity | None:
+    """Read the unit's identity, never making one; say why when there is none."""
+    from bridge.identity import IDENTITY_FILE, load_identity  # noqa: PLC0415
+    from bridge.storage import StorageError  # noqa: PLC0415
+
+    try:
+        identity = load_identity(state_dir)
+    except StorageError as err:
+        _complain(
+            f"{state_dir / IDENTITY_FILE} is unusable ({err}); the unit keeps it aside and "
+            "makes a new identity at its next start"
+        )
+        return None
+    if identity is None:
+        _complain(
+            f"no unit has used the state folder {state_dir} yet (no {IDENTITY_FILE}). "
+            "Point --state-dir (or --config) at the unit's folder, start the unit once, or "
+            "make its identity now with `amp-guard-bridge label --create`"
+        )
+    return identity
 
 
 def _label_text(identity: Identity, *, show_pin: bool = True) -> str:
@@ -161,10 +190,12 @@ def _label_text(identity: Identity, *, show_pin: bool = True) -> str:
 def set_pin(options: StartupOptions, pin: str, out: TextIO) -> int:
     """Set the unit's PIN from the console (recovery when the changed PIN is lost)."""
     from bridge.auth import Auth  # noqa: PLC0415
-    from bridge.identity import PinError, load_or_create_identity  # noqa: PLC0415
+    from bridge.identity import PinError  # noqa: PLC0415
 
     state_dir = options.server.state_dir
-    identity = load_or_create_identity(state_dir)
+    identity = _existing_identity(state_dir)
+    if identity is None:
+        return EXIT_ERROR
     try:
         Auth(state_dir, identity).set_pin(pin)
     except PinError as err:

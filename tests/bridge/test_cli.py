@@ -25,10 +25,29 @@ if TYPE_CHECKING:
 URL_LINE = re.compile(rb"Amp Guard running at (http://127\.0\.0\.1:\d+)")
 
 
-def test_label_creates_identity_and_prints_it(
+def test_label_never_makes_an_identity_unless_asked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["label", "--state-dir", str(tmp_path)]) == 0
+    empty = tmp_path / "empty"
+    assert main(["label", "--state-dir", str(empty)]) == 1
+    error = capsys.readouterr().err
+    assert f"no unit has used the state folder {empty} yet" in error
+    assert "amp-guard-bridge label --create" in error
+    assert not (empty / "identity.json").exists()
+    assert main(["set-pin", "CHOSEN12", "--state-dir", str(empty)]) == 1
+    assert not (empty / "identity.json").exists()
+    # An unusable file is said to be so, and left where it is.
+    empty.mkdir()
+    (empty / "identity.json").write_text("{}")
+    assert main(["label", "--state-dir", str(empty)]) == 1
+    assert "identity.json is unusable" in capsys.readouterr().err
+    assert (empty / "identity.json").read_text() == "{}"
+
+
+def test_label_creates_identity_when_asked_and_prints_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["label", "--create", "--state-dir", str(tmp_path)]) == 0
     identity = load_or_create_identity(tmp_path)
     out = capsys.readouterr().out
     assert f"Serial number : {identity.serial}" in out
@@ -39,6 +58,7 @@ def test_label_creates_identity_and_prints_it(
 
 
 def test_set_pin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    load_or_create_identity(tmp_path)  # a unit that has started once
     assert main(["set-pin", "bad", "--state-dir", str(tmp_path)]) == 2
     assert "8 ASCII letters or digits" in capsys.readouterr().err
     assert main(["set-pin", "CHOSEN12", "--state-dir", str(tmp_path)]) == 0

@@ -286,7 +286,7 @@ def test_the_cli_takes_the_units_command_line_and_the_shipped_config(
     assert parsed.config == Path(CONFIG_PATH)
     # The shipped file loads through the CLI (label needs no running unit).
     state = tmp_path / "state"
-    assert cli.main(["label", "--config", str(CONFIG), "--state-dir", str(state)]) == 0
+    assert cli.main(["label", "--create", "--config", str(CONFIG), "--state-dir", str(state)]) == 0
     assert "Serial number" in capsys.readouterr().out
 
 
@@ -310,3 +310,73 @@ def test_an_installed_bridge_ships_every_data_file() -> None:
     }
     assert data, "the bridge has data files (web UI, meter maps)"
     assert sorted(str(path.relative_to(root)) for path in data - shipped) == []
+
+
+def fake_venv(root: Path) -> Path:
+    """Put a venv in the staged tree whose pip only records how it is called."""
+    venv_bin = root / "opt/amp-guard/venv/bin"
+    venv_bin.mkdir(parents=True)
+    calls = root / "pip-calls"
+    (venv_bin / "python").symlink_to(shutil.which("python3") or "/usr/bin/python3")
+    pip = venv_bin / "pip"
+    pip.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\n')
+    pip.chmod(0o755)
+    return calls
+
+
+@pytest.mark.parametrize("gpio", [False, True])
+def test_install_takes_the_locked_versions(tmp_path: Path, *, gpio: bool) -> None:
+    root = tmp_path / "root"
+    calls = fake_venv(root)
+    installed = run_install("install", "--root", str(root), *(["--gpio"] if gpio else []))
+    assert installed.returncode == 0, installed.stderr
+    lines = calls.read_text().splitlines()
+    project = str(DEPLOY.parent)
+    assert lines[0].endswith(f"-r {project}/requirements/bridge.txt")
+    if gpio:
+        assert lines[1].endswith(f"-r {project}/requirements/gpio.txt")
+    # The bridge itself comes without letting pip choose any other version.
+    bridge = next(line for line in lines if line.endswith(f" {project}"))
+    assert "--no-deps" in bridge.split()
+    assert lines[-1] == "check"
+    assert not any("--upgrade" in line.split() for line in lines)
+    # Staged, nothing runs: no journal to point at.
+    assert "journalctl" not in installed.stdout + installed.stderr
+    assert f"staged under {root}" in installed.stdout
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    return dict(
+        re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", lock.read_text(encoding="utf-8"), re.MULTILINE)
+    )
+
+
+def test_the_run_time_lock_is_what_the_tests_run_on() -> None:
+    """requirements/bridge.txt pins what bridge-test.txt pins, and covers every dependency."""
+    requirements = DEPLOY.parent / "requirements"
+    runtime, tested = _pins(requirements / "bridge.txt"), _pins(requirements / "bridge-test.txt")
+    assert {name: version for name, version in runtime.items() if tested.get(name) != version} == {}
+    with (DEPLOY.parent / "pyproject.toml").open("rb") as handle:
+        project = tomllib.load(handle)["project"]
+    for requirement in project["dependencies"]:
+        name = re.split(r"[\[<>=!~ ]", requirement, maxsplit=1)[0]
+        assert name in runtime, name
+    gpio = _pins(requirements / "gpio.txt")
+    assert set(gpio) == {"gpiod"}
+
+
+def test_every_link_names_the_manifests_repository() -> None:
+    """The docs, the README and the service point at the one repository the manifest names."""
+    root = DEPLOY.parent
+    manifest = (root / "custom_components/amp_guard/manifest.json").read_text(encoding="utf-8")
+    repository = re.search(r"https://github\.com/[\w-]+/[\w-]+", manifest)
+    assert repository is not None
+    texts = [root / "README.md", *sorted((root / "docs").glob("*.md")), UNIT, INSTALL]
+    for path in texts:
+        text = path.read_text(encoding="utf-8")
+        for link in re.findall(r"https://github\.com/[\w-]+/[\w-]+", text):
+            assert link == repository.group(0), path.name
+        assert "<this repository>" not in text, path.name
+    assert "git clone https://github.com/amp-guard/amp-guard" in (
+        root / "docs/installation.md"
+    ).read_text(encoding="utf-8")
