@@ -13,12 +13,10 @@ import logging
 import math
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
+from typing import Any, Final
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -56,11 +54,16 @@ class ServerOptions:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SourceOptions:
-    """Which meter front-end feeds the unit."""
+    """Which meter front-end feeds the unit.
+
+    ``emulator`` is what the emulated household starts with (faults, loads, EV, PV), as
+    ``POST /api/v1/emulator`` takes it; the emulator checks it when the unit is made.
+    """
 
     type: str = "emulator"
     seed: int | None = None
     interval: float = 1.0
+    emulator: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -220,6 +223,14 @@ class _Section:
             raise self._error(option, f"must be one of {', '.join(choices)}")
         return value
 
+    def get_table(self, option: str) -> dict[str, Any]:
+        value = self._get(option)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self._error(option, "must be a table ({ key = value, ... })")
+        return dict(value)
+
     def get_path(self, option: str, default: Path) -> Path:
         value = self._get(option)
         if value is None:
@@ -276,8 +287,9 @@ def build_options(
     for name, values in (file_sections or {}).items():
         merged.setdefault(name, {}).update(values)
     for name, values in (overrides or {}).items():
-        merged.setdefault(name, {}).update(
-            {key: value for key, value in values.items() if value is not None}
+        _merge_into(
+            merged.setdefault(name, {}),
+            {key: value for key, value in values.items() if value is not None},
         )
     known = ("server", "source", "meter", "adc", "modbus_server", "gpio", "network")
     for name in merged:
@@ -296,6 +308,18 @@ def build_options(
     for section in sections.values():
         section.warn_unread()
     return options
+
+
+def _merge_into(target: dict[str, Any], values: Mapping[str, Any]) -> None:
+    """Put ``values`` over ``target``; a table given in both keeps the keys of each."""
+    for key, value in values.items():
+        old = target.get(key)
+        if isinstance(old, dict) and isinstance(value, Mapping):
+            merged = dict(old)
+            _merge_into(merged, value)
+            target[key] = merged
+        else:
+            target[key] = value
 
 
 def load_options(
@@ -319,11 +343,15 @@ def _server(section: _Section) -> ServerOptions:
 
 def _source(section: _Section) -> SourceOptions:
     default = SourceOptions()
-    return SourceOptions(
+    options = SourceOptions(
         type=section.get_choice("type", default.type, SOURCE_TYPES),
         seed=section.get_optional_int("seed"),
         interval=section.get_float("interval", default.interval, minval=0.01, maxval=3600),
+        emulator=section.get_table("emulator"),
     )
+    if options.emulator and options.type != "emulator":
+        raise ConfigError("source", "emulator", 'applies only to type = "emulator"')
+    return options
 
 
 def _meter(section: _Section) -> MeterOptions:

@@ -432,7 +432,12 @@ def _decode_value(  # noqa: C901, PLR0911, PLR0912
         try:
             return _decode_value(others[0], value, path, unknown, items)
         except ValidationError as err:
-            if type(None) not in args or not err.message.startswith("must be "):
+            # Only a rule on the value itself allows null too, not one inside a model.
+            if (
+                type(None) not in args
+                or err.field != path
+                or not err.message.startswith("must be ")
+            ):
                 raise
             # Say that null is allowed too: "must be null or one of ...".
             words = "must be null or " + err.message.removeprefix("must be ")
@@ -746,7 +751,7 @@ def limits(model: type, prefix: str = "") -> dict[str, dict[str, Any]]:
     builder = SchemaBuilder()
     for spec in fields_of(model):
         path = _join(prefix, spec.name)
-        kind = spec.type
+        kind = _optional_model(spec.type) or spec.type
         item = _model_items(kind)
         if item is not None:
             result.update(limits(item, f"{path}[]"))
@@ -759,6 +764,16 @@ def limits(model: type, prefix: str = "") -> dict[str, dict[str, Any]]:
             schema["writeOnly"] = True
         result[path] = schema
     return result
+
+
+def _optional_model(kind: Any) -> type | None:  # noqa: ANN401 - a type
+    """Return the model of ``Model | None``, None for anything else."""
+    if typing.get_origin(kind) not in (Union, types.UnionType):
+        return None
+    others = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+    if len(others) == 1 and dataclasses.is_dataclass(others[0]):
+        return typing.cast("type", others[0])
+    return None
 
 
 def _model_items(kind: Any) -> type | None:  # noqa: ANN401 - a type

@@ -101,6 +101,9 @@ class AmpGuardUnit:
         clock: Clock = time.monotonic,
     ) -> None:
         """Load identity, settings and pairings; nothing runs until ``start()``."""
+        # The source first: a bad start-up option stops here, before the state folder
+        # gets an identity.
+        self._source = source if source is not None else load_source(options)
         state_dir = options.server.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
         self._options = options
@@ -108,7 +111,6 @@ class AmpGuardUnit:
         self._settings_store = SettingsStore(state_dir)
         self.auth = Auth(state_dir, self._identity, clock=clock)
         self._events = EventBus()
-        self._source = source if source is not None else load_source(options)
         self._factories = COMPONENT_FACTORIES if components is None else tuple(components)
         self._pipeline: MeteringPipeline | None = None
         self._components: list[Component] = []

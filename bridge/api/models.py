@@ -99,6 +99,10 @@ class Limits:
 
     settings: dict[str, dict[str, Any]]
     pin: dict[str, Any]
+    emulator: Annotated[
+        dict[str, dict[str, Any]] | None,
+        Doc("The emulator's controls (POST /emulator), on emulated units only"),
+    ] = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

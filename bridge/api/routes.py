@@ -45,12 +45,11 @@ from bridge.auth import AuthError, LockedOutError
 from bridge.identity import PinError
 from bridge.metering.sources.emulator import (
     EmulatorControl,
-    EmulatorFault,
     EmulatorSource,
     EmulatorState,
 )
 from bridge.models import Confirm, Info, Readings, Rebooting, ResetDone
-from bridge.schema import limits
+from bridge.schema import ValidationError, limits
 from bridge.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -153,9 +152,17 @@ async def patch_settings(call: Call[dict[str, Any]]) -> dict[str, Any]:
     return settings.as_public_dict()
 
 
-async def get_limits(_call: Call[None]) -> Limits:
-    """Each setting's limits, for forms and entities (served, never copied)."""
-    return Limits(settings=limits(Settings), pin=limits(PinChange)["pin"])
+async def get_limits(call: Call[None]) -> Limits:
+    """Each setting's limits, for forms and entities (served, never copied).
+
+    An emulated unit adds its controls' limits, for the web UI's Emulator panel.
+    """
+    emulated = isinstance(call.unit.source, EmulatorSource)
+    return Limits(
+        settings=limits(Settings),
+        pin=limits(PinChange)["pin"],
+        emulator=limits(EmulatorControl) if emulated else None,
+    )
 
 
 async def change_pin(call: Call[PinChange]) -> None:
@@ -227,26 +234,14 @@ async def emulator_state(call: Call[None]) -> EmulatorState:
 
 
 async def emulator_control(call: Call[EmulatorControl]) -> EmulatorState:
-    """Drive the emulator: loads, EV, PV, voltages, phases and injected faults."""
-    source, body = _emulator(call.unit), call.body
+    """Drive the emulator: loads, EV, PV, voltages, phases and injected faults.
+
+    The body is one change: a part the emulator refuses leaves everything as it was.
+    """
     try:
-        if body.phases is not None:
-            source.set_phases(body.phases)
-        for phase, current in body.load.items():
-            source.set_load(phase, current)
-        for phase, volts in body.voltage.items():
-            source.set_voltage(phase, volts)
-        if body.ev is not None:
-            source.set_ev(body.ev.current, body.ev.phases)
-        if body.pv is not None:
-            source.set_pv(body.pv)
-        if "fault" in call.keys or "fault_phase" in call.keys:
-            # Either key alone keeps the other as it is.
-            fault: EmulatorFault | None = body.fault if "fault" in call.keys else source.fault
-            source.set_fault(fault, body.fault_phase or source.fault_phase)
-    except ValueError as err:
-        raise ServerError(str(err), 422, code=ErrorCode.VALIDATION) from err
-    return source.state()
+        return _emulator(call.unit).apply(call.body, call.keys)
+    except ValidationError as err:
+        raise ServerError(err.message, 422, code=ErrorCode.VALIDATION, field=err.field) from err
 
 
 def _emulator(unit: AmpGuardUnit) -> EmulatorSource:

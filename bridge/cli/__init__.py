@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from bridge import MODEL, __version__
+from bridge.cli import emulator
 from bridge.config import (
     LOG_LEVELS,
     NETWORK_BACKENDS,
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-COMMANDS: Final = ("run", "label", "set-pin", "backup", "restore")
+COMMANDS: Final = ("run", "label", "set-pin", "backup", "restore", "emulator")
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
@@ -49,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="amp-guard-bridge",
         description=f"{MODEL} {__version__}: the device side of the Amp Guard monitor.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{run,label,set-pin,backup,restore}")
+    commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
     run = commands.add_parser("run", parents=[common], help="run the unit (default)")
     run.add_argument("--source", choices=SOURCE_TYPES, help="meter front-end")
     run.add_argument("--host", help="address to bind the API to (default 127.0.0.1)")
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         "--network-backend", choices=NETWORK_BACKENDS, help="Wi-Fi and setup AP (default emulated)"
     )
     run.add_argument("--network-interface", help="Wi-Fi interface for nmcli (default wlan0)")
+    emulator.add_startup_flags(run)
     label = commands.add_parser("label", parents=[common], help="print the unit's label")
     label.add_argument(
         "--create",
@@ -86,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     backup.add_argument("file", help="backup file to write (- for standard output)")
     restore = commands.add_parser("restore", parents=[common], help="restore a backup (stopped)")
     restore.add_argument("file", help="backup file to read (- for standard input)")
+    emulator.add_parser(commands)
     return parser
 
 
@@ -100,7 +103,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "log_level": get("log_level"),
             "zeroconf": get("zeroconf"),
         },
-        "source": {"type": get("source"), "seed": get("seed"), "interval": get("interval")},
+        "source": {
+            "type": get("source"),
+            "seed": get("seed"),
+            "interval": get("interval"),
+            "emulator": emulator.startup_table(args) if args.command == "run" else None,
+        },
         "meter": {
             "host": get("meter_host"),
             "port": get("meter_port"),
@@ -118,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not arguments or (arguments[0] not in COMMANDS and arguments[0] not in {"-h", "--help"}):
         arguments.insert(0, "run")
     args = _parser().parse_args(arguments)
+    if args.command == "emulator":
+        return emulator.command(args, sys.stdout, sys.stderr)
     try:
         options = load_options(args.config, _overrides(args))
     except ConfigError as err:

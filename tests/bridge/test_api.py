@@ -14,7 +14,9 @@ import pytest
 from bridge_harness import pair, start_bridge, start_unit, wait_for
 
 from bridge import API_VERSION
-from bridge.models import Measurement, PhaseMeasurement
+from bridge.metering.sources.emulator import EmulatorControl, EmulatorFault
+from bridge.models import Measurement, Phase, PhaseMeasurement
+from bridge.schema import limits as declared_limits
 from bridge.settings import SETTINGS_FILE, Settings
 
 if TYPE_CHECKING:
@@ -536,6 +538,35 @@ async def test_emulator_endpoint_is_404_on_a_real_meter(
                 http, method, f"{server.url}{API}/emulator", token=token, body={"pv": 0}
             )
             assert (status, data["error"]["code"]) == (404, "not_found")
+        # No emulator, no emulator limits.
+        _, limits, _ = await call(http, "GET", f"{server.url}{API}/limits")
+        assert limits["emulator"] is None
+
+
+async def test_the_emulators_limits_are_served_from_its_model(
+    http: aiohttp.ClientSession, bridge_url: str
+) -> None:
+    """The Emulator panel's bounds come from the declared controls, never copied."""
+    status, limits, _ = await call(http, "GET", f"{bridge_url}{API}/limits")
+    assert status == 200
+    assert limits["emulator"] == declared_limits(EmulatorControl)
+    load = limits["emulator"]["load"]["additionalProperties"]
+    assert (load["minimum"], load["maximum"], load["x-unit"]) == (-63, 63, "A")
+    assert limits["emulator"]["ev.current"]["maximum"] == 32
+    assert limits["emulator"]["ev.phases"]["enum"] == [1, 3]
+    assert set(limits["emulator"]["fault"]["enum"]) == {*(f.value for f in EmulatorFault), None}
+
+
+async def test_an_emulator_change_is_all_or_nothing(
+    http: aiohttp.ClientSession, bridge_url: str, api_token: str, emulator: EmulatorSource
+) -> None:
+    url = f"{bridge_url}{API}/emulator"
+    body = {"load": {"L1": 7}, "phases": 1, "ev": {"current": 16, "phases": 3}}
+    status, data, _ = await call(http, "POST", url, token=api_token, body=body)
+    assert (status, data["error"]["field"]) == (422, "ev")
+    assert data["error"]["message"] == "a 1-phase installation charges on one phase only"
+    # Nothing of it was applied.
+    assert (emulator.phases, emulator.state().load[Phase.L1]) == (3, 0.0)
 
 
 async def test_version_header_on_errors_and_bridge_fixture(

@@ -20,7 +20,9 @@ def load_source(options: StartupOptions) -> Source:
     if kind == "emulator":
         from bridge.metering.sources.emulator import EmulatorSource  # noqa: PLC0415
 
-        return EmulatorSource(seed=options.source.seed, interval=options.source.interval)
+        emulator = EmulatorSource(seed=options.source.seed, interval=options.source.interval)
+        emulator.start_with(options.source.emulator)
+        return emulator
     if kind in {"modbus-tcp", "modbus-rtu"}:
         from bridge.metering.sources.modbus import load_modbus_source  # noqa: PLC0415
 

@@ -20,14 +20,18 @@ import math
 import random
 import time
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
+from bridge.config import ConfigError
 from bridge.metering.sources.base import SourceError
 from bridge.models import PHASES, Measurement, Phase, PhaseMeasurement, wrap_degrees
-from bridge.schema import Doc, OneOf, Range, encode
+from bridge.schema import Doc, OneOf, Range, ValidationError, check, decode, encode
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Mapping
 
 THREE_PHASE: Final = 3
 NOMINAL_VOLTAGE: Final = 230.0
@@ -79,6 +83,14 @@ class EvControl:
         0.0
     )
     phases: Annotated[int, OneOf(1, 3)] = 1
+
+    def __post_init__(self) -> None:
+        """Refuse a charging current below 6 A (IEC 61851's minimum); 0 stops."""
+        check(self)
+        if 0.0 < self.current < EV_MIN_CURRENT:
+            raise ValidationError(
+                "current", f"must be 0 or between {EV_MIN_CURRENT:g} and {EV_MAX_CURRENT:g} A"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +174,21 @@ def _phase(value: object) -> Phase:
         return Phase(str(value))
     except ValueError:
         raise ValueError(f"phase must be one of L1, L2, L3, got {value!r}") from None
+
+
+def _refused_as(field_name: str, setter: Callable[..., None], *args: Any) -> None:  # noqa: ANN401
+    """Call a setter; a refusal becomes a ``ValidationError`` on ``field_name``."""
+    try:
+        setter(*args)
+    except ValidationError as err:
+        raise ValidationError(field_name, err.message) from err
+    except ValueError as err:
+        raise ValidationError(field_name, str(err)) from err
+
+
+def _set_fields(control: EmulatorControl) -> set[str]:
+    """Name the fields of a control body built in code that hold a change."""
+    return {item.name for item in fields(control) if getattr(control, item.name) not in (None, {})}
 
 
 def _rotate(current: complex, degrees: float) -> complex:
@@ -253,6 +280,68 @@ class EmulatorSource:
     def controls(self) -> dict[str, Any]:
         """Return the values set through the control methods, as JSON data."""
         return typing.cast("dict[str, Any]", encode(self.state()))
+
+    def apply(self, control: EmulatorControl, keys: Collection[str] | None = None) -> EmulatorState:
+        """Make the changes of one control body together: all of them, or none when one is refused.
+
+        ``keys`` are the body's keys as sent (``fault`` alone keeps ``fault_phase`` and the
+        other way round; ``fault: null`` clears); without them, every field that is set.
+        Raises ``ValidationError`` naming the field whose change is refused.
+        """
+        sent = set(keys) if keys is not None else _set_fields(control)
+        saved = self._snapshot()
+        try:
+            if control.phases is not None:
+                _refused_as("phases", self.set_phases, control.phases)
+            for phase, current in control.load.items():
+                _refused_as(f"load.{phase}", self.set_load, phase, current)
+            for phase, volts in control.voltage.items():
+                _refused_as(f"voltage.{phase}", self.set_voltage, phase, volts)
+            if control.ev is not None:
+                _refused_as("ev", self.set_ev, control.ev.current, control.ev.phases)
+            if control.pv is not None:
+                _refused_as("pv", self.set_pv, control.pv)
+            if "fault" in sent or "fault_phase" in sent:
+                fault = control.fault if "fault" in sent else self._fault
+                phase = control.fault_phase or self._fault_phase
+                _refused_as("fault", self.set_fault, fault, phase)
+        except ValidationError:
+            self._restore(saved)
+            raise
+        return self.state()
+
+    def start_with(self, table: Mapping[str, Any]) -> None:
+        """Apply the start-up options' ``[source] emulator`` table (the CLI's flags)."""
+        try:
+            control = decode(EmulatorControl, dict(table), prefix="emulator")
+            self.apply(control, table.keys())
+        except ValidationError as err:
+            option = err.field if err.field.startswith("emulator") else f"emulator.{err.field}"
+            raise ConfigError("source", option, err.message) from err
+
+    def _snapshot(self) -> tuple[Any, ...]:
+        return (
+            self._phases,
+            list(self._loads),
+            list(self._voltages),
+            self._ev_current,
+            self._ev_phases,
+            self._pv_power,
+            self._fault,
+            self._fault_phase,
+        )
+
+    def _restore(self, saved: tuple[Any, ...]) -> None:
+        (
+            self._phases,
+            self._loads,
+            self._voltages,
+            self._ev_current,
+            self._ev_phases,
+            self._pv_power,
+            self._fault,
+            self._fault_phase,
+        ) = saved
 
     def set_phases(self, phases: int) -> None:
         """Make the installation 1-phase (L2, L3 unused and zero) or 3-phase."""
