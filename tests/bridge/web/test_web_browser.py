@@ -606,7 +606,9 @@ async def test_keyboard_only(page: Page, web: RunningBridge) -> None:
     await page.keyboard.press("ArrowRight")
     await expect(page.locator("#tab-wifi")).to_be_focused()
     await expect(page.locator("#panel-wifi")).to_be_visible()
-    await page.keyboard.press("End")
+    await page.keyboard.press("End")  # an emulated unit: its Emulator tab is the last
+    await expect(page.locator("#tab-emulator")).to_have_attribute("aria-selected", "true")
+    await page.keyboard.press("ArrowLeft")
     await expect(page.locator("#tab-system")).to_have_attribute("aria-selected", "true")
     await page.keyboard.press("ArrowLeft")
     await expect(page.locator("#panel-installation")).to_be_visible()

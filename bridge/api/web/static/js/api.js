@@ -78,4 +78,6 @@ export const api = {
   revokeClient: (id) => request("DELETE", `/clients/${encodeURIComponent(id)}`),
   reboot: () => request("POST", "/system/reboot"),
   factoryReset: () => request("POST", "/system/factory-reset", { confirm: true }),
+  emulator: () => request("GET", "/emulator"),
+  setEmulator: (body) => request("POST", "/emulator", body),
 };

@@ -34,9 +34,12 @@ function fieldFor(form, path) {
 export function showFieldError(form, path, apiMessage) {
   const field = fieldFor(form, path);
   if (!field) return false;
-  const key = `field.${field.dataset.field}`;
+  // A field may name its words and its limits apart from its API path (load.L1 and
+  // load.L2 share "emulator.load").
+  const key = `field.${field.dataset.i18nField || field.dataset.field}`;
   field.classList.add("invalid");
-  const words = has(key) ? t(key, limitParams(field.dataset.field)) : apiMessage;
+  const limits = field.dataset.limits || field.dataset.field;
+  const words = has(key) ? t(key, limitParams(limits)) : apiMessage;
   field.querySelector(".field-error").textContent = words;
   for (const input of field.querySelectorAll("input, select")) input.setAttribute("aria-invalid", "true");
   const details = field.closest("details");
@@ -50,7 +53,10 @@ export function showFieldError(form, path, apiMessage) {
  *  served limits at its field, before anything is sent; true when all are within. */
 export function reportLimits(form) {
   const outside = [...form.querySelectorAll("input[data-limit]")].filter(outsideLimits);
-  for (const input of outside.reverse()) showFieldError(form, input.dataset.limit, "");
+  for (const input of outside.reverse()) {
+    const field = input.closest("[data-field]");
+    showFieldError(form, field ? field.dataset.field : input.dataset.limit, "");
+  }
   return outside.length === 0;
 }
 

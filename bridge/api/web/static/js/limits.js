@@ -36,10 +36,18 @@ export function loadLimits() {
   return loading;
 }
 
-/** The served schema of a dotted setting name or "pin"; null if unknown or not loaded. */
+const EMULATOR = "emulator.";
+
+/** The served schema of a dotted setting name, "pin", or "emulator.<control>" (an emulated
+ *  unit's controls); for a map such as the load per phase, its values' schema. Null if
+ *  unknown or not loaded. */
 export function limitOf(name) {
   if (!served || !name) return null;
-  const schema = name === "pin" ? served.pin : served.settings?.[name];
+  let schema;
+  if (name === "pin") schema = served.pin;
+  else if (name.startsWith(EMULATOR)) schema = served.emulator?.[name.slice(EMULATOR.length)];
+  else schema = served.settings?.[name];
+  if (schema && typeof schema.additionalProperties === "object") schema = schema.additionalProperties;
   return schema && typeof schema === "object" ? schema : null;
 }
 

@@ -11,6 +11,13 @@ import {
   setLanguage,
   t,
 } from "./i18n.js";
+import {
+  detectEmulator,
+  limitsArrived,
+  loadEmulator,
+  rerenderEmulator,
+  setupEmulator,
+} from "./emulator.js";
 import { fillInstallation, rerenderInstallation, setupInstallationForm } from "./installation.js";
 import { applyLimits, loadLimits, outsideLimits } from "./limits.js";
 import { LiveFeed } from "./push.js";
@@ -26,7 +33,9 @@ import { loadClients, renderIdentity, rerenderSystem, setupSystem } from "./syst
 import { fillWifi, renderWifiState, rerenderWifi, setupWifiForm } from "./wifi.js";
 
 const $ = (id) => document.getElementById(id);
-const TABS = ["status", "wifi", "installation", "system"];
+// Every tab; a hidden one (the Emulator tab of a real unit) is left out.
+const ALL_TABS = ["status", "wifi", "installation", "system", "emulator"];
+const tabs = () => ALL_TABS.filter((tab) => !$(`tab-${tab}`).hidden);
 // setTimeout holds at most about 24 days; a session never lives that long.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -79,8 +88,8 @@ async function loadSettings() {
 // ---- tabs -----------------------------------------------------------------------------
 
 function selectTab(name, { focus = false } = {}) {
-  currentTab = TABS.includes(name) ? name : "status";
-  for (const tab of TABS) {
+  currentTab = tabs().includes(name) ? name : "status";
+  for (const tab of ALL_TABS) {
     const button = $(`tab-${tab}`);
     const selected = tab === currentTab;
     button.setAttribute("aria-selected", String(selected));
@@ -93,19 +102,21 @@ function selectTab(name, { focus = false } = {}) {
   }
   if (currentTab === "wifi" || currentTab === "installation") loadSettings();
   if (currentTab === "system") loadClients();
+  if (currentTab === "emulator") loadEmulator();
 }
 
 function setupTabs() {
-  for (const tab of TABS) {
+  for (const tab of ALL_TABS) {
     $(`tab-${tab}`).addEventListener("click", () => selectTab(tab));
   }
   // Arrow keys move between tabs, as the ARIA tabs pattern expects.
   document.querySelector(".tabs").addEventListener("keydown", (event) => {
-    const index = TABS.indexOf(currentTab);
-    const moves = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: TABS.length - 1 };
+    const shown = tabs();
+    const index = shown.indexOf(currentTab);
+    const moves = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: shown.length - 1 };
     if (!(event.key in moves)) return;
     event.preventDefault();
-    selectTab(TABS[(moves[event.key] + TABS.length) % TABS.length], { focus: true });
+    selectTab(shown[(moves[event.key] + shown.length) % shown.length], { focus: true });
   });
   window.addEventListener("hashchange", () => selectTab(window.location.hash.slice(1)));
 }
@@ -146,6 +157,8 @@ async function showApp() {
   $("logout").hidden = false;
   setMessage($("login-message"), "");
   feed.start();
+  // Only an emulated unit has the Emulator tab (it answers GET /emulator).
+  $("tab-emulator").hidden = !(await detectEmulator());
   selectTab(window.location.hash.slice(1) || currentTab);
   $(`tab-${currentTab}`).focus();
   try {
@@ -251,6 +264,7 @@ function setupLanguage() {
     rerenderWifi();
     rerenderInstallation();
     rerenderSystem();
+    rerenderEmulator();
   });
 }
 
@@ -259,6 +273,7 @@ function setupLanguage() {
 async function setupLimits() {
   if (!(await loadLimits())) return;
   applyLimits(document);
+  limitsArrived();
   refreshTexts();
 }
 
@@ -271,6 +286,7 @@ function start() {
   setupLogin();
   setupWifiForm();
   setupInstallationForm();
+  setupEmulator();
   // A factory reset ends every session: back to the login, saying why.
   setupSystem(() => showLogin("reset_login", "ok"));
   setUnauthorizedHandler(() => {

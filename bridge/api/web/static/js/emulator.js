@@ -1,0 +1,171 @@
+// The Emulator tab (emulated units only): faults with their phase, loads per phase, an EV
+// and PV, driven through POST /api/v1/emulator. Each control is one entry of CONTROLS and
+// one card in index.html; a new control (the emulated chargers) is one more of each.
+// Bounds and the fault names come from GET /api/v1/limits (its "emulator" block).
+
+import { api } from "./api.js";
+import { clearFieldErrors, reportLimits, setMessage, showApiError, whileBusy } from "./forms.js";
+import { t, translateTree } from "./i18n.js";
+import { applyLimits, limitOf } from "./limits.js";
+
+const $ = (id) => document.getElementById(id);
+const PHASES = ["L1", "L2", "L3"];
+const NO_FAULT = "none";
+
+let lastState = null;
+
+function checkedValue(form, name) {
+  const input = form.querySelector(`input[name="${name}"]:checked`);
+  return input ? input.value : null;
+}
+
+function check(form, name, value) {
+  for (const input of form.querySelectorAll(`input[name="${name}"]`)) {
+    input.checked = input.value === String(value);
+  }
+}
+
+/** A number box's value, or null (and the browser's own check fails) when empty. */
+function numberOf(input) {
+  const raw = input.value.trim();
+  const value = Number(raw);
+  return raw === "" || !Number.isFinite(value) ? null : value;
+}
+
+/** The fault choices, as the unit declares them (its served limits), with words for each. */
+function buildFaults() {
+  const container = $("emu-faults");
+  const schema = limitOf("emulator.fault");
+  const served = schema && Array.isArray(schema.enum) ? schema.enum.filter((name) => name) : [];
+  container.replaceChildren();
+  for (const name of [NO_FAULT, ...served]) {
+    const label = document.createElement("label");
+    label.className = "choice";
+    const input = document.createElement("input");
+    input.type = "radio";
+    input.name = "fault";
+    input.value = name;
+    const words = document.createElement("span");
+    const title = document.createElement("span");
+    title.dataset.i18n = `fault_${name}`;
+    const hint = document.createElement("small");
+    hint.dataset.i18n = `fault_${name}_hint`;
+    words.append(title, hint);
+    label.append(input, " ", words);
+    container.append(label);
+  }
+  translateTree(container);
+}
+
+const CONTROLS = [
+  {
+    form: "emu-fault-form",
+    fill(form, state) {
+      check(form, "fault", state.fault ?? NO_FAULT);
+      check(form, "fault_phase", state.fault_phase);
+    },
+    body(form) {
+      const fault = checkedValue(form, "fault");
+      const body = { fault: fault === NO_FAULT ? null : fault };
+      const phase = checkedValue(form, "fault_phase");
+      if (phase) body.fault_phase = phase;
+      return body;
+    },
+  },
+  {
+    form: "emu-load-form",
+    fill(form, state) {
+      for (const phase of PHASES) form.elements[phase].value = String(state.load[phase] ?? 0);
+    },
+    body(form) {
+      const load = {};
+      for (const phase of PHASES) load[phase] = numberOf(form.elements[phase]);
+      return Object.values(load).includes(null) ? null : { load };
+    },
+  },
+  {
+    form: "emu-ev-form",
+    fill(form, state) {
+      form.elements.current.value = String(state.ev.current);
+      check(form, "ev_phases", state.ev.phases);
+    },
+    body(form) {
+      const current = numberOf(form.elements.current);
+      if (current === null) return null;
+      return { ev: { current, phases: Number(checkedValue(form, "ev_phases") || 1) } };
+    },
+  },
+  {
+    form: "emu-pv-form",
+    fill(form, state) {
+      form.elements.pv.value = String(state.pv);
+    },
+    body(form) {
+      const pv = numberOf(form.elements.pv);
+      return pv === null ? null : { pv };
+    },
+  },
+];
+
+function fillAll(state) {
+  lastState = state;
+  for (const control of CONTROLS) control.fill($(control.form), state);
+}
+
+/** Whether this unit is emulated: it answers GET /emulator (others say 404). */
+export async function detectEmulator() {
+  try {
+    fillAll(await api.emulator());
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Read the controls again (another client or the command line may have changed them). */
+export async function loadEmulator() {
+  try {
+    fillAll(await api.emulator());
+  } catch {
+    // 401 is handled centrally; a failure leaves the last values shown.
+  }
+}
+
+/** Put the served limits and the fault names in place once they are known. */
+export function limitsArrived() {
+  buildFaults();
+  applyLimits($("panel-emulator"));
+  if (lastState) fillAll(lastState);
+}
+
+export function rerenderEmulator() {
+  translateTree($("panel-emulator"));
+}
+
+export function setupEmulator() {
+  buildFaults();
+  for (const control of CONTROLS) {
+    const form = $(control.form);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearFieldErrors(form);
+      const message = form.querySelector(".form-message");
+      setMessage(message, "");
+      const body = reportLimits(form) ? control.body(form) : null;
+      if (!body) {
+        form.reportValidity();
+        setMessage(message, t("fix_fields"), "error");
+        return;
+      }
+      await whileBusy(form.querySelector("button[type=submit]"), async () => {
+        try {
+          // The reply is what the emulator does now: every card shows it.
+          fillAll(await api.setEmulator(body));
+          setMessage(message, t("emu_applied"), "ok");
+        } catch (err) {
+          showApiError(form, message, err);
+        }
+      });
+    });
+  }
+}
