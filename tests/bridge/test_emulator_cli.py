@@ -7,7 +7,11 @@ unit on loopback; nothing is mocked.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
+import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,12 +21,11 @@ from bridge import cli
 from bridge.cli import emulator as emulator_cli
 from bridge.config import load_options
 from bridge.metering.sources import load_source
-from bridge.metering.sources.emulator import EmulatorFault, EmulatorSource
+from bridge.metering.sources.emulator import EmulatorControl, EmulatorFault, EmulatorSource
 from bridge.models import CurrentState, Phase, VoltageState
+from bridge.schema import decode, fields_of
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from bridge.unit import AmpGuardUnit
 
 
@@ -222,3 +225,49 @@ async def test_refusals_are_words_not_tracebacks(
     assert status == 1
     assert "nothing answers at http://127.0.0.1:9" in err
     assert "Traceback" not in err
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "emulator.md"
+
+
+def _doc_lines(prefix: str) -> list[list[str]]:
+    """Split the doc's command lines that start with ``prefix`` as a shell would."""
+    return [
+        shlex.split(line.split("  #", 1)[0])
+        for line in DOC.read_text(encoding="utf-8").splitlines()
+        if line.startswith(prefix)
+    ]
+
+
+def test_the_doc_names_every_fault_and_control() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    for fault in EmulatorFault:
+        assert f"`{fault.value}`" in text, fault
+        assert f"amp-guard-bridge emulator fault {fault.value}" in text, fault
+    for control in emulator_cli.CONTROLS:
+        assert f"amp-guard-bridge emulator {control.name}" in text, control.name
+    for name in (spec.name for spec in fields_of(EmulatorControl)):
+        assert f'"{name}"' in text, name
+
+
+def test_every_command_in_the_doc_is_one_the_cli_takes() -> None:
+    commands = _doc_lines("amp-guard-bridge emulator")
+    assert len(commands) >= len(emulator_cli.CONTROLS)
+    for words in commands:
+        args = cli._parser().parse_args(words[1:])
+        assert args.command == "emulator", words
+    starts = _doc_lines("scripts/emulator --")
+    assert starts
+    for words in starts:
+        args = cli._parser().parse_args(["run", *words[1:]])
+        # Each start-up line makes a table the emulator takes.
+        EmulatorSource(household=False).start_with(emulator_cli.startup_table(args) or {})
+
+
+def test_every_api_body_in_the_doc_is_one_the_emulator_takes() -> None:
+    bodies = re.findall(r"-d '(\{.*?\})'", DOC.read_text(encoding="utf-8"))
+    assert len(bodies) >= 3
+    for body in bodies:
+        source = EmulatorSource(household=False)
+        data = json.loads(body)
+        source.apply(decode(EmulatorControl, data), data.keys())
