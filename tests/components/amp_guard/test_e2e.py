@@ -8,6 +8,7 @@ and once through the real unit's native /ws protocol (polled).
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 from datetime import timedelta
 from ipaddress import ip_address
@@ -27,7 +28,9 @@ from homeassistant.const import CONF_HOST, CONF_PIN, STATE_UNAVAILABLE
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 
+from bridge import cli
 from bridge.api.discovery import build_service_info
+from bridge.cli import emulator as emulator_cli
 from bridge.metering.sources.emulator import EmulatorFault
 from bridge.models import Phase
 from custom_components.amp_guard.const import CONF_SERIAL, DOMAIN
@@ -191,31 +194,118 @@ async def test_native_end_to_end(
         await hass.async_block_till_done()
 
 
-@pytest.mark.parametrize(
-    ("fault", "issue"),
-    [
-        (EmulatorFault.REVERSED_CT, "reversed_ct_L2"),
-        (EmulatorFault.SWAPPED_PHASES, "wrong_phase_sequence"),
-    ],
-)
-async def test_wiring_fault_end_to_end(
+# What Home Assistant shows for each fault on L2 (entity suffix -> state), and the repair
+# issue it raises, if any.
+FAULT_SHOWS: dict[EmulatorFault, tuple[dict[str, str], str | None]] = {
+    EmulatorFault.SWAPPED_PHASES: (
+        {
+            "sensor.{}_voltage_measurement": "wrong_phase_sequence",
+            "binary_sensor.{}_voltage_wiring": "on",
+            # The CTs on the swapped phases: no voltage reference, not "below 2 A".
+            "sensor.{}_ct_l2": "no_voltage_reference",
+            "sensor.{}_ct_l3": "no_voltage_reference",
+            "binary_sensor.{}_ct_wiring": "off",
+        },
+        "wrong_phase_sequence",
+    ),
+    EmulatorFault.REVERSED_CT: (
+        {
+            "sensor.{}_current_measurement": "reversed",
+            "sensor.{}_ct_l2": "reversed",
+            "binary_sensor.{}_ct_wiring": "on",
+        },
+        "reversed_ct_L2",
+    ),
+    EmulatorFault.WRONG_PHASE_CT: (
+        {
+            "sensor.{}_current_measurement": "wrong_phase_sequence",
+            "sensor.{}_ct_l2": "wrong_phase_sequence",
+            "binary_sensor.{}_ct_wiring": "on",
+        },
+        "ct_wrong_phase_L2",
+    ),
+    EmulatorFault.VOLTAGE_NOT_CONNECTED: (
+        {
+            "sensor.{}_voltage_measurement": "not_connected",
+            "binary_sensor.{}_voltage_wiring": "on",
+            "sensor.{}_ct_l2": "no_voltage_reference",
+        },
+        None,
+    ),
+    EmulatorFault.METER_OFFLINE: (
+        {
+            "binary_sensor.{}_meter": "off",
+            "sensor.{}_current_l1": STATE_UNAVAILABLE,
+            "sensor.{}_power": STATE_UNAVAILABLE,
+        },
+        None,
+    ),
+}
+ALL_CLEAR = {
+    "sensor.{}_voltage_measurement": "ok",
+    "sensor.{}_current_measurement": "ok",
+    "sensor.{}_ct_l2": "ok",
+    "binary_sensor.{}_voltage_wiring": "off",
+    "binary_sensor.{}_ct_wiring": "off",
+    "binary_sensor.{}_meter": "on",
+}
+
+
+async def _emulator_command(real_bridge: RealBridge, *arguments: str) -> str:
+    """Run ``amp-guard-bridge emulator ARGUMENTS`` against the unit, in this loop."""
+    args = cli._parser().parse_args(["emulator", *arguments])
+    pins = emulator_cli.PinSource(
+        environ={emulator_cli.PIN_VARIABLE: real_bridge.pin}, state_dir=None, interactive=False
+    )
+    out, err = io.StringIO(), io.StringIO()
+    url = f"http://{LOOPBACK}:{real_bridge.port}"
+    status = await emulator_cli.run_command(url, emulator_cli.body_of(args), pins, out, err)
+    assert status == 0, err.getvalue()
+    return out.getvalue()
+
+
+def _states_are(hass: HomeAssistant, expected: dict[str, str], device: str) -> bool:
+    for pattern, value in expected.items():
+        state = hass.states.get(pattern.format(device))
+        if state is None or state.state != value:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("fault", list(EmulatorFault))
+async def test_each_fault_from_the_command_line_reaches_home_assistant(
     hass: HomeAssistant,
     real_bridge: RealBridge,
     issue_registry: ir.IssueRegistry,
     fault: EmulatorFault,
-    issue: str,
 ) -> None:
-    """A miswired emulated unit raises its repair issue, cleared once wired right."""
+    """A user injects a fault with the CLI; Home Assistant shows it, and its end."""
     for phase in Phase:
         real_bridge.source.set_load(phase, 10.0)  # above 2 A, so the angles are known
     entry_id = await _add(
         hass, f"{LOOPBACK}:{real_bridge.port}", real_bridge.serial, real_bridge.pin
     )
-    issue_id = f"{entry_id}_{issue}"
-    real_bridge.source.set_fault(fault, Phase.L2)
-    await _until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is not None)
-    real_bridge.source.set_fault(None)
-    await _until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is None)
+    entry = hass.config_entries.async_get_entry(entry_id)
+    assert entry is not None
+    await _until(lambda: entry.runtime_data.coordinator.push_connected)
+    device = entry.title.lower().replace(" ", "_")
+    await _until(lambda: _states_are(hass, ALL_CLEAR, device))
+
+    printed = await _emulator_command(real_bridge, "fault", fault.value, "--phase", "L2")
+    assert f"fault    : {fault.value} on L2" in printed
+    expected, issue = FAULT_SHOWS[fault]
+    await _until(lambda: _states_are(hass, expected, device))
+    if issue is not None:
+        issue_id = f"{entry_id}_{issue}"
+        await _until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is not None)
+
+    await _emulator_command(real_bridge, "fault", "none")
+    await _until(lambda: _states_are(hass, ALL_CLEAR, device))
+    if issue is not None:
+        await _until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is None)
+    # The command line's sessions are closed again; it paired nothing.
+    assert real_bridge.unit.auth._sessions == {}
+    assert [client.name for client in real_bridge.unit.auth.clients] == ["Home Assistant"]
     await hass.config_entries.async_unload(entry_id)
     await hass.async_block_till_done()
 
