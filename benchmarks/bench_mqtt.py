@@ -30,7 +30,6 @@ from benchmarks.load_fleet import (
     LocalBroker,
     local_broker,
     make_unit,
-    synthetic_reading,
     wait_until,
 )
 from bridge.config import ServerOptions, SourceOptions, StartupOptions
@@ -41,6 +40,7 @@ from bridge.services.cloud.reporter import CloudReporter
 from bridge.services.mqtt.output import MqttOutput
 from bridge.settings import MqttSettings
 from bridge.unit import AmpGuardUnit
+from devtools.readings import household_reading
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -185,7 +185,7 @@ async def main() -> None:
         folder = Path(tmp)
         with local_broker(folder / "broker") as broker:
             latencies = await output_latencies(folder, broker)
-            reading = synthetic_reading(1, 10.0).as_dict()
+            reading = household_reading(1, 10.0).as_dict()
             payload = json.dumps(reading, separators=(",", ":")).encode()
             bare = await bare_latencies(broker, payload)
             shares = await cpu_shares(folder, broker)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
-from bridge.models import PHASES, Communication, CurrentState, Phase, VoltageState
+from bridge.models import PHASES, Communication, CurrentReason, CurrentState, Phase, VoltageState
 from bridge.schema import limits
 from bridge.services.mqtt.topics import Feed, Topics, node_id
 from bridge.settings import GridType, Settings
@@ -28,12 +28,27 @@ if TYPE_CHECKING:
 
 MANUFACTURER: Final = "Amp Guard"
 ORIGIN: Final = "Amp Guard bridge"
-# Below 2 A a CT's angle cannot be found: the seed calls that no alarm, and so do we.
+# Below 2 A a CT's angle cannot be found: the original unit calls that no alarm, nor do we.
 CURRENT_PROBLEMS: Final = (
     CurrentState.WRONG_PHASE_SEQUENCE,
     CurrentState.REVERSED,
     CurrentState.NOT_CONNECTED,
 )
+# A CT without a voltage to be judged against is indeterminate on the unit whatever its
+# current; as the integration does, it is shown as a state of its own, not "below 2 A".
+NO_VOLTAGE_REFERENCE: Final = CurrentReason.NO_VOLTAGE_REFERENCE.value
+CT_OPTIONS: Final = (*(state.value for state in CurrentState), NO_VOLTAGE_REFERENCE)
+
+
+def _ct_shown(state: str, reason: str) -> str:
+    """Make a template: the CT state, or no_voltage_reference for that indeterminate cause."""
+    return (
+        f"{{% set s = {state} | default(None) %}}"
+        f"{{{{ '{NO_VOLTAGE_REFERENCE}' if s == '{CurrentState.INDETERMINATE.value}' "
+        f"and ({reason} | default(None)) == '{NO_VOLTAGE_REFERENCE}' else s }}}}"
+    )
+
+
 # A measurement is gone when no reading came for this long, and at least this long.
 EXPIRY_INTERVALS: Final = 3
 EXPIRY_MINIMUM: Final = 10
@@ -211,11 +226,13 @@ def _phase_entities(index: int, phase: Phase) -> tuple[EntitySpec, ...]:
         EntitySpec(
             key=f"current_measurement_{suffix}",
             platform=Platform.SENSOR,
-            name=f"Current measurement {phase}",
+            name=f"CT {phase}",
             feed=Feed.STATUS,
-            value=f"{{{{ value_json.current.phases.{phase} | default(None) }}}}",
+            value=_ct_shown(
+                f"value_json.current.phases.{phase}", f"value_json.current.reasons.{phase}"
+            ),
             device_class="enum",
-            options=tuple(state.value for state in CurrentState),
+            options=CT_OPTIONS,
             category=Category.DIAGNOSTIC,
             icon="mdi:current-ac",
             exists=exists,
@@ -300,16 +317,16 @@ ENTITIES: Final[tuple[EntitySpec, ...]] = (
         platform=Platform.SENSOR,
         name="Current measurement",
         feed=Feed.STATUS,
-        value="{{ value_json.current.state }}",
+        value=_ct_shown("value_json.current.state", "value_json.current.reason"),
         device_class="enum",
-        options=tuple(state.value for state in CurrentState),
+        options=CT_OPTIONS,
         icon="mdi:current-ac",
     ),
     *(spec for index, phase in enumerate(PHASES) for spec in _phase_entities(index, phase)),
     EntitySpec(
         key="voltage_problem",
         platform=Platform.BINARY_SENSOR,
-        name="Voltage measurement problem",
+        name="Voltage wiring",
         feed=Feed.STATUS,
         value=_is("voltage.state", tuple(s for s in VoltageState if s is not VoltageState.OK)),
         device_class="problem",
@@ -318,7 +335,7 @@ ENTITIES: Final[tuple[EntitySpec, ...]] = (
     EntitySpec(
         key="current_problem",
         platform=Platform.BINARY_SENSOR,
-        name="Current measurement problem",
+        name="CT wiring",
         feed=Feed.STATUS,
         value=_is("current.state", CURRENT_PROBLEMS),
         device_class="problem",

@@ -188,6 +188,12 @@ async def test_wiring_faults_show_as_problems(
     assert state_of(hass, ct_l2) == "reversed"
     unit.source.set_fault(None)
     await until(lambda: state_of(hass, problem) == "off")
+    # Swapped phases leave the CT without a voltage reference, said as the integration says.
+    unit.source.set_fault(EmulatorFault.SWAPPED_PHASES, Phase.L2)
+    await until(lambda: state_of(hass, ct_l2) == "no_voltage_reference")
+    assert state_of(hass, problem) == "off"
+    unit.source.set_fault(None)
+    await until(lambda: state_of(hass, ct_l2) == "ok")
 
 
 async def test_unavailable_after_expiry_and_after_the_last_will(
