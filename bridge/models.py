@@ -3,6 +3,10 @@
 A ``Source`` yields a ``Measurement`` (what the meter saw). The metering pipeline
 turns it into a ``Reading`` (adding energy counters and headroom), and the status
 module derives ``Status`` from it. Outputs only serialise these; they never compute.
+
+A meter that does not measure something (a P1 smart meter has no angles, no power
+factor, no frequency, no per-phase energy) leaves it None: served as null and named
+in the reading's ``not_measured``, never made up.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from datetime import datetime  # noqa: TC003 - bridge.schema reads the annotatio
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
-from bridge.schema import Doc, OneOf, Round, Unit, encode
+from bridge.schema import OMIT_EMPTY, Doc, OneOf, Round, Unit, encode
 
 
 class Phase(StrEnum):
@@ -34,6 +38,18 @@ def wrap_degrees(angle: float) -> float:
     return 180.0 if wrapped <= -180.0 else wrapped  # noqa: PLR2004
 
 
+class Unmeasured(StrEnum):
+    """What a reading lacks because its meter does not measure it (null in the reading)."""
+
+    ANGLE = "angle"
+    POWER_FACTOR = "power_factor"
+    VOLTAGE_ANGLE = "voltage_angle"
+    FREQUENCY = "frequency"
+    PHASE_ENERGY = "phase_energy"
+    # The meter gives totals only (DSMR 2.2): L1 carries the whole connection.
+    PHASE_SPLIT = "phase_split"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PhaseMeasurement:
     """What a meter saw on one phase in one window.
@@ -41,24 +57,42 @@ class PhaseMeasurement:
     Current and power are signed: positive is import from the grid, negative
     export. ``angle`` is the current's fundamental against its own voltage in
     degrees (-180, 180]; ``voltage_angle`` is this voltage against L1's
-    (L1 = 0, a correct sequence has L2 at -120 and L3 at +120).
+    (L1 = 0, a correct sequence has L2 at -120 and L3 at +120). None is a value
+    the meter does not measure.
     """
 
     voltage: float
     current: float
     power: float
-    power_factor: float
-    angle: float
-    voltage_angle: float
+    power_factor: float | None
+    angle: float | None
+    voltage_angle: float | None
     apparent_power: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PhaseEnergy:
-    """Energy counters of one phase in kWh; they never go backwards."""
+    """Import and export counters in kWh (of a phase, or a meter's totals)."""
 
     imported: float
     exported: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Demand:
+    """Demand as the meter itself averages it over quarter hours (Belgian e-MUCS).
+
+    Flanders bills the month's highest quarter-hour average: load balancing reads these
+    to keep under a site cap.
+    """
+
+    average_power: Annotated[
+        float, Round(1), Unit("W"), Doc("Average import of the quarter hour so far (1-0:1.4.0)")
+    ]
+    monthly_peak: Annotated[
+        float | None, Round(1), Unit("W"), Doc("Highest quarter hour this month (1-0:1.6.0)")
+    ] = None
+    monthly_peak_time: Annotated[datetime | None, Doc("When that quarter hour began")] = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,11 +101,25 @@ class Measurement:
 
     timestamp: datetime
     phases: tuple[PhaseMeasurement, PhaseMeasurement, PhaseMeasurement]
-    frequency: float
+    frequency: float | None
     # Counters kept by the meter itself (Modbus meters); they are the truth when present.
     meter_energy: tuple[PhaseEnergy, PhaseEnergy, PhaseEnergy] | None = None
-    # True when L2/L3 voltages were not measured but assumed nominal (one-phase wiring).
+    # A meter that counts only its totals (P1: tariff 1 + 2): the unit's totals follow
+    # them, and per-phase energy is not measured.
+    meter_totals: PhaseEnergy | None = None
+    # True when voltages were not measured but assumed nominal (one-phase wiring, or a
+    # meter that reports none).
     voltage_assumed: bool = False
+    # The meter reports totals only: the whole connection is put on L1.
+    total_only: bool = False
+    demand: Demand | None = None
+
+    @property
+    def measures_angles(self) -> bool:
+        """Whether every phase has its angles: the unit's own inputs, or a meter like them."""
+        return all(
+            phase.angle is not None and phase.voltage_angle is not None for phase in self.phases
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,11 +130,22 @@ class PhaseReading:
     voltage: Annotated[float, Round(2), Unit("V")]
     current: Annotated[float, Round(3), Unit("A"), Doc("Signed: positive is import")]
     power: Annotated[float, Round(1), Unit("W"), Doc("Active power, signed")]
-    power_factor: Annotated[float, Round(4)]
-    angle: Annotated[float, Round(2), Unit("°"), Doc("Current against its own voltage")]
-    voltage_angle: Annotated[float, Round(2), Unit("°"), Doc("Voltage against L1's")]
-    energy_import: Annotated[float, Round(4), Unit("kWh")]
-    energy_export: Annotated[float, Round(4), Unit("kWh")]
+    power_factor: Annotated[float | None, Round(4), Doc("Null when the meter has none")]
+    angle: Annotated[
+        float | None,
+        Round(2),
+        Unit("°"),
+        Doc("Current against its own voltage; null when the meter has none"),
+    ]
+    voltage_angle: Annotated[
+        float | None, Round(2), Unit("°"), Doc("Voltage against L1's; null when the meter has none")
+    ]
+    energy_import: Annotated[
+        float | None, Round(4), Unit("kWh"), Doc("Null when the meter counts totals only")
+    ]
+    energy_export: Annotated[
+        float | None, Round(4), Unit("kWh"), Doc("Null when the meter counts totals only")
+    ]
     available_current: Annotated[
         float | None,
         Round(2),
@@ -105,20 +164,48 @@ class Reading:
 
     timestamp: datetime
     sequence: int
-    frequency: Annotated[float, Round(3), Unit("Hz")]
+    frequency: Annotated[float | None, Round(3), Unit("Hz"), Doc("Null when the meter has none")]
     # Totals of the phases, computed once when the reading is made.
     total_power: Annotated[float, Round(1), Unit("W")] = field(init=False)
-    energy_import: Annotated[float, Round(4), Unit("kWh")] = field(init=False)
-    energy_export: Annotated[float, Round(4), Unit("kWh")] = field(init=False)
-    voltage_assumed: Annotated[bool, Doc("L2/L3 voltages assumed nominal, not measured")] = False
+    # The sum of the phases; a meter that counts totals only gives them here.
+    energy_import: Annotated[float | None, Round(4), Unit("kWh")] = None
+    energy_export: Annotated[float | None, Round(4), Unit("kWh")] = None
+    voltage_assumed: Annotated[
+        bool, Doc("Voltages assumed nominal, not measured (L2/L3 on one-phase wiring, or all)")
+    ] = False
     clock_synchronised: bool = True
     phases: tuple[PhaseReading, PhaseReading, PhaseReading]
+    not_measured: Annotated[
+        tuple[Unmeasured, ...],
+        OMIT_EMPTY,
+        Doc("What this meter does not measure: null in the reading, never made up (absent: all)"),
+    ] = ()
+    demand: Annotated[
+        Demand | None, OMIT_EMPTY, Doc("The meter's own quarter-hour demand (e-MUCS)")
+    ] = None
 
     def __post_init__(self) -> None:
-        """Sum the phases once, for every output."""
+        """Sum the phases once, and name what is not measured, for every output."""
         object.__setattr__(self, "total_power", sum(phase.power for phase in self.phases))
-        object.__setattr__(self, "energy_import", sum(phase.energy_import for phase in self.phases))
-        object.__setattr__(self, "energy_export", sum(phase.energy_export for phase in self.phases))
+        imports = [phase.energy_import for phase in self.phases]
+        exports = [phase.energy_export for phase in self.phases]
+        if all(value is not None for value in imports + exports):
+            object.__setattr__(self, "energy_import", sum(v for v in imports if v is not None))
+            object.__setattr__(self, "energy_export", sum(v for v in exports if v is not None))
+        missing = set(self.not_measured)
+        for quantity, name in (
+            (Unmeasured.POWER_FACTOR, "power_factor"),
+            (Unmeasured.ANGLE, "angle"),
+            (Unmeasured.VOLTAGE_ANGLE, "voltage_angle"),
+            (Unmeasured.PHASE_ENERGY, "energy_import"),
+        ):
+            if any(getattr(phase, name) is None for phase in self.phases):
+                missing.add(quantity)
+        if self.frequency is None:
+            missing.add(Unmeasured.FREQUENCY)
+        object.__setattr__(
+            self, "not_measured", tuple(item for item in Unmeasured if item in missing)
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """Serialise for JSON outputs."""
@@ -159,6 +246,8 @@ class VoltageState(StrEnum):
     OK = "ok"
     WRONG_PHASE_SEQUENCE = "wrong_phase_sequence"
     NOT_CONNECTED = "not_connected"
+    # The meter reports no voltage angles (P1, HomeWizard, Shelly): no sequence to judge.
+    NOT_APPLICABLE = "not_applicable"
 
 
 class CurrentState(StrEnum):
@@ -173,6 +262,8 @@ class CurrentState(StrEnum):
     # The angle cannot be found (below 2 A, or no voltage to hold it against): not an
     # error; ``CurrentReason`` says why.
     INDETERMINATE = "indeterminate"
+    # The meter reports no current angles: the unit has no CTs of its own to judge.
+    NOT_APPLICABLE = "not_applicable"
 
 
 class VoltageReason(StrEnum):

@@ -2,7 +2,7 @@
 
 A model is a frozen dataclass whose fields carry their rules as ``Annotated`` metadata
 (``Range``, ``OneOf``, ``Length``, ``Pattern``, ``Unique``) and their presentation
-(``Unit``, ``Round``, ``Secret``, ``Doc``). From that one declaration:
+(``Unit``, ``Round``, ``Secret``, ``OMIT_EMPTY``, ``Doc``). From that one declaration:
 
 - ``decode`` turns JSON into a model, naming the dotted field and the broken rule;
 - ``check`` applies the same rules to a model built in code (call it in
@@ -222,6 +222,18 @@ class Secret:
 SECRET: Final = Secret()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class OmitEmpty:
+    """Left out of the served object while None or empty.
+
+    For a field that only some units have (what one kind of meter adds): the replies
+    of every other unit stay byte for byte what they were before the field existed.
+    """
+
+
+OMIT_EMPTY: Final = OmitEmpty()
+
+
 # Fields
 
 
@@ -238,6 +250,7 @@ class FieldSpec:
     doc: str | None
     secret: bool
     items: str = "values"
+    omit_empty: bool = False
 
 
 def _resolve_type_vars(model: type) -> dict[Any, Any]:
@@ -287,6 +300,7 @@ def _read_fields(model: type[Any]) -> tuple[FieldSpec, ...]:
                 doc=next((item.text for item in metadata if isinstance(item, Doc)), None),
                 secret=any(isinstance(item, Secret) for item in metadata),
                 items=next((item.noun for item in metadata if isinstance(item, Items)), "values"),
+                omit_empty=any(isinstance(item, OmitEmpty) for item in metadata),
             )
         )
     return tuple(specs)
@@ -573,6 +587,8 @@ def encode(value: Any, *, public: bool = False) -> Any:  # noqa: ANN401 - JSON-r
             item = getattr(value, spec.name)
             if public and spec.secret:
                 flags[f"{spec.name}_set"] = bool(item)
+                continue
+            if spec.omit_empty and (item is None or item in ((), [], {})):
                 continue
             data[spec.name] = _encode_field(item, spec.digits, public=public)
         data.update(flags)

@@ -2,8 +2,10 @@
 
 ``?,6`` → ``?,6``; ``5,<PIN>`` → ``5,1`` or ``5,0``; ``?,1`` → ``1,`` and 12 numbers
 (currents L1-L3 A, voltages L1-L3 V, powers L1-L3 W, angles L1-L3 °), or ``5,0``
-before a good PIN. Tools made for the real unit compare the first replies for
-equality, so nothing else is ever sent. Wrong PINs share the API's lock-out.
+before a good PIN. The protocol has no way to say "not measured": an angle the meter
+does not report (P1, HomeWizard, Shelly) is sent as 0. Tools made for the real unit
+compare the first replies for equality, so nothing else is ever sent. Wrong PINs share
+the API's lock-out.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def format_reading(reading: Reading | None) -> str:
         [f"{phase.current:.2f}" for phase in phases]
         + [f"{phase.voltage:.1f}" for phase in phases]
         + [f"{phase.power:.1f}" for phase in phases]
-        + [f"{phase.angle:.1f}" for phase in phases]
+        + [f"{0.0 if phase.angle is None else phase.angle:.1f}" for phase in phases]
     )
     return "1," + ",".join(values)
 

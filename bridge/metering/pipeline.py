@@ -7,8 +7,14 @@ backwards, computes the headroom under the main fuse, and numbers the readings.
 Energy is integrated from power over real elapsed time (monotonic clock, trapezoid),
 split at zero crossings into import and export; a gap longer than ``max_gap`` is not
 guessed across. Where the meter keeps its own counters, they are the truth: ours follow
-their increments and re-anchor (never backwards) when the meter is new or reset.
+their increments and re-anchor (never backwards) when the meter is new or reset. A meter
+that counts only its totals (a P1 smart meter) has its totals followed the same way,
+and no per-phase energy is made up for it.
 Counters and the sequence are saved atomically at most a minute apart and on close.
+
+The installation's wiring settings (voltage wiring, current scheme) describe the unit's
+own inputs: they apply to sources that measure angles as those inputs do, not to a meter
+that reports its own per-phase values without them.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from bridge.models import (
     PhaseMeasurement,
     PhaseReading,
     Reading,
+    Unmeasured,
     wrap_degrees,
 )
 from bridge.settings import DEFAULT_SCHEME, InstallationSettings
@@ -163,7 +170,7 @@ def apply_current_scheme(
 ) -> Measurement:
     """Put each CT input's current on the phase it sits on, the right way round."""
     scheme = installation.current_scheme
-    if scheme == DEFAULT_SCHEME:
+    if scheme == DEFAULT_SCHEME or not measurement.measures_angles:
         return measurement
     phases = list(measurement.phases)
     energy = list(measurement.meter_energy) if measurement.meter_energy else None
@@ -171,7 +178,7 @@ def apply_current_scheme(
         channel = measurement.phases[index]
         target = PHASES.index(ct.phase)
         moved = channel
-        if ct.reversed:
+        if ct.reversed and moved.angle is not None and moved.power_factor is not None:
             moved = replace(
                 moved,
                 current=-moved.current,
@@ -197,7 +204,13 @@ def apply_current_scheme(
 def _move_current(channel: PhaseMeasurement, target: PhaseMeasurement) -> PhaseMeasurement:
     """Return ``target``'s voltage with ``channel``'s current, its angle re-referenced."""
     magnitude = abs(channel.current)
-    if target.voltage < MIN_VOLTAGE or channel.voltage < MIN_VOLTAGE:
+    if (
+        target.voltage < MIN_VOLTAGE
+        or channel.voltage < MIN_VOLTAGE
+        or channel.angle is None
+        or channel.voltage_angle is None
+        or target.voltage_angle is None
+    ):
         # No voltage to reference the angle against: keep the magnitude, claim no power.
         return replace(target, current=magnitude, power=0.0, power_factor=0.0, angle=0.0)
     angle = wrap_degrees(channel.angle + channel.voltage_angle - target.voltage_angle)
@@ -225,7 +238,7 @@ def apply_assumed_voltages(
     measurement: Measurement, installation: InstallationSettings
 ) -> Measurement:
     """Give unwired L2/L3 voltage inputs the nominal voltage, 120 degrees apart."""
-    if measurement.voltage_assumed:
+    if measurement.voltage_assumed or not measurement.measures_angles:
         return measurement
     measured = measured_voltage_phases(installation)
     phases = list(measurement.phases)
@@ -237,7 +250,9 @@ def apply_assumed_voltages(
         channel = measurement.phases[index]
         # A channel that saw a voltage keeps its angle; an unwired one has no reference:
         # without generation (the rule for this wiring) the load is taken as in phase.
-        angle = channel.angle if channel.voltage >= MIN_VOLTAGE else 0.0
+        angle = (
+            channel.angle if channel.voltage >= MIN_VOLTAGE and channel.angle is not None else 0.0
+        )
         phases[index] = _with_current(
             replace(channel, voltage_angle=ASSUMED_VOLTAGE_ANGLES[index]),
             float(installation.supply_voltage),
@@ -283,6 +298,8 @@ class MeteringPipeline:
         self._counters = [
             _PhaseCounters(imported=EnergyCounter(), exported=EnergyCounter()) for _ in PHASES
         ]
+        # Totals of a meter that counts only its totals (P1), followed as the phases' are.
+        self._totals = _PhaseCounters(imported=EnergyCounter(), exported=EnergyCounter())
         self._sequence = 0
         self._saved_limit = 0
         self._load_error: str | None = None
@@ -323,6 +340,8 @@ class MeteringPipeline:
         elapsed = None if self._last_time is None else now - self._last_time
         if measurement.meter_energy is not None:
             self._follow_meter(measurement.meter_energy, elapsed)
+        elif measurement.meter_totals is not None:
+            self._follow_totals(measurement.meter_totals, elapsed)
         else:
             self._integrate(measurement, elapsed)
         self._last_powers = (
@@ -378,11 +397,29 @@ class MeteringPipeline:
                 if math.isfinite(value) and value >= 0.0:
                     counter.follow(value, max_increase)
 
+    def _follow_totals(self, totals: PhaseEnergy, elapsed: float | None) -> None:
+        """Follow a meter's own totals (all phases together)."""
+        max_increase = (
+            None
+            if elapsed is None
+            else len(PHASES) * MAX_PHASE_POWER_KW * max(elapsed, 1.0) / 3600.0 * 2.0
+            + METER_SLACK_KWH
+        )
+        for counter, value in (
+            (self._totals.imported, totals.imported),
+            (self._totals.exported, totals.exported),
+        ):
+            if math.isfinite(value) and value >= 0.0:
+                counter.follow(value, max_increase)
+
     def _reading(self, measurement: Measurement, installation: InstallationSettings) -> Reading:
         # A naive timestamp is local time (Python's rule); the age is what matters here.
         age = datetime.now(UTC) - measurement.timestamp.astimezone(UTC)
         fresh = age <= STALE_AFTER
         used = PHASES[: installation.phases]
+        # Totals only (DSMR 2.2): on three phases nobody knows how the load is split.
+        split_known = not measurement.total_only or installation.phases == 1
+        per_phase_energy = measurement.meter_totals is None or measurement.meter_energy is not None
         phases = [
             PhaseReading(
                 phase=phase,
@@ -392,10 +429,10 @@ class MeteringPipeline:
                 power_factor=channel.power_factor,
                 angle=channel.angle,
                 voltage_angle=channel.voltage_angle,
-                energy_import=counters.imported.value,
-                energy_export=counters.exported.value,
+                energy_import=counters.imported.value if per_phase_energy else None,
+                energy_export=counters.exported.value if per_phase_energy else None,
                 available_current=headroom(
-                    channel.current, installation, usable=fresh and phase in used
+                    channel.current, installation, usable=fresh and split_known and phase in used
                 ),
             )
             for phase, channel, counters in zip(
@@ -407,8 +444,12 @@ class MeteringPipeline:
             sequence=self._sequence,
             phases=(phases[0], phases[1], phases[2]),
             frequency=measurement.frequency,
+            energy_import=None if per_phase_energy else self._totals.imported.value,
+            energy_export=None if per_phase_energy else self._totals.exported.value,
             voltage_assumed=measurement.voltage_assumed,
             clock_synchronised=self._clock_is_synchronised(),
+            not_measured=(Unmeasured.PHASE_SPLIT,) if measurement.total_only else (),
+            demand=measurement.demand,
         )
 
     def _clock_is_synchronised(self) -> bool:
@@ -459,6 +500,10 @@ class MeteringPipeline:
                 }
                 for phase, counters in zip(PHASES, self._counters, strict=True)
             },
+            "totals": {
+                "import": self._totals.imported.as_dict(),
+                "export": self._totals.exported.as_dict(),
+            },
         }
 
     def _write(self, snapshot: dict[str, Any]) -> None:
@@ -487,7 +532,7 @@ class MeteringPipeline:
             if data is None:
                 _LOGGER.info("No energy file yet: counters start at zero")
                 return
-            sequence, counters = _parse_energy_file(data)
+            sequence, counters, totals = _parse_energy_file(data)
         except StorageError as err:
             kept = keep_aside(self._path)
             self._load_error = f"energy file unusable, counters restarted from zero ({err})"
@@ -500,10 +545,15 @@ class MeteringPipeline:
         self._sequence = sequence
         self._saved_limit = sequence
         self._counters = counters
+        if totals is not None:
+            self._totals = totals
 
 
-def _parse_energy_file(data: object) -> tuple[int, list[_PhaseCounters]]:
-    """Return the sequence and the counters in the energy file; raises ``EnergyFileError``."""
+def _parse_energy_file(data: object) -> tuple[int, list[_PhaseCounters], _PhaseCounters | None]:
+    """Return the sequence and the counters in the energy file; raises ``EnergyFileError``.
+
+    The meter totals were added later: a file without them is fine (None).
+    """
     if not isinstance(data, dict) or data.get("version") != FILE_VERSION:
         raise EnergyFileError(f"{ENERGY_FILE} has no known version")
     sequence = data.get("sequence")
@@ -524,4 +574,16 @@ def _parse_energy_file(data: object) -> tuple[int, list[_PhaseCounters]]:
                 exported=EnergyCounter.from_dict(f"{phase}.export", entry.get("export")),
             )
         )
-    return sequence, counters
+    totals = data.get("totals")
+    if totals is None:
+        return sequence, counters, None
+    if not isinstance(totals, dict):
+        raise EnergyFileError(f"{ENERGY_FILE}: totals is not an object")
+    return (
+        sequence,
+        counters,
+        _PhaseCounters(
+            imported=EnergyCounter.from_dict("totals.import", totals.get("import")),
+            exported=EnergyCounter.from_dict("totals.export", totals.get("export")),
+        ),
+    )

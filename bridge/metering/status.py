@@ -12,6 +12,10 @@ apart), unless generation is declared, where export is normal and only a strongl
 reactive current in a wrong-phase window is flagged. IT grids give loads a wider band.
 Below ``MIN_ANGLE_CURRENT`` the angle cannot be found: indeterminate, green, never an
 alarm. docs/status-logic.md gives the reason for each threshold.
+
+A meter that reports no angles (P1, HomeWizard, Shelly) leaves the unit without CTs and
+voltage inputs of its own: those checks are ``not_applicable`` (light off), while a
+voltage the meter reports missing is still ``not_connected``.
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ _VOLTAGE_LIGHTS: Final = {
     VoltageState.OK: Light.GREEN,
     VoltageState.WRONG_PHASE_SEQUENCE: Light.RED,
     VoltageState.NOT_CONNECTED: Light.OFF,
+    VoltageState.NOT_APPLICABLE: Light.OFF,
 }
 _CURRENT_LIGHTS: Final = {
     CurrentState.OK: Light.GREEN,
@@ -87,6 +92,7 @@ _CURRENT_LIGHTS: Final = {
     CurrentState.WRONG_PHASE_SEQUENCE: Light.RED,
     CurrentState.REVERSED: Light.RED,
     CurrentState.NOT_CONNECTED: Light.OFF,
+    CurrentState.NOT_APPLICABLE: Light.OFF,
 }
 _COMMUNICATION_LIGHTS: Final = {
     Communication.CLOUD: Light.GREEN,
@@ -99,6 +105,7 @@ _CURRENT_PRIORITY: Final = (
     CurrentState.REVERSED,
     CurrentState.OK,
     CurrentState.INDETERMINATE,
+    CurrentState.NOT_APPLICABLE,
     CurrentState.NOT_CONNECTED,
 )
 # The indeterminate cause named for the whole indicator, when phases differ.
@@ -122,6 +129,8 @@ _INDETERMINATE_DETAILS: Final = {
     CurrentReason.LOW_CURRENT: f"Below {MIN_ANGLE_CURRENT:g} A the current's angle cannot be found",
     CurrentReason.NO_ANGLE: "The meter gives no angle for the current",
 }
+NO_VOLTAGE_ANGLES: Final = "The meter reports no voltage angles: the phase sequence is not checked"
+NO_CURRENT_ANGLES: Final = "The meter reports no current angles: the CT checks do not apply"
 
 
 def communication_light(communication: Communication) -> Light:
@@ -225,7 +234,12 @@ def _sequence_details(reasons: dict[Phase, VoltageReason]) -> list[str]:
 def voltage_indicator(reading: Reading, installation: InstallationSettings) -> VoltageIndicator:
     """Judge the voltage inputs: connected, and in the right sequence."""
     phases = _by_phase(reading)
+    angles = {phase: phases[phase].voltage_angle for phase in used_phases(installation)}
+    judged = all(angle is not None for angle in angles.values())
     measured = measured_voltage_phases(installation, voltage_assumed=reading.voltage_assumed)
+    if not judged and not reading.voltage_assumed:
+        # A meter's own voltages: the unit's voltage wiring does not apply to them.
+        measured = used_phases(installation)
     states: dict[Phase, VoltageState] = {}
     details: list[str] = []
     for phase in used_phases(installation):
@@ -235,15 +249,15 @@ def voltage_indicator(reading: Reading, installation: InstallationSettings) -> V
         details.append(NO_VOLTAGE_DETAIL.format(phases=_names(missing_phases)))
     reasons: dict[Phase, VoltageReason] = {}
     # The sequence is only known against a connected L1, between measured voltages.
-    if states.get(Phase.L1) is VoltageState.OK:
+    if judged and states.get(Phase.L1) is VoltageState.OK:
         reasons = _sequence_reasons(
             {
-                phase: phases[phase].voltage_angle
+                phase: angle
                 for phase in measured[1:]
                 if states[phase] is VoltageState.OK
+                and (angle := angles[phase]) is not None
                 # An angle that is not a number compares False: unknown is never an alarm.
-                and _angle_off(phases[phase].voltage_angle, EXPECTED_VOLTAGE_ANGLE[phase])
-                > SEQUENCE_TOLERANCE
+                and _angle_off(angle, EXPECTED_VOLTAGE_ANGLE[phase]) > SEQUENCE_TOLERANCE
             }
         )
         for phase in reasons:
@@ -258,6 +272,9 @@ def voltage_indicator(reading: Reading, installation: InstallationSettings) -> V
         reason = VoltageReason.SWAPPED if swapped else VoltageReason.MISPLACED
     elif VoltageState.NOT_CONNECTED in states.values():
         state = VoltageState.NOT_CONNECTED
+    elif not judged:
+        state = VoltageState.NOT_APPLICABLE
+        details.append(NO_VOLTAGE_ANGLES)
     return VoltageIndicator(
         state=state,
         light=_VOLTAGE_LIGHTS[state],
@@ -287,10 +304,14 @@ def classify_angle(
     return CurrentState.WRONG_PHASE_SEQUENCE
 
 
-def _current_state(
+def _current_state(  # noqa: PLR0911 - one return per verdict reads best
     phase_reading: PhaseReading, voltage: VoltageState, installation: InstallationSettings
 ) -> tuple[CurrentState, CurrentReason | None]:
     """Judge one CT input; an indeterminate one comes with its reason."""
+    angle = phase_reading.angle
+    if angle is None:
+        # A meter that reports no angles: the unit has no CT of its own to judge here.
+        return CurrentState.NOT_APPLICABLE, None
     magnitude = abs(phase_reading.current)
     if magnitude < NO_CURRENT_SIGNAL:
         return CurrentState.NOT_CONNECTED, None
@@ -301,7 +322,7 @@ def _current_state(
         return CurrentState.INDETERMINATE, CurrentReason.NO_VOLTAGE_REFERENCE
     if magnitude < MIN_ANGLE_CURRENT:
         return CurrentState.INDETERMINATE, CurrentReason.LOW_CURRENT
-    if not math.isfinite(magnitude) or not math.isfinite(phase_reading.angle):
+    if not math.isfinite(magnitude) or not math.isfinite(angle):
         return CurrentState.INDETERMINATE, CurrentReason.NO_ANGLE
     judge = functools.partial(
         classify_angle,
@@ -313,9 +334,9 @@ def _current_state(
         # L1's input measures the L1-L2 line voltage: bring the angle back to L1's own.
         # Meters that derive the angle from the power factor lose its sign, so a load
         # that fits either way round is a load.
-        turned = [judge(phase_reading.angle + shift) for shift in LINE_VOLTAGE_SHIFTS]
+        turned = [judge(angle + shift) for shift in LINE_VOLTAGE_SHIFTS]
         return (CurrentState.OK if CurrentState.OK in turned else turned[0]), None
-    return judge(phase_reading.angle), None
+    return judge(angle), None
 
 
 _CURRENT_DETAILS: Final = {
@@ -373,6 +394,8 @@ def current_indicator(
         reason = next(r for r in _REASON_PRIORITY if r in reasons.values())
         if reason is not CurrentReason.NO_VOLTAGE_REFERENCE:
             details.append(_INDETERMINATE_DETAILS[reason])
+    elif state is CurrentState.NOT_APPLICABLE:
+        details.append(NO_CURRENT_ANGLES)
     return CurrentIndicator(
         state=state,
         light=_CURRENT_LIGHTS[state],

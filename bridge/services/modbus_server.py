@@ -42,14 +42,23 @@ class Sdm630Register:
     value: Callable[[Reading], float]
 
 
+def _number(value: float | None) -> float:
+    """Give a value as a float; one the meter does not measure (None) as NaN."""
+    return NOT_AVAILABLE if value is None else float(value)
+
+
 def _phase(index: int, field: str) -> Callable[[Reading], float]:
     """Read one field of one phase of a reading."""
     getter = attrgetter(field)
 
     def value(reading: Reading) -> float:
-        return float(getter(reading.phases[index]))
+        return _number(getter(reading.phases[index]))
 
     return value
+
+
+def _sum(first: float | None, second: float | None) -> float:
+    return NOT_AVAILABLE if first is None or second is None else first + second
 
 
 def _phase_total_energy(index: int) -> Callable[[Reading], float]:
@@ -57,7 +66,7 @@ def _phase_total_energy(index: int) -> Callable[[Reading], float]:
 
     def value(reading: Reading) -> float:
         phase = reading.phases[index]
-        return phase.energy_import + phase.energy_export
+        return _sum(phase.energy_import, phase.energy_export)
 
     return value
 
@@ -77,14 +86,14 @@ def _reading(field: str) -> Callable[[Reading], float]:
     getter = attrgetter(field)
 
     def value(reading: Reading) -> float:
-        return float(getter(reading))
+        return _number(getter(reading))
 
     return value
 
 
 def _total_energy(reading: Reading) -> float:
     """Import plus export: the SDM630's "total kWh" (0x0156)."""
-    return reading.energy_import + reading.energy_export
+    return _sum(reading.energy_import, reading.energy_export)
 
 
 # Addresses from Eastron's SDM630 Modbus protocol (input registers, function 4).

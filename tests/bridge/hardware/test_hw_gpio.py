@@ -55,6 +55,8 @@ VOLTAGE_LIGHTS = {
     VoltageState.OK: Light.GREEN,
     VoltageState.WRONG_PHASE_SEQUENCE: Light.RED,
     VoltageState.NOT_CONNECTED: Light.OFF,
+    # A meter without voltage angles (P1): the unit's own inputs are not used.
+    VoltageState.NOT_APPLICABLE: Light.OFF,
 }
 CURRENT_LIGHTS = {
     CurrentState.OK: Light.GREEN,
@@ -63,6 +65,8 @@ CURRENT_LIGHTS = {
     CurrentState.NOT_CONNECTED: Light.OFF,
     # Below 2 A the original unit's light may turn red; ours stays green (no alarm).
     CurrentState.INDETERMINATE: Light.GREEN,
+    # A meter without current angles: no CTs of the unit's own to judge.
+    CurrentState.NOT_APPLICABLE: Light.OFF,
 }
 
 
