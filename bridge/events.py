@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVarTuple, Unpack
 
 if TYPE_CHECKING:
-    from bridge.models import Reading, Status
+    from bridge.models import MeterHealth, Reading, Status
     from bridge.settings import Settings
 
 _LOGGER = logging.getLogger(__package__)
@@ -39,6 +39,9 @@ class Event(Generic[*_Ts]):
 # Events the unit sends.
 READING: Final[Event[Reading | None, str | None]] = Event("metering:reading")  # reading, error
 STATUS: Final[Event[Status]] = Event("status:changed")
+# The meter's link, identity or latest error changed (not its counts: those change
+# with every telegram and are read from the status reply).
+METER: Final[Event[MeterHealth]] = Event("metering:meter")
 SETTINGS: Final[Event[Settings]] = Event("settings:changed")
 REBOOT: Final[Event[()]] = Event("system:reboot")
 FACTORY_RESET: Final[Event[()]] = Event("system:factory_reset")

@@ -222,6 +222,21 @@ class Readings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MeterHealth:
+    """Which meter the unit reads, and how that goes (the Installation tab shows it)."""
+
+    source: Annotated[str, Doc("The source type: emulator, adc, modbus-tcp, p1-serial, …")]
+    meter: Annotated[str | None, Doc("What the meter says it is (model, protocol version)")]
+    address: Annotated[str, Doc("Where it is read: a serial port or host:port")]
+    interval: Annotated[float, Round(3), Unit("s"), Doc("Seconds between its messages")]
+    connected: Annotated[bool, Doc("The link to the meter is up")]
+    last_message: Annotated[datetime | None, Doc("When the last good telegram or reply came")]
+    received: Annotated[int, Doc("Good telegrams or replies since the unit started")]
+    errors: Annotated[int, Doc("Bad telegrams, failed polls and lost links since the unit started")]
+    last_error: Annotated[str | None, Doc("The latest error, in words")] = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Info:
     """Who the unit is (the ``/info`` reply): served without authentication, no secrets."""
 

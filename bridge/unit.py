@@ -22,8 +22,14 @@ from bridge.auth import Auth, Clock
 from bridge.events import EventBus
 from bridge.host_network import NetworkWatch
 from bridge.identity import Identity, load_or_create_identity
-from bridge.metering.sources import Calibratable, SourceError, load_source
-from bridge.models import Communication, Info, Reading, Readings, Status
+from bridge.metering.sources import (
+    Calibratable,
+    HealthTracker,
+    Monitored,
+    SourceError,
+    load_source,
+)
+from bridge.models import Communication, Info, MeterHealth, Reading, Readings, Status
 from bridge.schema import encode
 from bridge.settings import Settings, SettingsStore
 
@@ -51,6 +57,7 @@ RESERVED_STATE_KEYS: Final = frozenset(
         "current",
         "meter_available",
         "meter_error",
+        "meter",
         "settings_error",
     }
 )
@@ -111,6 +118,9 @@ class AmpGuardUnit:
         self._settings_store = SettingsStore(state_dir)
         self.auth = Auth(state_dir, self._identity, clock=clock)
         self._events = EventBus()
+        # For sources that do not report on their meter themselves: counted from reads.
+        self._read_health = HealthTracker(self._source.name, "", self._source.nominal_interval)
+        self._health_shown: tuple[object, ...] | None = None
         self._factories = COMPONENT_FACTORIES if components is None else tuple(components)
         self._pipeline: MeteringPipeline | None = None
         self._components: list[Component] = []
@@ -224,10 +234,17 @@ class AmpGuardUnit:
             self._readings_json = json.dumps(data, separators=(",", ":"))
         return self._readings_json
 
+    def meter_health(self) -> MeterHealth:
+        """Which meter the unit reads and how that goes."""
+        if isinstance(self._source, Monitored):
+            return self._source.health()
+        return self._read_health.health()
+
     def status_dict(self) -> dict[str, Any]:
         """Build the ``/status`` reply: indicators, components' states, settings trouble."""
         data = self.status.as_dict()
         data.update(self._component_states)
+        data["meter"] = encode(self.meter_health())
         data["settings_error"] = self._settings_store.load_error
         return data
 
@@ -370,6 +387,11 @@ class AmpGuardUnit:
             last_error = error
             self._reading, self._error = reading, error
             self._readings_cache = self._readings_json = None
+            if error is None:
+                self._read_health.message()
+            else:
+                self._read_health.error(error)
+                self._read_health.connected = False
             await self._events.send_event(ev.READING, reading, error)
             await self._refresh_status()
             if error is not None:
@@ -410,6 +432,13 @@ class AmpGuardUnit:
         if status != self._status:
             self._status = status
             await self._events.send_event(ev.STATUS, status)
+        health = self.meter_health()
+        # Counts and times change with every telegram; the rest is news worth a push.
+        shown: tuple[object, ...] = (health.meter, health.address, health.interval)
+        shown += (health.connected, health.last_error)
+        if shown != self._health_shown:
+            self._health_shown = shown
+            await self._events.send_event(ev.METER, health)
 
     async def _settings_changed(self, settings: Settings) -> None:
         self._apply_calibration(settings)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 from bridge.api.errors import ErrorCode  # noqa: TC001
 from bridge.auth import CLIENT_NAME_MAX, PairedClient
 from bridge.identity import PIN_PATTERN, PIN_RULE
-from bridge.models import Info, Readings, Status
+from bridge.models import Info, MeterHealth, Readings, Status
 from bridge.schema import Doc, Length, Pattern, fields_of
 from bridge.settings import Settings  # noqa: TC001
 
@@ -58,6 +58,9 @@ class StatusReply(Status):
     EXTRA_PROPERTIES: ClassVar[object] = dict[str, Any]
 
     settings_error: Annotated[str | None, Doc("Why the settings file was unusable")] = None
+    meter: Annotated[MeterHealth | None, Doc("Which meter the unit reads, and how that goes")] = (
+        None
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,7 +22,7 @@ from bridge.api.sockets import reserve_socket, track_socket
 
 if TYPE_CHECKING:
     from bridge.api.routing import Call
-    from bridge.models import Reading, Status
+    from bridge.models import MeterHealth, Reading, Status
     from bridge.settings import Settings
     from bridge.unit import AmpGuardUnit
 
@@ -56,6 +56,7 @@ class PushHub:
         self._unsubscribe = [
             unit.events.subscribe(ev.READING, self._on_reading),
             unit.events.subscribe(ev.STATUS, self._on_status),
+            unit.events.subscribe(ev.METER, self._on_meter),
             unit.events.subscribe(ev.SETTINGS, self._on_settings),
         ]
 
@@ -100,6 +101,11 @@ class PushHub:
             self._broadcast(_encode_readings(self._unit.readings_json()))
 
     def _on_status(self, _status: Status) -> None:
+        if self._clients:
+            self._broadcast(_encode(STATUS, self._unit.status_dict()))
+
+    def _on_meter(self, _health: MeterHealth) -> None:
+        """Send the status again: it carries the meter's health, which changed."""
         if self._clients:
             self._broadcast(_encode(STATUS, self._unit.status_dict()))
 

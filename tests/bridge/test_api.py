@@ -508,6 +508,7 @@ class SteadyMeter:
     """A real, minimal non-emulated source: one fixed measurement each 50 ms."""
 
     name = "steady"
+    nominal_interval = 0.05
 
     async def component_init(self) -> None:
         """Nothing to open."""

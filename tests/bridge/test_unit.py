@@ -138,10 +138,35 @@ async def test_meter_offline_and_back(unit: AmpGuardUnit, emulator: EmulatorSour
     assert any(reading is None and error for reading, error in events)
 
 
+async def test_the_status_says_which_meter_and_how_it_goes(
+    unit: AmpGuardUnit, emulator: EmulatorSource
+) -> None:
+    """A source that does not report on its meter is counted from its reads."""
+    healths: list[object] = []
+    unit.events.subscribe(ev.METER, healths.append)
+    await wait_for(lambda: unit.status_dict()["meter"]["received"] >= 2)
+    meter = unit.status_dict()["meter"]
+    assert meter["source"] == "emulator"
+    assert meter["interval"] == 0.05
+    assert meter["connected"] is True
+    assert meter["errors"] == 0
+    emulator.set_fault(EmulatorFault.METER_OFFLINE)
+    await wait_for(lambda: unit.status_dict()["meter"]["errors"] >= 1)
+    assert unit.status_dict()["meter"]["last_error"] == unit.meter_error
+    assert unit.status_dict()["meter"]["connected"] is False
+    # The change of error is news (pushed); more of the same error is only counted.
+    await wait_for(lambda: healths)
+    emulator.set_fault(None)
+    await wait_for(lambda: unit.reading is not None)
+    assert unit.status_dict()["meter"]["received"] > meter["received"]
+    await wait_for(lambda: len(healths) >= 2)
+
+
 class ExplodingMeter:
     """A source with a bug: it raises something that is not a SourceError."""
 
     name = "exploding"
+    nominal_interval = 0.05
 
     def __init__(self) -> None:
         """Count reads."""

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bridge.metering.sources.base import Calibratable, Source, SourceError
+from bridge.metering.sources.base import (
+    Calibratable,
+    HealthTracker,
+    Monitored,
+    Source,
+    SourceError,
+)
 
 if TYPE_CHECKING:
     from bridge.config import StartupOptions
@@ -36,4 +42,11 @@ def load_source(options: StartupOptions) -> Source:
     raise ValueError(msg)
 
 
-__all__ = ["Calibratable", "Source", "SourceError", "load_source"]
+__all__ = [
+    "Calibratable",
+    "HealthTracker",
+    "Monitored",
+    "Source",
+    "SourceError",
+    "load_source",
+]

@@ -1,8 +1,11 @@
-"""The interface every meter front-end (emulator, Modbus, ADC) implements."""
+"""The interface every meter front-end (emulator, Modbus, ADC, P1, …) implements."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from bridge.models import MeterHealth
 
 if TYPE_CHECKING:
     from bridge.models import Measurement
@@ -45,3 +48,55 @@ class Calibratable(Protocol):
 
     def set_calibration(self, calibration: CalibrationSettings) -> None:
         """Apply gains and phase shifts from the next window on."""
+
+
+@runtime_checkable
+class Monitored(Protocol):
+    """A source that reports on its meter: what it is, its messages and its errors.
+
+    The unit keeps such a report itself for sources that do not (from their reads).
+    """
+
+    def health(self) -> MeterHealth:
+        """Return the meter's health now."""
+
+
+class HealthTracker:
+    """Counts a meter's good messages and its errors, for ``Monitored.health``."""
+
+    def __init__(self, source: str, address: str, interval: float) -> None:
+        """Start with nothing received."""
+        self.source = source
+        self.address = address
+        self.interval = interval
+        self.meter: str | None = None
+        self.connected = False
+        self.last_message: datetime | None = None
+        self.received = 0
+        self.errors = 0
+        self.last_error: str | None = None
+
+    def message(self) -> None:
+        """Count a good telegram or reply."""
+        self.received += 1
+        self.last_message = datetime.now(UTC)
+        self.connected = True
+
+    def error(self, text: str) -> None:
+        """Count an error (a bad telegram, a failed poll, a lost link)."""
+        self.errors += 1
+        self.last_error = text
+
+    def health(self) -> MeterHealth:
+        """Return the counts as the status reply shows them."""
+        return MeterHealth(
+            source=self.source,
+            meter=self.meter,
+            address=self.address,
+            interval=self.interval,
+            connected=self.connected,
+            last_message=self.last_message,
+            received=self.received,
+            errors=self.errors,
+            last_error=self.last_error,
+        )
