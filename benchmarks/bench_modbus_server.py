@@ -142,7 +142,8 @@ async def unit_reading_to_wire(seconds: float) -> list[float]:
     seen: dict[tuple[int, int], float] = {}
 
     def on_reading(reading: Reading | None, _error: str | None) -> None:
-        if reading is not None:
+        # The emulator measures every phase's energy: never None here.
+        if reading is not None and reading.phases[0].energy_import is not None:
             key = float_to_registers(reading.phases[0].energy_import)
             announced.setdefault(key, time.perf_counter())
 

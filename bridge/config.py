@@ -21,7 +21,21 @@ from typing import Any, Final
 _LOGGER = logging.getLogger(__name__)
 
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
-SOURCE_TYPES: Final = ("emulator", "modbus-tcp", "modbus-rtu", "adc")
+SOURCE_TYPES: Final = (
+    "emulator",
+    "modbus-tcp",
+    "modbus-rtu",
+    "adc",
+    "p1-serial",
+    "p1-tcp",
+    "homewizard",
+    "shelly",
+)
+# P1: DSMR 4.x, 5.x and e-MUCS (told apart per telegram); DSMR 2.2/3; Luxembourg Smarty.
+DSMR_VERSIONS: Final = ("auto", "2.2", "smarty")
+HOMEWIZARD_APIS: Final = ("v1", "v2")
+# A Smarty's key, as the grid operator hands it out: 16 bytes in hex.
+DECRYPTION_KEY: Final = re.compile(r"[0-9A-Fa-f]{32}")
 ADC_INPUTS: Final = ("generator", "replay", "serial")
 PARITIES: Final = ("N", "E", "O")
 NETWORK_BACKENDS: Final = ("emulated", "nmcli")
@@ -68,10 +82,15 @@ class SourceOptions:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MeterOptions:
-    """How to reach a Modbus meter (TCP or RTU) and which register map it has."""
+    """How to reach the meter: a Modbus meter (and its register map), P1, HomeWizard, Shelly.
 
-    host: str = "127.0.0.1"
-    port: int = 502
+    ``host`` and ``port`` default per source (None here): Modbus 127.0.0.1:502, Shelly
+    port 80, HomeWizard 80 (API v1) or 443 (v2); a HomeWizard without a host is found on
+    the LAN by zeroconf. A P1 dongle on TCP needs both.
+    """
+
+    host: str | None = None
+    port: int | None = None
     device_id: int = 1
     register_map: str = "sdm630"
     serial_port: str = "/dev/ttyUSB0"
@@ -80,6 +99,11 @@ class MeterOptions:
     stopbits: int = 1
     bytesize: int = 8
     timeout: float = 1.0
+    dsmr_version: str = "auto"
+    decryption_key: str | None = None
+    api_version: str = "v1"
+    token: str | None = None
+    password: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,11 +204,19 @@ class _Section:
         self._bounds(option, value, minval, maxval)
         return value
 
-    def get_optional_int(self, option: str) -> int | None:
+    def get_optional_str(self, option: str) -> str | None:
         if self._data.get(option) is None:
             self._read.add(option)
             return None
-        return self.get_int(option, 0)
+        return self.get_str(option, "")
+
+    def get_optional_int(
+        self, option: str, *, minval: int | None = None, maxval: int | None = None
+    ) -> int | None:
+        if self._data.get(option) is None:
+            self._read.add(option)
+            return None
+        return self.get_int(option, 0, minval=minval, maxval=maxval)
 
     def get_float(
         self,
@@ -296,10 +328,13 @@ def build_options(
         if name not in known:
             _LOGGER.warning("Unknown config section [%s] ignored", name)
     sections = {name: _Section(name, merged.get(name, {})) for name in known}
+    source = _source(sections["source"])
+    meter = _meter(sections["meter"])
+    _check_source_meter(source, meter)
     options = StartupOptions(
         server=_server(sections["server"]),
-        source=_source(sections["source"]),
-        meter=_meter(sections["meter"]),
+        source=source,
+        meter=meter,
         adc=_adc(sections["adc"]),
         modbus_server=_modbus_server(sections["modbus_server"]),
         gpio=_gpio(sections["gpio"]),
@@ -356,9 +391,9 @@ def _source(section: _Section) -> SourceOptions:
 
 def _meter(section: _Section) -> MeterOptions:
     default = MeterOptions()
-    return MeterOptions(
-        host=section.get_str("host", default.host),
-        port=section.get_int("port", default.port, minval=1, maxval=65535),
+    options = MeterOptions(
+        host=section.get_optional_str("host"),
+        port=section.get_optional_int("port", minval=1, maxval=65535),
         device_id=section.get_int("device_id", default.device_id, minval=0, maxval=247),
         register_map=section.get_str("register_map", default.register_map),
         serial_port=section.get_str("serial_port", default.serial_port),
@@ -367,7 +402,30 @@ def _meter(section: _Section) -> MeterOptions:
         stopbits=section.get_int("stopbits", default.stopbits, minval=1, maxval=2),
         bytesize=section.get_int("bytesize", default.bytesize, minval=5, maxval=8),
         timeout=section.get_float("timeout", default.timeout, minval=0.05, maxval=60),
+        dsmr_version=section.get_choice("dsmr_version", default.dsmr_version, DSMR_VERSIONS),
+        decryption_key=section.get_optional_str("decryption_key"),
+        api_version=section.get_choice("api_version", default.api_version, HOMEWIZARD_APIS),
+        token=section.get_optional_str("token"),
+        password=section.get_optional_str("password"),
     )
+    if options.decryption_key is not None and not DECRYPTION_KEY.fullmatch(options.decryption_key):
+        raise ConfigError("meter", "decryption_key", "must be 32 hexadecimal digits (16 bytes)")
+    return options
+
+
+def _check_source_meter(source: SourceOptions, meter: MeterOptions) -> None:
+    """Refuse meter options the chosen source cannot start with."""
+    if source.type == "p1-tcp" and (meter.host is None or meter.port is None):
+        missing = "host" if meter.host is None else "port"
+        raise ConfigError("meter", missing, "is required for a P1 meter on TCP (p1-tcp)")
+    if (
+        source.type in {"p1-serial", "p1-tcp"}
+        and meter.dsmr_version == "smarty"
+        and meter.decryption_key is None
+    ):
+        raise ConfigError("meter", "decryption_key", "is required for a Luxembourg Smarty meter")
+    if source.type == "shelly" and meter.host is None:
+        raise ConfigError("meter", "host", "is required for a Shelly Pro 3EM")
 
 
 def _adc(section: _Section) -> AdcOptions:

@@ -38,6 +38,10 @@ def load_source(options: StartupOptions) -> Source:
         from bridge.metering.sources.adc import load_adc_source  # noqa: PLC0415
 
         return load_adc_source(options)
+    if kind in {"p1-serial", "p1-tcp"}:
+        from bridge.metering.sources.p1 import load_p1_source  # noqa: PLC0415
+
+        return load_p1_source(options)
     msg = f"unknown source type {kind!r}"
     raise ValueError(msg)
 

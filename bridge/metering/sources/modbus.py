@@ -32,7 +32,7 @@ from bridge.metering.register_map import (
     RegisterMapError,
     load_register_map,
 )
-from bridge.metering.sources.base import SourceError
+from bridge.metering.sources.base import HealthTracker, SourceError
 from bridge.models import (
     PHASES,
     Measurement,
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from pymodbus.client.base import ModbusBaseClient
 
     from bridge.config import StartupOptions
+    from bridge.models import MeterHealth
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ EXCEPTION_NAMES: Final = {
     11: "gateway target failed to respond",
 }
 FUNCTION_NAMES: Final = {3: "holding registers", 4: "input registers"}
+# Where a Modbus TCP meter is looked for when the start-up options name none.
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 502
 # What a grid meter can physically report; anything else is garbage on the wire.
 PLAUSIBLE: Final[dict[Quantity, tuple[float, float]]] = {
     Quantity.VOLTAGE: (0.0, 1000.0),
@@ -204,9 +208,13 @@ class ModbusSource:
         timeout: float = 1.0,
         describe: str = "meter",
         serial_port: str | None = None,
+        source: str = "modbus",
+        address: str = "",
     ) -> None:
         """Poll the meter ``client_factory`` connects to, as ``register_map`` says."""
         self.name = "modbus"
+        self._health = HealthTracker(source, address, interval)
+        self._health.meter = register_map.name
         self.register_map: Final = register_map
         self._factory = client_factory
         self._device_id = device_id
@@ -222,6 +230,11 @@ class ModbusSource:
     def nominal_interval(self) -> float:
         """Seconds between measurements: the interval it was made with."""
         return self._interval
+
+    def health(self) -> MeterHealth:
+        """Return what the polls saw."""
+        self._health.connected = self._client is not None and self._client.connected
+        return self._health.health()
 
     async def component_init(self) -> None:
         """Connect; a meter that is offline now is retried by ``read``."""
@@ -312,7 +325,9 @@ class ModbusSource:
             measurement = build_measurement(self.register_map, self.register_map.decode(replies))
         except SourceError as err:
             self._note_error(str(err))
+            self._health.error(str(err))
             raise
+        self._health.message()
         if self._last_error is not None:
             _LOGGER.info("%s answers again", self.describe)
             self._last_error = None
@@ -332,6 +347,8 @@ class ModbusSource:
 def load_modbus_source(options: StartupOptions) -> ModbusSource:
     """Make the Modbus TCP or RTU source the start-up options describe."""
     meter = options.meter
+    host = meter.host or DEFAULT_HOST
+    port = meter.port or DEFAULT_PORT
     pymodbus_logger = logging.getLogger("pymodbus")
     if pymodbus_logger.level == logging.NOTSET and options.server.log_level != "debug":
         # pymodbus warns on every failed poll; this source reports each failure once,
@@ -343,11 +360,11 @@ def load_modbus_source(options: StartupOptions) -> ModbusSource:
         raise ConfigError("meter", "register_map", str(err)) from err
     factory: ClientFactory
     if options.source.type == "modbus-tcp":
-        describe = f"{register_map.name} at {meter.host}:{meter.port}"
+        describe = f"{register_map.name} at {host}:{port}"
 
         def factory() -> ModbusBaseClient:
             return AsyncModbusTcpClient(
-                meter.host, port=meter.port, timeout=meter.timeout, retries=0, reconnect_delay=0
+                host, port=port, timeout=meter.timeout, retries=0, reconnect_delay=0
             )
 
     elif options.source.type == "modbus-rtu":
@@ -376,4 +393,6 @@ def load_modbus_source(options: StartupOptions) -> ModbusSource:
         timeout=meter.timeout,
         describe=describe,
         serial_port=meter.serial_port if options.source.type == "modbus-rtu" else None,
+        source=options.source.type,
+        address=(meter.serial_port if options.source.type == "modbus-rtu" else f"{host}:{port}"),
     )
