@@ -234,6 +234,9 @@ class MeterHealth:
     received: Annotated[int, Doc("Good telegrams or replies since the unit started")]
     errors: Annotated[int, Doc("Bad telegrams, failed polls and lost links since the unit started")]
     last_error: Annotated[str | None, Doc("The latest error, in words")] = None
+    pairing: Annotated[bool, Doc("Waiting for the meter's pairing button (HomeWizard API v2)")] = (
+        False
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -42,6 +42,10 @@ def load_source(options: StartupOptions) -> Source:
         from bridge.metering.sources.p1 import load_p1_source  # noqa: PLC0415
 
         return load_p1_source(options)
+    if kind == "homewizard":
+        from bridge.metering.sources.homewizard import load_homewizard_source  # noqa: PLC0415
+
+        return load_homewizard_source(options)
     msg = f"unknown source type {kind!r}"
     raise ValueError(msg)
 

@@ -75,6 +75,7 @@ class HealthTracker:
         self.received = 0
         self.errors = 0
         self.last_error: str | None = None
+        self.pairing = False
 
     def message(self) -> None:
         """Count a good telegram or reply."""
@@ -99,4 +100,5 @@ class HealthTracker:
             received=self.received,
             errors=self.errors,
             last_error=self.last_error,
+            pairing=self.pairing,
         )
