@@ -46,6 +46,10 @@ def load_source(options: StartupOptions) -> Source:
         from bridge.metering.sources.homewizard import load_homewizard_source  # noqa: PLC0415
 
         return load_homewizard_source(options)
+    if kind == "shelly":
+        from bridge.metering.sources.shelly import load_shelly_source  # noqa: PLC0415
+
+        return load_shelly_source(options)
     msg = f"unknown source type {kind!r}"
     raise ValueError(msg)
 
