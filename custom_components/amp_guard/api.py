@@ -134,6 +134,8 @@ class VoltageState(StrEnum):
     OK = "ok"
     WRONG_PHASE_SEQUENCE = "wrong_phase_sequence"
     NOT_CONNECTED = "not_connected"
+    # The unit reads a meter that reports no voltage angles (P1, HomeWizard, Shelly).
+    NOT_APPLICABLE = "not_applicable"
 
 
 class CurrentState(StrEnum):
@@ -144,6 +146,8 @@ class CurrentState(StrEnum):
     REVERSED = "reversed"
     NOT_CONNECTED = "not_connected"
     INDETERMINATE = "indeterminate"
+    # The unit reads a meter that reports no current angles: no CTs of its own to check.
+    NOT_APPLICABLE = "not_applicable"
 
 
 class VoltageReason(StrEnum):
@@ -267,13 +271,13 @@ class Info:
 
 @dataclass(frozen=True, kw_only=True)
 class PhaseReading:
-    """One phase; what a real unit does not measure is None."""
+    """One phase; what a real unit or the unit's meter does not measure is None."""
 
     phase: str
     voltage: float
     current: float
     power: float
-    angle: float
+    angle: float | None = None
     power_factor: float | None = None
     voltage_angle: float | None = None
     energy_import: float | None = None
@@ -289,12 +293,36 @@ class PhaseReading:
             voltage=_number(body, "voltage", "phase"),
             current=_number(body, "current", "phase"),
             power=_number(body, "power", "phase"),
-            angle=_number(body, "angle", "phase"),
+            angle=_optional_number(body, "angle", "phase"),
             power_factor=_optional_number(body, "power_factor", "phase"),
             voltage_angle=_optional_number(body, "voltage_angle", "phase"),
             energy_import=_optional_number(body, "energy_import", "phase"),
             energy_export=_optional_number(body, "energy_export", "phase"),
             available_current=_optional_number(body, "available_current", "phase"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Demand:
+    """The meter's own quarter-hour demand (Belgian e-MUCS), in W."""
+
+    average_power: float
+    monthly_peak: float | None = None
+    monthly_peak_time: datetime | None = None
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate a reading's demand object."""
+        body = _object(data, "demand")
+        moment = _optional_text(body, "monthly_peak_time", "demand")
+        try:
+            peak_time = None if moment is None else datetime.fromisoformat(moment)
+        except ValueError as err:
+            raise AmpGuardResponseError("demand.monthly_peak_time is not an ISO time") from err
+        return cls(
+            average_power=_number(body, "average_power", "demand"),
+            monthly_peak=_optional_number(body, "monthly_peak", "demand"),
+            monthly_peak_time=peak_time,
         )
 
 
@@ -311,6 +339,9 @@ class Reading:
     energy_export: float | None = None
     voltage_assumed: bool = False
     clock_synchronised: bool = True
+    # What the unit's meter does not measure (null in the reading): angle, power_factor, …
+    not_measured: tuple[str, ...] = ()
+    demand: Demand | None = None
 
     def phase(self, name: str) -> PhaseReading | None:
         """Return the phase called ``name``, None when the reading lacks it."""
@@ -328,6 +359,12 @@ class Reading:
         except ValueError as err:
             raise AmpGuardResponseError("reading.timestamp is not an ISO time") from err
         sequence = body.get("sequence")
+        not_measured = body.get("not_measured", [])
+        if not isinstance(not_measured, list) or not all(
+            isinstance(item, str) for item in not_measured
+        ):
+            raise AmpGuardResponseError("reading.not_measured is not a list of names")
+        demand = body.get("demand")
         return cls(
             phases=tuple(PhaseReading.from_dict(phase) for phase in phases),
             total_power=_number(body, "total_power", "reading"),
@@ -338,6 +375,8 @@ class Reading:
             energy_export=_optional_number(body, "energy_export", "reading"),
             voltage_assumed=bool(body.get("voltage_assumed", False)),
             clock_synchronised=bool(body.get("clock_synchronised", True)),
+            not_measured=tuple(not_measured),
+            demand=None if demand is None else Demand.from_dict(demand),
         )
 
     @classmethod
@@ -399,6 +438,35 @@ class CurrentIndicator:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MeterHealth:
+    """Which meter the unit reads (its own inputs, Modbus, P1, …) and how that goes."""
+
+    source: str
+    meter: str | None
+    address: str
+    interval: float
+    connected: bool
+    received: int
+    errors: int
+    last_error: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate the status reply's meter object."""
+        body = _object(data, "meter")
+        return cls(
+            source=_text(body, "source", "meter"),
+            meter=_optional_text(body, "meter", "meter"),
+            address=_text(body, "address", "meter"),
+            interval=_number(body, "interval", "meter"),
+            connected=bool(body.get("connected", False)),
+            received=int(_number(body, "received", "meter")),
+            errors=int(_number(body, "errors", "meter")),
+            last_error=_optional_text(body, "last_error", "meter"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Status:
     """The unit's status indicators, plus what its components publish."""
 
@@ -412,6 +480,8 @@ class Status:
     connected_by: tuple[str, ...] = ()
     # Why the unit's settings file was unusable; not a component's state.
     settings_error: str | None = None
+    # Which meter the unit reads; None from a bridge before meters were named.
+    meter: MeterHealth | None = None
     components: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -421,8 +491,9 @@ class Status:
         voltage = _object(body.get("voltage"), "status.voltage")
         current = _object(body.get("current"), "status.current")
         known = {"power", "communication", "communication_light", "voltage", "current"}
-        known |= {"meter_available", "meter_error", "settings_error", "connected_by"}
+        known |= {"meter_available", "meter_error", "settings_error", "connected_by", "meter"}
         connected_by = body.get("connected_by", [])
+        meter = body.get("meter")
         return cls(
             power=bool(body.get("power", True)),
             communication=_enum(Communication, body.get("communication"), "communication"),
@@ -452,6 +523,7 @@ class Status:
             if isinstance(connected_by, list)
             else (),
             settings_error=_optional_text(body, "settings_error", "status"),
+            meter=None if meter is None else MeterHealth.from_dict(meter),
             components={key: value for key, value in body.items() if key not in known},
         )
 

@@ -35,6 +35,8 @@ class AmpGuardBinarySensorDescription(BinarySensorEntityDescription):
     """An Amp Guard binary sensor derived from the unit's status."""
 
     is_on_fn: Callable[[Status], bool]
+    # A check that does not apply to the unit's meter: unavailable, never "no problem".
+    applies_fn: Callable[[Status], bool] = lambda _: True
 
 
 DESCRIPTIONS: tuple[AmpGuardBinarySensorDescription, ...] = (
@@ -43,12 +45,14 @@ DESCRIPTIONS: tuple[AmpGuardBinarySensorDescription, ...] = (
         translation_key="voltage_problem",
         device_class=BinarySensorDeviceClass.PROBLEM,
         is_on_fn=lambda status: status.voltage.state is not VoltageState.OK,
+        applies_fn=lambda status: status.voltage.state is not VoltageState.NOT_APPLICABLE,
     ),
     AmpGuardBinarySensorDescription(
         key="current_problem",
         translation_key="current_problem",
         device_class=BinarySensorDeviceClass.PROBLEM,
         is_on_fn=lambda status: status.current.state in _CURRENT_PROBLEMS,
+        applies_fn=lambda status: status.current.state is not CurrentState.NOT_APPLICABLE,
     ),
     AmpGuardBinarySensorDescription(
         key="meter",
@@ -79,6 +83,14 @@ class AmpGuardBinarySensorEntity(AmpGuardEntity[AmpGuardCoordinator], BinarySens
     """A binary sensor that forwards to its description."""
 
     entity_description: AmpGuardBinarySensorDescription
+
+    @property
+    def available(self) -> bool:
+        """A wiring check the unit's meter cannot feed is unavailable."""
+        status = self.coordinator.data.status
+        if status is not None and not self.entity_description.applies_fn(status):
+            return False
+        return super().available
 
     @property
     def is_on(self) -> bool | None:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 # access point's SSID.
 TO_REDACT = {
     CONF_CLIENT_ID,
+    # Where the unit's meter is: a LAN address or a serial port.
+    "address",
     CONF_HOST,
     CONF_PIN,
     CONF_SERIAL,

@@ -53,7 +53,8 @@ def async_update_wiring_issues(hass: HomeAssistant, entry: ConfigEntry, status: 
     """Raise an issue for each wiring fault the status shows; clear the ones now OK."""
     if status.voltage.state is VoltageState.WRONG_PHASE_SEQUENCE:
         _raise(hass, entry, WRONG_PHASE_SEQUENCE)
-    elif status.voltage.state is VoltageState.OK:
+    elif status.voltage.state in (VoltageState.OK, VoltageState.NOT_APPLICABLE):
+        # Not applicable: the unit now reads a meter, its own inputs are unused.
         ir.async_delete_issue(hass, DOMAIN, _issue_id(entry, WRONG_PHASE_SEQUENCE))
     for phase in PHASES:
         state = status.current.phases.get(phase)
@@ -63,7 +64,7 @@ def async_update_wiring_issues(hass: HomeAssistant, entry: ConfigEntry, status: 
             # A CT is either reversed or on the wrong phase, never both at once.
             other = CT_WRONG_PHASE if kind == REVERSED_CT else REVERSED_CT
             ir.async_delete_issue(hass, DOMAIN, _issue_id(entry, other, phase))
-        elif state is CurrentState.OK:
+        elif state in (CurrentState.OK, CurrentState.NOT_APPLICABLE):
             for kind in _CT_FAULTS.values():
                 ir.async_delete_issue(hass, DOMAIN, _issue_id(entry, kind, phase))
 

@@ -59,6 +59,9 @@ class AmpGuardSensorDescription(SensorEntityDescription):
     has_fn: Callable[[AmpGuardData], bool] = lambda _: True
     # Measurements need a fresh reading; status indicators do not.
     needs_reading: bool = True
+    # A value the unit's meter does not measure (null) or a check that does not apply to
+    # it makes the entity unavailable, never 0: a P1 meter has no angle, for example.
+    unmeasured_is_unavailable: bool = False
     placeholders: dict[str, str] | None = None
 
 
@@ -76,7 +79,12 @@ def _phase_value(
 # alarm) whatever its current; shown as "indeterminate (below 2 A)" it would mislead, so
 # it gets a state of its own here.
 NO_VOLTAGE_REFERENCE = CurrentReason.NO_VOLTAGE_REFERENCE.value
-CT_OPTIONS = [*(state.value for state in CurrentState), NO_VOLTAGE_REFERENCE]
+# "Not applicable" is not a state of the entity: the entity is unavailable then.
+NOT_APPLICABLE = CurrentState.NOT_APPLICABLE.value
+CT_OPTIONS = [
+    *(state.value for state in CurrentState if state is not CurrentState.NOT_APPLICABLE),
+    NO_VOLTAGE_REFERENCE,
+]
 
 
 def _shown(state: CurrentState, reason: CurrentReason | None) -> str:
@@ -98,6 +106,11 @@ def _ct_state(phase: str) -> Callable[[AmpGuardData], SensorValue]:
         return _shown(state, current.reasons.get(phase))
 
     return value
+
+
+_VOLTAGE_OPTIONS = [
+    state.value for state in VoltageState if state is not VoltageState.NOT_APPLICABLE
+]
 
 
 def _phase_descriptions(phase: str) -> tuple[AmpGuardSensorDescription, ...]:
@@ -147,6 +160,7 @@ def _phase_descriptions(phase: str) -> tuple[AmpGuardSensorDescription, ...]:
         ),
         AmpGuardSensorDescription(
             key=f"power_factor_{suffix}",
+            unmeasured_is_unavailable=True,
             translation_key="phase_power_factor",
             placeholders=placeholders,
             device_class=SensorDeviceClass.POWER_FACTOR,
@@ -157,6 +171,7 @@ def _phase_descriptions(phase: str) -> tuple[AmpGuardSensorDescription, ...]:
         ),
         AmpGuardSensorDescription(
             key=f"angle_{suffix}",
+            unmeasured_is_unavailable=True,
             translation_key="phase_angle",
             placeholders=placeholders,
             native_unit_of_measurement=DEGREE,
@@ -169,6 +184,7 @@ def _phase_descriptions(phase: str) -> tuple[AmpGuardSensorDescription, ...]:
         ),
         AmpGuardSensorDescription(
             key=f"energy_import_{suffix}",
+            unmeasured_is_unavailable=True,
             translation_key="phase_energy_import",
             placeholders=placeholders,
             device_class=SensorDeviceClass.ENERGY,
@@ -180,6 +196,7 @@ def _phase_descriptions(phase: str) -> tuple[AmpGuardSensorDescription, ...]:
         ),
         AmpGuardSensorDescription(
             key=f"energy_export_{suffix}",
+            unmeasured_is_unavailable=True,
             translation_key="phase_energy_export",
             placeholders=placeholders,
             device_class=SensorDeviceClass.ENERGY,
@@ -206,6 +223,7 @@ def _phase_descriptions(phase: str) -> tuple[AmpGuardSensorDescription, ...]:
             placeholders=placeholders,
             device_class=SensorDeviceClass.ENUM,
             options=CT_OPTIONS,
+            unmeasured_is_unavailable=True,
             entity_category=EntityCategory.DIAGNOSTIC,
             needs_reading=False,
             has_fn=has_bridge_phase,
@@ -226,6 +244,7 @@ DESCRIPTIONS: tuple[AmpGuardSensorDescription, ...] = (
     ),
     AmpGuardSensorDescription(
         key="frequency",
+        unmeasured_is_unavailable=True,
         device_class=SensorDeviceClass.FREQUENCY,
         native_unit_of_measurement=UnitOfFrequency.HERTZ,
         state_class=SensorStateClass.MEASUREMENT,
@@ -267,7 +286,8 @@ DESCRIPTIONS: tuple[AmpGuardSensorDescription, ...] = (
         key="voltage_measurement",
         translation_key="voltage_measurement",
         device_class=SensorDeviceClass.ENUM,
-        options=[state.value for state in VoltageState],
+        options=_VOLTAGE_OPTIONS,
+        unmeasured_is_unavailable=True,
         needs_reading=False,
         has_fn=_is_bridge,
         value_fn=lambda data: data.status.voltage.state.value if data.status else None,
@@ -277,6 +297,7 @@ DESCRIPTIONS: tuple[AmpGuardSensorDescription, ...] = (
         translation_key="current_measurement",
         device_class=SensorDeviceClass.ENUM,
         options=CT_OPTIONS,
+        unmeasured_is_unavailable=True,
         needs_reading=False,
         has_fn=_is_bridge,
         value_fn=lambda data: _current_state(data.status.current) if data.status else None,
@@ -311,9 +332,17 @@ class AmpGuardSensorEntity(AmpGuardEntity[AmpGuardCoordinator], SensorEntity):
 
     @property
     def available(self) -> bool:
-        """Measurements are unavailable while the meter has no reading."""
-        if self.entity_description.needs_reading and self.coordinator.data.reading is None:
+        """Measurements are unavailable without a reading, or when the meter has none."""
+        description = self.entity_description
+        data = self.coordinator.data
+        if description.needs_reading and data.reading is None:
             return False
+        if description.unmeasured_is_unavailable and (
+            data.reading is not None or not description.needs_reading
+        ):
+            value = description.value_fn(data)
+            if value is None or value == NOT_APPLICABLE:
+                return False
         return super().available
 
     @property

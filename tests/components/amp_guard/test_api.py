@@ -43,6 +43,7 @@ from custom_components.amp_guard.api import (
     Settings,
     Status,
     VoltageReason,
+    VoltageState,
     detect,
     parse_push_message,
 )
@@ -496,6 +497,12 @@ def test_parse_push_ignores_unknown_kinds() -> None:
         ({"total_power": float("inf")}, "reading.total_power is not a number"),
         ({"phases": []}, "reading.phases is not a list"),
         ({"timestamp": "yesterday"}, "reading.timestamp is not an ISO time"),
+        ({"not_measured": "angle"}, "reading.not_measured is not a list of names"),
+        ({"demand": {"average_power": "x"}}, "demand.average_power is not a number"),
+        (
+            {"demand": {"average_power": 1.0, "monthly_peak_time": "May"}},
+            "demand.monthly_peak_time is not an ISO time",
+        ),
     ],
 )
 def test_malformed_readings(change: dict[str, object], message: str) -> None:
@@ -507,6 +514,45 @@ def test_malformed_readings(change: dict[str, object], message: str) -> None:
     }
     with pytest.raises(AmpGuardResponseError, match=message):
         Readings.from_dict({"available": True, "error": None, "reading": reading | change})
+
+
+def test_a_reading_from_a_meter_that_does_not_measure_everything() -> None:
+    """Nulls where the meter has nothing, the flag naming them, the meter's demand."""
+    reading = {
+        "timestamp": "2026-11-25T10:00:00+00:00",
+        "total_power": 2075.0,
+        "frequency": None,
+        "phases": [
+            {"phase": "L1", "voltage": 230, "current": 10, "power": 2300, "angle": None,
+             "power_factor": None, "voltage_angle": None, "energy_import": None,
+             "energy_export": None, "available_current": 15.0},
+        ],
+        "not_measured": ["angle", "power_factor", "voltage_angle", "frequency", "phase_energy"],
+        "demand": {"average_power": 2351.0, "monthly_peak": 4589.0,
+                   "monthly_peak_time": "2026-11-09T11:45:00+00:00"},
+    }  # fmt: skip
+    parsed = Readings.from_dict({"available": True, "error": None, "reading": reading}).reading
+    assert parsed is not None
+    assert parsed.phases[0].angle is None
+    assert parsed.phases[0].power_factor is None
+    assert parsed.frequency is None
+    assert parsed.not_measured[-1] == "phase_energy"
+    assert parsed.demand is not None
+    assert parsed.demand.monthly_peak == 4589.0
+    status = Status.from_dict(
+        {
+            "communication": "network",
+            "voltage": {"state": "not_applicable", "phases": {"L1": "ok"}},
+            "current": {"state": "not_applicable", "phases": {"L1": "not_applicable"}},
+            "meter": {"source": "p1-tcp", "meter": "DSMR 5.0", "address": "192.0.2.7:8088",
+                      "interval": 1.0, "connected": True, "received": 9, "errors": 0},
+        }
+    )  # fmt: skip
+    assert status.voltage.state is VoltageState.NOT_APPLICABLE
+    assert status.current.phases["L1"] is CurrentState.NOT_APPLICABLE
+    assert status.meter is not None
+    assert status.meter.source == "p1-tcp"
+    assert "meter" not in status.components
 
 
 def test_unknown_status_value() -> None:

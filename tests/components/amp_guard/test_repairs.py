@@ -131,3 +131,32 @@ async def test_fault_at_start_up(
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert _issue(issue_registry, mock_config_entry, "reversed_ct_L1") is not None
+
+
+async def test_a_meter_without_the_unit_s_inputs_clears_wiring_issues(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    push_feed: PushFeed,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """The unit now reads a P1 meter: its own CTs and voltage inputs have nothing to fix."""
+    status = _with_ct("L1", CurrentState.REVERSED)
+    push_feed.send(
+        replace(status, voltage=replace(status.voltage, state=VoltageState.WRONG_PHASE_SEQUENCE))
+    )
+    await hass.async_block_till_done()
+    assert _issue(issue_registry, init_integration, "reversed_ct_L1") is not None
+    assert _issue(issue_registry, init_integration, "wrong_phase_sequence") is not None
+    not_applicable = _with_ct("L1", CurrentState.NOT_APPLICABLE)
+    not_applicable = replace(
+        not_applicable,
+        current=CurrentIndicator(
+            state=CurrentState.NOT_APPLICABLE,
+            phases=dict.fromkeys(("L1", "L2", "L3"), CurrentState.NOT_APPLICABLE),
+        ),
+        voltage=replace(not_applicable.voltage, state=VoltageState.NOT_APPLICABLE),
+    )
+    push_feed.send(not_applicable)
+    await hass.async_block_till_done()
+    assert _issue(issue_registry, init_integration, "reversed_ct_L1") is None
+    assert _issue(issue_registry, init_integration, "wrong_phase_sequence") is None
