@@ -71,6 +71,7 @@ export const api = {
   login: (pin) => request("POST", "/session", { pin }, { quietAuth: true }),
   logout: () => request("DELETE", "/session", undefined, { quietAuth: true }),
   state: () => request("GET", "/state"),
+  status: () => request("GET", "/status"),
   settings: () => request("GET", "/settings"),
   patchSettings: (patch) => request("PATCH", "/settings", patch),
   changePin: (pin) => request("POST", "/pin", { pin }),

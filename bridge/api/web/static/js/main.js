@@ -20,6 +20,7 @@ import {
 } from "./emulator.js";
 import { fillInstallation, rerenderInstallation, setupInstallationForm } from "./installation.js";
 import { applyLimits, loadLimits, outsideLimits } from "./limits.js";
+import { renderMeter, rerenderMeter } from "./meter.js";
 import { LiveFeed } from "./push.js";
 import {
   renderInfo,
@@ -38,16 +39,21 @@ const ALL_TABS = ["status", "wifi", "installation", "system", "emulator"];
 const tabs = () => ALL_TABS.filter((tab) => !$(`tab-${tab}`).hidden);
 // setTimeout holds at most about 24 days; a session never lives that long.
 const MAX_TIMER_MS = 2 ** 31 - 1;
+// The meter's counts and last telegram change with every telegram; a status push comes
+// only when its link or error changes, so the open Installation tab asks now and then.
+const METER_REFRESH_MS = 2000;
 
 let currentTab = "status";
 let loggedIn = false;
 let lockoutTimer = null;
 let expiryTimer = null;
+let meterTimer = null;
 
 const feed = new LiveFeed({
   onReadings: renderReadings,
   onStatus: (status) => {
     renderStatus(status);
+    renderMeter(status);
     if (status && "wifi" in status) renderWifiState(status.wifi);
   },
   onSettings: (settings) => {
@@ -103,6 +109,23 @@ function selectTab(name, { focus = false } = {}) {
   if (currentTab === "wifi" || currentTab === "installation") loadSettings();
   if (currentTab === "system") loadClients();
   if (currentTab === "emulator") loadEmulator();
+  watchMeter(currentTab === "installation");
+}
+
+async function refreshMeter() {
+  try {
+    renderMeter(await api.status());
+  } catch {
+    // 401 is handled centrally; otherwise the last values stay until the next try.
+  }
+}
+
+function watchMeter(on) {
+  clearInterval(meterTimer);
+  meterTimer = null;
+  if (!on || !loggedIn) return;
+  refreshMeter();
+  meterTimer = setInterval(refreshMeter, METER_REFRESH_MS);
 }
 
 function setupTabs() {
@@ -139,6 +162,7 @@ function startSession(reply) {
 function showLogin(messageKey = null, kind = "error") {
   loggedIn = false;
   feed.stop();
+  watchMeter(false);
   setCsrfToken(null);
   clearTimeout(expiryTimer);
   $("app-view").hidden = true;
@@ -261,6 +285,7 @@ function setupLanguage() {
   onLanguageChange((lang) => {
     select.value = lang;
     rerenderStatus();
+    rerenderMeter();
     rerenderWifi();
     rerenderInstallation();
     rerenderSystem();

@@ -95,6 +95,7 @@ function sequenceText(voltage) {
   if (voltage.state === "wrong_phase_sequence") {
     return t(voltage.reason === "swapped" ? "sequence_swapped" : "sequence_wrong");
   }
+  if (voltage.state === "not_applicable") return t("sequence_not_applicable");
   return t("sequence_unknown");
 }
 
@@ -146,7 +147,13 @@ export function renderReadings(readings) {
     row.classList.toggle("exporting", Boolean(phase && phase.current < 0));
   }
   $("total-power").textContent = reading ? `${formatNumber(reading.total_power, 0)} W` : "–";
-  $("frequency").textContent = reading ? `${formatNumber(reading.frequency, 2)} Hz` : "–";
+  let frequency = "–";
+  if (reading) {
+    // A meter that gives no frequency (P1) says so rather than showing a number.
+    frequency =
+      reading.frequency === null ? t("not_measured") : `${formatNumber(reading.frequency, 2)} Hz`;
+  }
+  $("frequency").textContent = frequency;
   $("last-update").textContent = reading ? formatTime(reading.timestamp) : "–";
   $("phases").dataset.sequence = reading ? String(reading.sequence) : "";
 }
