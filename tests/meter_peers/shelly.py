@@ -243,9 +243,9 @@ class ShellyState:
             answers["EM.GetStatus"] = lambda: self.em() if index == 0 else None
             answers["EMData.GetStatus"] = lambda: self.emdata() if index == 0 else None
         elif self.profile == "monophase":
-            good = index in (0, 1, 2)
-            answers["EM1.GetStatus"] = lambda: self.em1(int(index)) if good else None
-            answers["EM1Data.GetStatus"] = lambda: self.em1data(int(index)) if good else None
+            slot = index if isinstance(index, int) and index in (0, 1, 2) else None
+            answers["EM1.GetStatus"] = lambda: None if slot is None else self.em1(slot)
+            answers["EM1Data.GetStatus"] = lambda: None if slot is None else self.em1data(slot)
         if method not in answers:
             return {"error": {"code": -114, "message": f"Method {method} failed: not found!"}}
         result = answers[method]()
