@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 from bridge import MODEL, __version__
 from bridge.cli import emulator
 from bridge.config import (
+    DSMR_VERSIONS,
     LOG_LEVELS,
     NETWORK_BACKENDS,
     SOURCE_TYPES,
@@ -65,9 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, help="emulator: seed of its random household")
     run.add_argument("--interval", type=float, help="seconds between readings")
-    run.add_argument("--meter-host", help="Modbus TCP meter address")
-    run.add_argument("--meter-port", type=int, help="Modbus TCP meter port")
-    run.add_argument("--serial-port", help="Modbus RTU serial device")
+    run.add_argument(
+        "--meter-host", help="meter address (Modbus TCP, P1 on TCP, HomeWizard, Shelly)"
+    )
+    run.add_argument("--meter-port", type=int, help="meter port (default: the source's own)")
+    run.add_argument("--serial-port", help="serial device (Modbus RTU, P1 cable)")
+    run.add_argument(
+        "--dsmr-version", choices=DSMR_VERSIONS, help="P1: auto (DSMR 4/5, e-MUCS), 2.2, smarty"
+    )
     run.add_argument("--register-map", help="meter register map: built-in name or JSON file")
     run.add_argument("--modbus-server", action="store_true", default=None, help="serve SDM630")
     run.add_argument("--modbus-server-port", type=int, help="port of the Modbus TCP server")
@@ -114,6 +120,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "port": get("meter_port"),
             "serial_port": get("serial_port"),
             "register_map": get("register_map"),
+            "dsmr_version": get("dsmr_version"),
         },
         "modbus_server": {"enabled": get("modbus_server"), "port": get("modbus_server_port")},
         "network": {"backend": get("network_backend"), "interface": get("network_interface")},

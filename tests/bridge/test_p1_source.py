@@ -18,6 +18,7 @@ import pytest
 from bridge_harness import pair, start_bridge, start_unit, wait_for
 from meter_peers import p1 as peer
 
+from bridge import cli
 from bridge.config import ConfigError, build_options
 from bridge.metering.sources import load_source
 from bridge.metering.sources.p1 import DsmrVersion, P1Source, SerialLink, TcpLink, signed_current
@@ -433,6 +434,17 @@ async def test_a_dongle_that_reboots_is_reconnected(
         await tcp_meter.send(peer.dsmr5())
         await wait_for(lambda: served.unit.reading is not None)
         assert served.health()["errors"] >= 2
+
+
+def test_the_command_line_names_what_a_p1_source_lacks(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--source p1-tcp without an address, or --dsmr-version smarty without a key."""
+    assert cli.main(["run", "--source", "p1-tcp", "--meter-host", "192.0.2.7"]) == cli.EXIT_USAGE
+    assert "[meter] port: is required for a P1 meter on TCP" in capsys.readouterr().err
+    arguments = ["run", "--source", "p1-serial", "--dsmr-version", "smarty"]
+    assert cli.main(arguments) == cli.EXIT_USAGE
+    assert "[meter] decryption_key: is required" in capsys.readouterr().err
 
 
 def test_the_start_up_options_choose_and_check_the_p1_source(tmp_path: Path) -> None:
