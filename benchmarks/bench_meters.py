@@ -9,7 +9,7 @@ Shelly Pro 3EM's push) and, as the baseline, a Modbus SDM630 in the same run:
   Shelly: a message a second; HomeWizard and Modbus polled once a second), the meter
   in a child process so that only the unit is counted.
 
-The meters are the tests' protocol peers (tests/meter_peers). Loopback only.
+The meters are the tests' protocol peers (tests/support/meter_peers). Loopback only.
 Run: .venv/bin/python -m benchmarks.bench_meters   (about 2.5 minutes)
 """
 
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from bridge.models import Reading
 
 # The tests' protocol peers.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 
 HOST: Final = "127.0.0.1"
 SAMPLES: Final = 60

@@ -1,7 +1,7 @@
 """A HomeWizard P1 meter through the real unit, read by python-homewizard-energy.
 
 The meter is emulated from HomeWizard's published API documentation
-(tests/meter_peers/homewizard.py): API v1 over HTTP on every Python, API v2 over HTTPS
+(tests/support/meter_peers/homewizard.py): API v1 over HTTP on every Python, API v2 over HTTPS
 with a token from the pairing button (Python 3.12+, where the library line that has it
 installs), its certificate signed by a test CA handed to the client. Faults show in the
 status and recover on their own.

@@ -1,6 +1,6 @@
 """P1 smart meters through the real unit: telegrams on a real pty and a TCP socket to the API.
 
-The telegrams are written in tests/meter_peers/p1.py from the DSMR 5.0.2, DSMR 2.2 and
+The telegrams are written in tests/support/meter_peers/p1.py from the DSMR 5.0.2, DSMR 2.2 and
 e-MUCS specifications, with correct CRCs, and the quirks of real meters: whole-ampere
 currents without a sign, missing voltage lines, gas lines, a telegram cut off, a bad
 CRC, a telegram split across reads, a bad value, an encrypted Luxembourg Smarty frame.

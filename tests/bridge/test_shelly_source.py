@@ -1,7 +1,7 @@
 """A Shelly Pro 3EM through the real unit, read by aioshelly over Gen2 RPC.
 
 The device is emulated from Shelly's published RPC documentation
-(tests/meter_peers/shelly.py): its WebSocket, NotifyStatus pushes, digest
+(tests/support/meter_peers/shelly.py): its WebSocket, NotifyStatus pushes, digest
 authentication, both profiles. A peer that hangs with its socket open is noticed within
 a few intervals, not by the WebSocket's 55 s heartbeat. Faults recover on their own.
 """

@@ -34,10 +34,17 @@ CURRENT_PROBLEMS: Final = (
     CurrentState.REVERSED,
     CurrentState.NOT_CONNECTED,
 )
+# What the unit's meter does not check (it has no angles: P1, HomeWizard, Shelly) is no
+# state of an entity: the entity is unavailable then, as in the custom integration.
+NOT_APPLICABLE: Final = "not_applicable"
+VOLTAGE_OPTIONS: Final = tuple(state.value for state in VoltageState if state != NOT_APPLICABLE)
 # A CT without a voltage to be judged against is indeterminate on the unit whatever its
 # current; as the integration does, it is shown as a state of its own, not "below 2 A".
 NO_VOLTAGE_REFERENCE: Final = CurrentReason.NO_VOLTAGE_REFERENCE.value
-CT_OPTIONS: Final = (*(state.value for state in CurrentState), NO_VOLTAGE_REFERENCE)
+CT_OPTIONS: Final = (
+    *(state.value for state in CurrentState if state != NOT_APPLICABLE),
+    NO_VOLTAGE_REFERENCE,
+)
 
 
 def _ct_shown(state: str, reason: str) -> str:
@@ -106,6 +113,9 @@ class EntitySpec:
     setting: str | None = None
     # Whether the entity exists with these settings; otherwise discovery removes it.
     exists: Callable[[Settings], bool] = _always
+    # A Jinja test on the feed's JSON: while false the entity is unavailable (a value the
+    # unit's meter does not measure is null, a check it cannot feed not applicable).
+    available_when: str | None = None
 
 
 def _phase_exists(phase: Phase) -> Callable[[Settings], bool]:
@@ -122,6 +132,9 @@ def _phase_entities(index: int, phase: Phase) -> tuple[EntitySpec, ...]:
 
     def measured(field: str) -> str:
         return f"{{{{ value_json.phases[{index}].{field} }}}}"
+
+    def given(field: str) -> str:
+        return f"value_json.phases[{index}].{field} is not none"
 
     return (
         EntitySpec(
@@ -170,6 +183,7 @@ def _phase_entities(index: int, phase: Phase) -> tuple[EntitySpec, ...]:
             state_class="measurement",
             precision=2,
             exists=exists,
+            available_when=given("power_factor"),
         ),
         EntitySpec(
             key=f"angle_{suffix}",
@@ -184,6 +198,7 @@ def _phase_entities(index: int, phase: Phase) -> tuple[EntitySpec, ...]:
             icon="mdi:angle-acute",
             enabled_by_default=False,
             exists=exists,
+            available_when=given("angle"),
         ),
         EntitySpec(
             key=f"energy_import_{suffix}",
@@ -196,6 +211,7 @@ def _phase_entities(index: int, phase: Phase) -> tuple[EntitySpec, ...]:
             state_class="total_increasing",
             precision=3,
             exists=exists,
+            available_when=given("energy_import"),
         ),
         EntitySpec(
             key=f"energy_export_{suffix}",
@@ -208,6 +224,7 @@ def _phase_entities(index: int, phase: Phase) -> tuple[EntitySpec, ...]:
             state_class="total_increasing",
             precision=3,
             exists=exists,
+            available_when=given("energy_export"),
         ),
         EntitySpec(
             key=f"available_current_{suffix}",
@@ -236,6 +253,7 @@ def _phase_entities(index: int, phase: Phase) -> tuple[EntitySpec, ...]:
             category=Category.DIAGNOSTIC,
             icon="mdi:current-ac",
             exists=exists,
+            available_when=f"value_json.current.phases.{phase} != '{NOT_APPLICABLE}'",
         ),
     )
 
@@ -268,6 +286,7 @@ ENTITIES: Final[tuple[EntitySpec, ...]] = (
         unit="Hz",
         state_class="measurement",
         precision=2,
+        available_when="value_json.frequency is not none",
     ),
     EntitySpec(
         key="energy_import",
@@ -309,8 +328,9 @@ ENTITIES: Final[tuple[EntitySpec, ...]] = (
         feed=Feed.STATUS,
         value="{{ value_json.voltage.state }}",
         device_class="enum",
-        options=tuple(state.value for state in VoltageState),
+        options=VOLTAGE_OPTIONS,
         icon="mdi:sine-wave",
+        available_when=f"value_json.voltage.state != '{NOT_APPLICABLE}'",
     ),
     EntitySpec(
         key="current_measurement",
@@ -321,6 +341,7 @@ ENTITIES: Final[tuple[EntitySpec, ...]] = (
         device_class="enum",
         options=CT_OPTIONS,
         icon="mdi:current-ac",
+        available_when=f"value_json.current.state != '{NOT_APPLICABLE}'",
     ),
     *(spec for index, phase in enumerate(PHASES) for spec in _phase_entities(index, phase)),
     EntitySpec(
@@ -328,9 +349,13 @@ ENTITIES: Final[tuple[EntitySpec, ...]] = (
         platform=Platform.BINARY_SENSOR,
         name="Voltage wiring",
         feed=Feed.STATUS,
-        value=_is("voltage.state", tuple(s for s in VoltageState if s is not VoltageState.OK)),
+        value=_is(
+            "voltage.state",
+            tuple(s for s in VoltageState if s not in {VoltageState.OK, NOT_APPLICABLE}),
+        ),
         device_class="problem",
         icon="mdi:sine-wave",
+        available_when=f"value_json.voltage.state != '{NOT_APPLICABLE}'",
     ),
     EntitySpec(
         key="current_problem",
@@ -340,6 +365,7 @@ ENTITIES: Final[tuple[EntitySpec, ...]] = (
         value=_is("current.state", CURRENT_PROBLEMS),
         device_class="problem",
         icon="mdi:current-ac",
+        available_when=f"value_json.current.state != '{NOT_APPLICABLE}'",
     ),
     EntitySpec(
         key="meter",
@@ -479,16 +505,27 @@ def _component(
     if spec.feed is not None:
         config["state_topic"] = topics.feed(spec.feed)
         config["value_template"] = spec.value
+    availability: list[dict[str, str]] = []
     if spec.feed is Feed.READING:
         config["expire_after"] = expire_after(settings.mqtt.interval)
         # Unavailable when the unit is gone, and while its meter has no reading.
-        config["availability"] = [
+        availability = [
             {"topic": topics.availability},
             {
                 "topic": topics.feed(Feed.STATUS),
                 "value_template": "{{ 'online' if value_json.meter_available else 'offline' }}",
             },
         ]
+    if spec.feed is not None and spec.available_when is not None:
+        availability = availability or [{"topic": topics.availability}]
+        availability.append(
+            {
+                "topic": topics.feed(spec.feed),
+                "value_template": f"{{{{ 'online' if {spec.available_when} else 'offline' }}}}",
+            }
+        )
+    if availability:
+        config["availability"] = availability
         config["availability_mode"] = "all"
     if spec.command is not None:
         config["command_topic"] = topics.command(spec.command)

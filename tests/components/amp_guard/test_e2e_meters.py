@@ -1,6 +1,6 @@
 """End to end with the meter the house already has: P1, HomeWizard and Shelly into Home Assistant.
 
-Nothing is mocked: each meter's protocol peer (tests/meter_peers) feeds the real bridge
+Nothing is mocked: each meter's protocol peer (tests/support/meter_peers) feeds the real bridge
 through the real source and its library, Home Assistant pairs through the config flow,
 and the values reach the state machine. What the meter does not measure (angles, and
 for P1 meters the power factor, frequency and per-phase energy) and the wiring checks

@@ -7,6 +7,8 @@ connected to it, and the real unit publishing its discovery config, readings and
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import math
 import signal
@@ -14,6 +16,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import aiomqtt
+import pytest
 from homeassistant.components import mqtt
 from homeassistant.components.mqtt.models import DATA_MQTT
 from homeassistant.config_entries import SOURCE_USER
@@ -22,11 +25,15 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
+from meter_peers import p1 as p1_peer
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
+from bridge.config import ServerOptions, StartupOptions
 from bridge.metering.sources.emulator import EmulatorFault
+from bridge.metering.sources.p1 import P1Source, TcpLink
 from bridge.models import Phase
 from bridge.services.mqtt.entities import ENTITIES, expire_after
+from bridge.unit import AmpGuardUnit
 from custom_components.amp_guard.const import CONF_SERIAL, DOMAIN
 
 from .conftest import (
@@ -35,12 +42,15 @@ from .conftest import (
     REPO,
     Unit,
     UnitProcess,
+    fast_output,
     mqtt_entity,
     mqtt_settings,
     until,
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from homeassistant.core import HomeAssistant
     from mqtt_broker import Broker
     from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -324,3 +334,60 @@ async def test_both_reconnect_after_a_broker_restart(
     await until(lambda: client.connected)
     await until(lambda: state_of(hass, power) not in (STATE_UNKNOWN, STATE_UNAVAILABLE))
     assert (unit.unit.component_state("mqtt") or {})["connected"] is True
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_what_a_p1_meter_does_not_measure_is_unavailable(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, broker: Broker, tmp_path: Path
+) -> None:
+    """As in the integration: null values and checks that do not apply are unavailable."""
+    meter = p1_peer.TcpMeter()
+    await meter.start()
+
+    async def feed() -> None:
+        while True:
+            if meter.connected.is_set():
+                await meter.send(p1_peer.dsmr5())
+            await asyncio.sleep(0.2)
+
+    feeder = asyncio.create_task(feed())
+    options = StartupOptions(
+        server=ServerOptions(host=LOOPBACK, port=0, state_dir=tmp_path / "state", zeroconf=False)
+    )
+    source = P1Source(TcpLink(LOOPBACK, meter.port))
+    try:
+        async with AmpGuardUnit(options, source=source, components=[fast_output]) as unit:
+            serial = unit.identity.serial
+            await unit.update_settings(mqtt_settings(broker))
+            await announced(hass, serial, count=len([s for s in ENTITIES if not s.command]))
+            current = mqtt_entity(hass, "sensor", serial, "current_l3")
+            await until(lambda: near(hass, current, -3.0))
+            energy = mqtt_entity(hass, "sensor", serial, "energy_import")
+            await until(lambda: state_of(hass, energy) not in (STATE_UNKNOWN, STATE_UNAVAILABLE))
+            unavailable = [
+                ("sensor", "frequency"),
+                ("sensor", "voltage_measurement"),
+                ("sensor", "current_measurement"),
+                ("binary_sensor", "voltage_problem"),
+                ("binary_sensor", "current_problem"),
+                *(
+                    ("sensor", f"{kind}_{phase}")
+                    for phase in ("l1", "l2", "l3")
+                    for kind in (
+                        "angle",
+                        "power_factor",
+                        "energy_import",
+                        "energy_export",
+                        "current_measurement",
+                    )
+                ),
+            ]
+            for platform, key in unavailable:
+                entity = mqtt_entity(hass, platform, serial, key)
+                await until(lambda entity=entity: state_of(hass, entity) == STATE_UNAVAILABLE)
+            assert state_of(hass, mqtt_entity(hass, "binary_sensor", serial, "meter")) == "on"
+    finally:
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
+        await meter.stop()
