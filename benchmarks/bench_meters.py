@@ -9,7 +9,7 @@ Shelly Pro 3EM's push) and, as the baseline, a Modbus SDM630 in the same run:
   Shelly: a message a second; HomeWizard and Modbus polled once a second), the meter
   in a child process so that only the unit is counted.
 
-The meters are the tests' protocol peers (tests/support/meter_peers). Loopback only.
+The meters are the protocol peers the tests use too (devtools/meter_peers). Loopback only.
 Run: .venv/bin/python -m benchmarks.bench_meters   (about 2.5 minutes)
 """
 
@@ -48,9 +48,6 @@ if TYPE_CHECKING:
     from bridge.metering.sources import Source
     from bridge.models import Reading
 
-# The tests' protocol peers.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
-
 HOST: Final = "127.0.0.1"
 SAMPLES: Final = 60
 # Messages this far apart in the latency runs: far more than any latency measured.
@@ -84,7 +81,7 @@ class Stamps:
 
 @contextlib.asynccontextmanager
 async def _p1_tcp(stamps: Stamps, rate: float) -> AsyncIterator[Source]:
-    from meter_peers import p1  # noqa: PLC0415
+    from devtools.meter_peers import p1  # noqa: PLC0415
 
     meter = p1.TcpMeter()
     await meter.start()
@@ -110,7 +107,7 @@ async def _p1_tcp(stamps: Stamps, rate: float) -> AsyncIterator[Source]:
 
 @contextlib.asynccontextmanager
 async def _p1_serial(stamps: Stamps, rate: float) -> AsyncIterator[Source]:
-    from meter_peers import p1  # noqa: PLC0415
+    from devtools.meter_peers import p1  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="amp-guard-bench-") as folder:
         meter = p1.PtyMeter(Path(folder) / "ttyP1")
@@ -139,7 +136,8 @@ async def _p1_serial(stamps: Stamps, rate: float) -> AsyncIterator[Source]:
 @contextlib.asynccontextmanager
 async def _homewizard(stamps: Stamps, rate: float) -> AsyncIterator[Source]:
     from aiohttp import web  # noqa: PLC0415
-    from meter_peers import homewizard  # noqa: PLC0415
+
+    from devtools.meter_peers import homewizard  # noqa: PLC0415
 
     app = homewizard.v1_app(homewizard.HomeWizardState())
 
@@ -158,7 +156,7 @@ async def _homewizard(stamps: Stamps, rate: float) -> AsyncIterator[Source]:
 
 @contextlib.asynccontextmanager
 async def _shelly(stamps: Stamps, rate: float) -> AsyncIterator[Source]:
-    from meter_peers import shelly  # noqa: PLC0415
+    from devtools.meter_peers import shelly  # noqa: PLC0415
 
     state = shelly.ShellyState()
     async with shelly.serving(state) as port:

@@ -1,7 +1,7 @@
 """A HomeWizard P1 meter through the real unit, read by python-homewizard-energy.
 
 The meter is emulated from HomeWizard's published API documentation
-(tests/support/meter_peers/homewizard.py): API v1 over HTTP on every Python, API v2 over HTTPS
+(devtools/meter_peers/homewizard.py): API v1 over HTTP on every Python, API v2 over HTTPS
 with a token from the pairing button (Python 3.12+, where the library line that has it
 installs), its certificate signed by a test CA handed to the client. Faults show in the
 status and recover on their own.
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from bridge_harness import pair, start_bridge, start_unit, wait_for
-from meter_peers import homewizard as peer
 
 from bridge.config import ConfigError, build_options
 from bridge.metering.sources import load_source
 from bridge.metering.sources.homewizard import TOKEN_FILE, HomeWizardSource
 from bridge.metering.sources.homewizard_api import HAS_V2
+from devtools.meter_peers import homewizard as peer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

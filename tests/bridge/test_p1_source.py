@@ -1,6 +1,6 @@
 """P1 smart meters through the real unit: telegrams on a real pty and a TCP socket to the API.
 
-The telegrams are written in tests/support/meter_peers/p1.py from the DSMR 5.0.2, DSMR 2.2 and
+The telegrams are written in devtools/meter_peers/p1.py from the DSMR 5.0.2, DSMR 2.2 and
 e-MUCS specifications, with correct CRCs, and the quirks of real meters: whole-ampere
 currents without a sign, missing voltage lines, gas lines, a telegram cut off, a bad
 CRC, a telegram split across reads, a bad value, an encrypted Luxembourg Smarty frame.
@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from bridge_harness import pair, start_bridge, start_unit, wait_for
-from meter_peers import p1 as peer
 
 from bridge import cli
 from bridge.config import ConfigError, build_options
 from bridge.metering.sources import load_source
 from bridge.metering.sources.p1 import DsmrVersion, P1Source, SerialLink, TcpLink, signed_current
+from devtools.meter_peers import p1 as peer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

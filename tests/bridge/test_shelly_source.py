@@ -1,7 +1,7 @@
 """A Shelly Pro 3EM through the real unit, read by aioshelly over Gen2 RPC.
 
 The device is emulated from Shelly's published RPC documentation
-(tests/support/meter_peers/shelly.py): its WebSocket, NotifyStatus pushes, digest
+(devtools/meter_peers/shelly.py): its WebSocket, NotifyStatus pushes, digest
 authentication, both profiles. A peer that hangs with its socket open is noticed within
 a few intervals, not by the WebSocket's 55 s heartbeat. Faults recover on their own.
 """
@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from bridge_harness import start_unit, wait_for
-from meter_peers import shelly as peer
 
 from bridge.config import ConfigError, build_options
 from bridge.metering.sources import load_source
 from bridge.metering.sources.shelly import ShellySource
+from devtools.meter_peers import shelly as peer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

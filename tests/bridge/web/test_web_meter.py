@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
-from meter_peers import homewizard as homewizard_peer
-from meter_peers import p1 as p1_peer
 from playwright.async_api import Browser, Page, async_playwright, expect
 from web_harness import ARTIFACTS, running_bridge
 
@@ -24,6 +22,8 @@ from bridge.metering.sources.homewizard import HomeWizardSource
 from bridge.metering.sources.homewizard_api import HAS_V2
 from bridge.metering.sources.p1 import P1Source, TcpLink
 from bridge.unit import AmpGuardUnit
+from devtools.meter_peers import homewizard as homewizard_peer
+from devtools.meter_peers import p1 as p1_peer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -1,6 +1,6 @@
 """End to end with the meter the house already has: P1, HomeWizard and Shelly into Home Assistant.
 
-Nothing is mocked: each meter's protocol peer (tests/support/meter_peers) feeds the real bridge
+Nothing is mocked: each meter's protocol peer (devtools/meter_peers) feeds the real bridge
 through the real source and its library, Home Assistant pairs through the config flow,
 and the values reach the state machine. What the meter does not measure (angles, and
 for P1 meters the power factor, frequency and per-phase energy) and the wiring checks
@@ -20,9 +20,6 @@ import pytest
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.const import CONF_HOST, CONF_PIN, STATE_UNAVAILABLE
 from homeassistant.data_entry_flow import FlowResultType
-from meter_peers import homewizard as homewizard_peer
-from meter_peers import p1 as p1_peer
-from meter_peers import shelly as shelly_peer
 
 from bridge.api.server import BridgeServer
 from bridge.config import ServerOptions, StartupOptions
@@ -31,6 +28,9 @@ from bridge.metering.sources.p1 import P1Source, TcpLink
 from bridge.metering.sources.shelly import ShellySource
 from bridge.unit import AmpGuardUnit
 from custom_components.amp_guard.const import CONF_SERIAL, DOMAIN
+from devtools.meter_peers import homewizard as homewizard_peer
+from devtools.meter_peers import p1 as p1_peer
+from devtools.meter_peers import shelly as shelly_peer
 
 from .conftest import LOOPBACK
 

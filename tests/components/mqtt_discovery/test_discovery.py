@@ -25,7 +25,6 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
-from meter_peers import p1 as p1_peer
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from bridge.config import ServerOptions, StartupOptions
@@ -35,6 +34,7 @@ from bridge.models import Phase
 from bridge.services.mqtt.entities import ENTITIES, expire_after
 from bridge.unit import AmpGuardUnit
 from custom_components.amp_guard.const import CONF_SERIAL, DOMAIN
+from devtools.meter_peers import p1 as p1_peer
 
 from .conftest import (
     HA_LOGIN,

@@ -285,7 +285,9 @@ class PtyMeter:
 
     def write(self, data: bytes, *, chunk: int | None = None) -> None:
         """Write bytes as the meter sends them, in pieces of ``chunk`` when given."""
-        assert self._master is not None, "not plugged in"
+        if self._master is None:
+            msg = "the P1 cable is not plugged in"
+            raise RuntimeError(msg)
         size = chunk or len(data)
         for start in range(0, len(data), size):
             os.write(self._master, data[start : start + size])
