@@ -290,10 +290,10 @@ def test_the_start_up_options_choose_the_homewizard_source(
     assert source.health().address == "192.0.2.9"
     v2 = {"server": state, "source": {"type": "homewizard"}, "meter": {"api_version": "v2"}}
     if HAS_V2:
-        assert "needs Python 3.12" not in caplog.text
+        assert "API v2 needs" not in caplog.text
         assert isinstance(load_source(build_options(v2)), HomeWizardSource)
     else:
-        assert "API v2 needs Python 3.12 or newer" in caplog.text
+        assert "which needs Python 3.12 or newer" in caplog.text
         with pytest.raises(ConfigError, match=r"\[meter\] api_version: .*needs Python 3\.12"):
             load_source(build_options(v2))
     assert sys.version_info >= (3, 11)

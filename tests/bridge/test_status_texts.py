@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -50,6 +51,17 @@ def _judge(
     return evaluate(reading, None, installation or InstallationSettings(), Communication.NETWORK)
 
 
+def _judge_meter(reading_args: dict[str, object]) -> Status:
+    """Judge a reading of a meter that gives no angles (P1, HomeWizard, Shelly)."""
+    reading = make_reading(**reading_args)  # type: ignore[arg-type]
+    phases = [
+        replace(phase, angle=None, voltage_angle=None, power_factor=None)
+        for phase in reading.phases
+    ]
+    reading = replace(reading, phases=(phases[0], phases[1], phases[2]))
+    return evaluate(reading, None, InstallationSettings(), Communication.NETWORK)
+
+
 # Each case of the doc's table, as a reading a meter would give.
 CASES: Final[dict[str, Callable[[], Status]]] = {
     "all phases fine": lambda: _judge({}),
@@ -66,6 +78,10 @@ CASES: Final[dict[str, Callable[[], Status]]] = {
     "no current anywhere": lambda: _judge({"currents": (0.0, 0.0, 0.0)}),
     "every phase below 2 A": lambda: _judge({"currents": (1.5, 1.0, 0.5)}),
     "angles not a number": lambda: _judge({"angles": (math.nan, math.nan, math.nan)}),
+    "a meter without angles": lambda: _judge_meter({}),
+    "a meter without angles, no voltage on L2": lambda: _judge_meter(
+        {"voltages": (230.0, 0.0, 230.0)}
+    ),
 }
 
 
@@ -128,6 +144,8 @@ def _templates() -> list[str]:
         ),
         *status_module._CURRENT_DETAILS.values(),
         *status_module._INDETERMINATE_DETAILS.values(),
+        status_module.NO_VOLTAGE_ANGLES,
+        status_module.NO_CURRENT_ANGLES,
     ]
     return [re.sub(r"\\\{[^}]*\\\}", ".+", re.escape(text)) for text in texts]
 
@@ -170,9 +188,12 @@ def test_home_assistant_has_words_for_every_state(language: str) -> None:
     translations = json.loads((HA_TRANSLATIONS / f"{language}.json").read_text("utf-8"))
     sensors = translations["entity"]["sensor"]
     voltage = set(sensors["voltage_measurement"]["state"])
-    assert voltage == {state.value for state in VoltageState}
+    # "Not applicable" (a meter without angles) is no state in Home Assistant: the
+    # entity is unavailable then, as a value the meter does not measure is.
+    assert voltage == {state.value for state in VoltageState} - {VoltageState.NOT_APPLICABLE}
     # Home Assistant shows an indeterminate CT without a voltage reference as its own
     # state, so the user is not told "below 2 A" while 10 A flow.
     expected = {state.value for state in CurrentState} | {CurrentReason.NO_VOLTAGE_REFERENCE}
+    expected -= {CurrentState.NOT_APPLICABLE}
     for key in ("current_measurement", "phase_current_measurement"):
         assert set(sensors[key]["state"]) == expected, key

@@ -393,8 +393,8 @@ def load_homewizard_source(options: StartupOptions) -> HomeWizardSource:
     meter = options.meter
     if not HAS_V2:
         _LOGGER.warning(
-            "%s (python-homewizard-energy 7+); this is Python %s: the HomeWizard P1 meter"
-            " is read through API v1",
+            "%s; this is Python %s with an older one: the HomeWizard P1 meter is read"
+            " through API v1",
             V2_NEEDS,
             sys.version.split()[0],
         )

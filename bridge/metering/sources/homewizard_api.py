@@ -39,7 +39,10 @@ else:
 P1_METER: Final = "HWE-P1"
 # The name a token is asked for; the meter lists it as ``local/amp-guard``.
 TOKEN_NAME: Final = "amp-guard"  # noqa: S105 - a user name, not a secret
-V2_NEEDS: Final = "HomeWizard's local API v2 needs Python 3.12 or newer"
+V2_NEEDS: Final = (
+    "HomeWizard's local API v2 needs python-homewizard-energy 7 or newer, which needs"
+    " Python 3.12 or newer"
+)
 # Bad payloads reach us as whatever the JSON decoder or the model raised.
 _GARBAGE: Final = (ValueError, LookupError, AttributeError, TypeError)
 
