@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import typing
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from bridge.models import PHASES, Phase
@@ -25,6 +25,7 @@ from bridge.schema import (
     Pattern,
     Range,
     Unique,
+    Unit,
     ValidationError,
     check,
     decode,
@@ -63,6 +64,13 @@ class VoltageWiring(StrEnum):
     IT_L1_L2 = "it_l1_l2"
 
 
+class ProtectiveDevice(StrEnum):
+    """What protects the connection: its tripping zones differ (docs/load-balancing.md)."""
+
+    MCB = "mcb"  # a miniature circuit breaker, IEC 60898-1
+    GG = "gg"  # a gG fuse, IEC 60269-1
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CtInput:
     """Which phase a CT input sits on, and whether it is clamped the wrong way round."""
@@ -87,6 +95,9 @@ class InstallationSettings:
         int, Range(85, 256, "V"), Doc("Nominal voltage (troubleshooting only)")
     ] = 230
     safety_margin: Annotated[float, Range(0, 20, "A"), Doc("Kept free below the fuse")] = 0.0
+    protective_device: Annotated[
+        ProtectiveDevice, Doc("The main fuse's kind: MCB (IEC 60898) or gG fuse (IEC 60269)")
+    ] = ProtectiveDevice.MCB
     current_scheme: Annotated[
         tuple[CtInput, CtInput, CtInput],
         Items("CT inputs"),
@@ -265,6 +276,139 @@ class CalibrationSettings:
         check(self, "calibration")
 
 
+# IEC 61851-1: below 6 A a car cannot be told to charge (the control pilot's minimum).
+IEC_MIN_CURRENT: Final = 6.0
+# The largest current per phase a charger may be given (80 A covers 3 x 63 A fuses with
+# the largest domestic wallboxes; the main fuse limits what it really gets).
+MAX_CHARGER_CURRENT: Final = 80.0
+# The most chargers one unit manages (an OCPP central system on an SBC, and a list a
+# person can read).
+MAX_CHARGERS: Final = 32
+# A reading is stale after this many of its source's nominal intervals (when that is
+# longer than the stale-limit setting): a healthy meter that sends every 10 s never is.
+STALE_INTERVALS: Final = 2.5
+DEFAULT_STALE_LIMIT: Final = 15.0
+
+
+class Rotation(StrEnum):
+    """Which grid phase the charger's L1, L2 and L3 sit on."""
+
+    L1_L2_L3 = "L1-L2-L3"
+    L2_L3_L1 = "L2-L3-L1"
+    L3_L1_L2 = "L3-L1-L2"
+
+    def grid_phases(self, phases: int) -> tuple[Phase, ...]:
+        """Return the grid phases of the charger's first ``phases`` phases, in its order."""
+        start = PHASES.index(Phase(self.value[:2]))
+        return tuple(PHASES[(start + index) % len(PHASES)] for index in range(phases))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargerSpec:
+    """What a charger may be given: its wiring, its range, its priority, its fail-safe."""
+
+    name: Annotated[str, Length(minimum=1, maximum=64), Doc("Shown to the user")]
+    phases: Annotated[int, OneOf(1, 3), Doc("Phases it is wired to")] = 3
+    rotation: Annotated[Rotation, Doc("Grid phases of its L1, L2, L3")] = Rotation.L1_L2_L3
+    min_current: Annotated[
+        float, Range(IEC_MIN_CURRENT, MAX_CHARGER_CURRENT, "A"), Doc("Least it charges with")
+    ] = IEC_MIN_CURRENT
+    max_current: Annotated[
+        float, Range(IEC_MIN_CURRENT, MAX_CHARGER_CURRENT, "A"), Doc("Most it may be given")
+    ] = 16.0
+    priority: Annotated[int, Range(0, 10), Doc("Higher is served first")] = 5
+    # Whether it can switch between 1 and 3 phases while charging (evcc's "1p3p").
+    can_switch_phases: bool = False
+    fail_safe_current: Annotated[
+        float,
+        Range(0.0, MAX_CHARGER_CURRENT, "A"),
+        Doc("Given when the meter is stale or gone; 0 pauses"),
+    ] = IEC_MIN_CURRENT
+
+    def __post_init__(self) -> None:
+        """Apply the declared limits, then min <= max and a fail-safe it can be given."""
+        check(self)
+        if self.min_current > self.max_current:
+            raise ValidationError("max_current", "must not be below min_current")
+        if self.fail_safe_current and not (
+            self.min_current <= self.fail_safe_current <= self.max_current
+        ):
+            raise ValidationError(
+                "fail_safe_current", "must be 0 (pause) or between min_current and max_current"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManagedCharger:
+    """A charger the user accepted: who brings it, its id there, and its settings."""
+
+    provider: Annotated[str, Length(minimum=1, maximum=32), Doc("emulator, ocpp, ...")]
+    id: Annotated[str, Length(minimum=1, maximum=64), Doc("Its id at the provider")]
+    spec: ChargerSpec
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Provider and id: what names a charger across providers."""
+        return (self.provider, self.id)
+
+
+class CapWindow(IntEnum):
+    """The window a site power cap averages over, in minutes (clock-aligned)."""
+
+    QUARTER_HOUR = 15  # Flanders' capacity tariff: the monthly peak of 15-minute import
+    HOUR = 60  # most Swedish and Norwegian peak tariffs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BalancingSettings:
+    """Local load balancing: the controller's delays, the site cap, the managed chargers."""
+
+    enabled: Annotated[bool, Doc("Balance the managed chargers; off gives them their max")] = True
+    stale_limit: Annotated[
+        float, Range(5, 60, "s"), Doc("A reading older than this is stale (fail-safe)")
+    ] = DEFAULT_STALE_LIMIT
+    raise_delay: Annotated[
+        float, Range(1, 600, "s"), Doc("Room must hold this long before a limit goes up")
+    ] = 20.0
+    resume_delay: Annotated[
+        float, Range(0, 3600, "s"), Doc("A paused charger waits this long before resuming")
+    ] = 300.0
+    phase_switch_margin: Annotated[
+        float, Range(0, 5000, "W"), Doc("Spare power needed to go back to 3 phases")
+    ] = 500.0
+    phase_switch_delay: Annotated[
+        float, Range(1, 600, "s"), Doc("That spare power must hold this long")
+    ] = 30.0
+    site_cap: Annotated[
+        float, Range(0, 250, "kW"), Doc("Most average import over the window; 0 is no cap")
+    ] = 0.0
+    cap_window: Annotated[CapWindow, Unit("min"), Doc("The cap's clock-aligned window")] = (
+        CapWindow.QUARTER_HOUR
+    )
+    chargers: Annotated[
+        tuple[ManagedCharger, ...],
+        Unique("key", "each charger may be listed once"),
+        Doc("The accepted chargers and their settings"),
+    ] = ()
+
+    def __post_init__(self) -> None:
+        """Apply the declared limits and the chargers' own rules."""
+        check(self, "balancing")
+        if len(self.chargers) > MAX_CHARGERS:
+            raise SettingsError("balancing.chargers", f"must list at most {MAX_CHARGERS}")
+
+    def stale_after(self, nominal_interval: float) -> float:
+        """Return the unit's one staleness rule: max(the limit, 2.5 x the source's interval)."""
+        return max(self.stale_limit, STALE_INTERVALS * nominal_interval)
+
+    def charger(self, provider: str, charger_id: str) -> ManagedCharger | None:
+        """Return the accepted charger ``charger_id`` of ``provider``, None when not listed."""
+        for entry in self.chargers:
+            if entry.provider == provider and entry.id == charger_id:
+                return entry
+        return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Every setting of the unit."""
@@ -274,6 +418,7 @@ class Settings:
     cloud: CloudSettings = field(default_factory=CloudSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
+    balancing: BalancingSettings = field(default_factory=BalancingSettings)
 
     def __post_init__(self) -> None:
         """Keep the two MQTT outputs apart when they share a broker."""
@@ -383,12 +528,18 @@ class SettingsStore:
 
 
 __all__ = [
+    "BalancingSettings",
     "CalibrationSettings",
+    "CapWindow",
+    "ChargerSpec",
     "CloudSettings",
     "CtInput",
     "GridType",
     "InstallationSettings",
+    "ManagedCharger",
     "MqttSettings",
+    "ProtectiveDevice",
+    "Rotation",
     "Settings",
     "SettingsError",
     "SettingsStore",

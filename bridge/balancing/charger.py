@@ -16,33 +16,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bridge.models import PHASES, Phase
-from bridge.schema import Doc, Length, OneOf, Range, ValidationError, check
+# The spec and its wiring are settings (the unit keeps each charger's): declared there
+# once, and named here too because every driver speaks of them.
+from bridge.settings import IEC_MIN_CURRENT, MAX_CHARGER_CURRENT, ChargerSpec, Rotation
 
-# IEC 61851-1: below 6 A a car cannot be told to charge (the control pilot's minimum).
-IEC_MIN_CURRENT: Final = 6.0
-# The largest current per phase a charger may be given (80 A covers 3 x 63 A fuses with
-# the largest domestic wallboxes; the main fuse limits what it really gets).
-MAX_CHARGER_CURRENT: Final = 80.0
+if TYPE_CHECKING:
+    from bridge.models import Phase
 
 
 class ChargerError(Exception):
     """A charger did not take a command; the message says why in words."""
-
-
-class Rotation(StrEnum):
-    """Which grid phase the charger's L1, L2 and L3 sit on."""
-
-    L1_L2_L3 = "L1-L2-L3"
-    L2_L3_L1 = "L2-L3-L1"
-    L3_L1_L2 = "L3-L1-L2"
-
-    def grid_phases(self, phases: int) -> tuple[Phase, ...]:
-        """Return the grid phases of the charger's first ``phases`` phases, in its order."""
-        start = PHASES.index(Phase(self.value[:2]))
-        return tuple(PHASES[(start + index) % len(PHASES)] for index in range(phases))
 
 
 class ChargerState(StrEnum):
@@ -53,35 +38,6 @@ class ChargerState(StrEnum):
     CONNECTED = "connected"  # a car is plugged in and does not draw (paused, full, waiting)
     CHARGING = "charging"
     FAULT = "fault"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChargerSpec:
-    """What a charger may be given: its wiring, its range, its priority, its fail-safe."""
-
-    name: Annotated[str, Length(minimum=1, maximum=64), Doc("Shown to the user")]
-    phases: Annotated[int, OneOf(1, 3), Doc("Phases it is wired to")] = 3
-    rotation: Annotated[Rotation, Doc("Grid phases of its L1, L2, L3")] = Rotation.L1_L2_L3
-    min_current: Annotated[
-        float, Range(IEC_MIN_CURRENT, MAX_CHARGER_CURRENT, "A"), Doc("Least it charges with")
-    ] = IEC_MIN_CURRENT
-    max_current: Annotated[
-        float, Range(IEC_MIN_CURRENT, MAX_CHARGER_CURRENT, "A"), Doc("Most it may be given")
-    ] = 16.0
-    priority: Annotated[int, Range(0, 10), Doc("Higher is served first")] = 5
-    # Whether it can switch between 1 and 3 phases while charging (evcc's "1p3p").
-    can_switch_phases: bool = False
-    fail_safe_current: Annotated[
-        float,
-        Range(0.0, MAX_CHARGER_CURRENT, "A"),
-        Doc("Given when the meter is stale or gone; 0 pauses"),
-    ] = IEC_MIN_CURRENT
-
-    def __post_init__(self) -> None:
-        """Apply the declared limits, then min <= max."""
-        check(self)
-        if self.min_current > self.max_current:
-            raise ValidationError("max_current", "must not be below min_current")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,3 +120,17 @@ class ChargerProvider(Protocol):
 
     async def forget(self, charger_id: str) -> bool:
         """Stop managing a charger and forget it; False when it was not known."""
+
+
+__all__ = [
+    "IEC_MIN_CURRENT",
+    "MAX_CHARGER_CURRENT",
+    "Charger",
+    "ChargerError",
+    "ChargerProvider",
+    "ChargerReport",
+    "ChargerSpec",
+    "ChargerState",
+    "PendingCharger",
+    "Rotation",
+]

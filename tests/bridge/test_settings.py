@@ -34,6 +34,7 @@ def test_defaults_match_the_contract() -> None:
         "voltage_wiring": "all",
         "supply_voltage": 230,
         "safety_margin": 0.0,
+        "protective_device": "mcb",
         "current_scheme": [
             {"phase": "L1", "reversed": False},
             {"phase": "L2", "reversed": False},
@@ -44,6 +45,43 @@ def test_defaults_match_the_contract() -> None:
     assert public["cloud"]["password_set"] is False
     assert "password" not in public["cloud"]
     assert public["calibration"]["voltage_gain"] == [1.0, 1.0, 1.0]
+    assert public["balancing"] == {
+        "enabled": True,
+        "stale_limit": 15.0,
+        "raise_delay": 20.0,
+        "resume_delay": 300.0,
+        "phase_switch_margin": 500.0,
+        "phase_switch_delay": 30.0,
+        "site_cap": 0.0,
+        "cap_window": 15,
+        "chargers": [],
+    }
+
+
+def test_one_staleness_rule_for_the_unit() -> None:
+    balancing = Settings().balancing
+    assert balancing.stale_after(1.0) == 15.0  # the limit
+    assert balancing.stale_after(10.0) == 25.0  # a healthy 10 s meter: 2.5 intervals
+    assert Settings().merge({"balancing": {"stale_limit": 60}}).balancing.stale_after(10) == 60
+
+
+def test_chargers_keep_their_specs_through_a_round_trip() -> None:
+    spec = {"name": "Garage", "phases": 1, "rotation": "L2-L3-L1", "max_current": 32}
+    settings = Settings().merge(
+        {"balancing": {"chargers": [{"provider": "emulator", "id": "a", "spec": spec}]}}
+    )
+    assert Settings.from_dict(settings.as_dict()) == settings
+    entry = settings.balancing.charger("emulator", "a")
+    assert entry is not None
+    assert entry.spec.max_current == 32.0
+    assert settings.balancing.charger("ocpp", "a") is None
+
+
+_CHARGER = {"provider": "emulator", "id": "a", "spec": {"name": "Garage"}}
+
+
+def _charger(**spec: Any) -> dict[str, Any]:
+    return {"balancing": {"chargers": [{**_CHARGER, "spec": {"name": "Garage", **spec}}]}}
 
 
 def test_round_trip_through_dict() -> None:
@@ -90,6 +128,65 @@ def test_scheme_from_dict() -> None:
 
 
 BAD: list[tuple[dict[str, Any], str, str]] = [
+    ({"balancing": {"enabled": 1}}, "balancing.enabled", "true or false"),
+    ({"balancing": {"stale_limit": 4}}, "balancing.stale_limit", "between 5 and 60 s"),
+    ({"balancing": {"stale_limit": 61}}, "balancing.stale_limit", "between 5 and 60 s"),
+    ({"balancing": {"raise_delay": 0.5}}, "balancing.raise_delay", "between 1 and 600 s"),
+    ({"balancing": {"resume_delay": -1}}, "balancing.resume_delay", "between 0 and 3600 s"),
+    (
+        {"balancing": {"phase_switch_margin": 6000}},
+        "balancing.phase_switch_margin",
+        "between 0 and 5000 W",
+    ),
+    (
+        {"balancing": {"phase_switch_delay": 0}},
+        "balancing.phase_switch_delay",
+        "between 1 and 600 s",
+    ),
+    ({"balancing": {"site_cap": -1}}, "balancing.site_cap", "between 0 and 250 kW"),
+    ({"balancing": {"cap_window": 30}}, "balancing.cap_window", "one of 15, 60"),
+    ({"balancing": {"chargers": {}}}, "balancing.chargers", "must be a list"),
+    (
+        {"balancing": {"chargers": [_CHARGER, _CHARGER]}},
+        "balancing.chargers",
+        "listed once",
+    ),
+    (
+        {"balancing": {"chargers": [{**_CHARGER, "id": f"c{n}"} for n in range(33)]}},
+        "balancing.chargers",
+        "at most 32",
+    ),
+    (
+        {"balancing": {"chargers": [{**_CHARGER, "id": ""}]}},
+        "balancing.chargers[0].id",
+        "1 to 64 characters",
+    ),
+    (
+        {"balancing": {"chargers": [{"provider": "emulator", "id": "a"}]}},
+        "balancing.chargers[0].spec",
+        "required",
+    ),
+    (_charger(phases=2), "balancing.chargers[0].spec.phases", "1 or 3"),
+    (_charger(rotation="L1-L3-L2"), "balancing.chargers[0].spec.rotation", "one of"),
+    (_charger(min_current=5), "balancing.chargers[0].spec.min_current", "between 6 and 80 A"),
+    (_charger(max_current=81), "balancing.chargers[0].spec.max_current", "between 6 and 80 A"),
+    (
+        _charger(min_current=16, max_current=10),
+        "balancing.chargers[0].spec.max_current",
+        "below min_current",
+    ),
+    (_charger(priority=11), "balancing.chargers[0].spec.priority", "between 0 and 10"),
+    (
+        _charger(fail_safe_current=3),
+        "balancing.chargers[0].spec.fail_safe_current",
+        "0 (pause) or between min_current and max_current",
+    ),
+    (
+        _charger(fail_safe_current=20),
+        "balancing.chargers[0].spec.fail_safe_current",
+        "0 (pause) or between",
+    ),
+    ({"installation": {"protective_device": "rcd"}}, "installation.protective_device", "mcb, gg"),
     ({"installation": {"main_fuse": 5}}, "installation.main_fuse", "between 6 and 63 A"),
     ({"installation": {"main_fuse": 64}}, "installation.main_fuse", "between 6 and 63 A"),
     ({"installation": {"main_fuse": 25.5}}, "installation.main_fuse", "whole number"),
