@@ -15,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.server import ModbusTcpServer
@@ -30,6 +30,9 @@ from bridge.services.modbus_server import SDM630_RANGES, Sdm630Server, float_to_
 from bridge.settings import Settings
 from bridge.unit import AmpGuardUnit
 from devtools.readings import household_reading
+
+if TYPE_CHECKING:
+    from bridge.components import ExtraLoads
 
 HOST: Final = "127.0.0.1"
 DEVICE_ID: Final = 1
@@ -50,6 +53,9 @@ class BenchUnit:
     status: Any = None
     identity: Any = None
     settings: Any = None
+    reading_age: float | None = None
+    stale_after: float = 15.0
+    extra_loads: ExtraLoads | None = None
 
     def publish_state(self, key: str, value: dict[str, object]) -> None:
         """Ignore published state."""

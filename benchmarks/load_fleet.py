@@ -72,6 +72,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from multiprocessing.connection import Connection
 
+    from bridge.components import ExtraLoads
+
 HOST: Final = "127.0.0.1"
 PREFIX: Final = "amp-guard-fleet"
 FLEET_SIZES: Final = (100, 1000)
@@ -191,6 +193,9 @@ class FleetUnit:
     cloud: dict[str, object] = field(default_factory=dict)
     # Every component's last state, by key (the cloud's also as ``cloud``).
     states: dict[str, dict[str, object]] = field(default_factory=dict)
+    reading_age: float | None = None
+    stale_after: float = 15.0
+    extra_loads: ExtraLoads | None = None
 
     def publish_state(self, key: str, value: dict[str, object]) -> None:
         """Keep the components' states."""

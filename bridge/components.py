@@ -8,7 +8,7 @@ warning, never a crash of the unit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from bridge.config import StartupOptions
@@ -28,6 +28,22 @@ class Component(Protocol):
 
     async def close(self) -> None:
         """Stop the service and release what it holds."""
+
+
+# Amperes a load draws on each grid phase (L1, L2, L3) at the moment it is asked.
+PhaseLoad = Callable[[], tuple[float, float, float]]
+
+
+@runtime_checkable
+class ExtraLoads(Protocol):
+    """A source whose household can take loads driven from outside (the emulator's).
+
+    Emulated chargers use it so that what their cars draw is part of what the meter
+    measures, as a real car's current is.
+    """
+
+    def add_load(self, load: PhaseLoad) -> Callable[[], None]:
+        """Add ``load`` to every measurement from now on; returns a function removing it."""
 
 
 class UnitContext(Protocol):
@@ -54,8 +70,20 @@ class UnitContext(Protocol):
         """The latest fresh reading, None when the meter has none."""
 
     @property
+    def reading_age(self) -> float | None:
+        """Seconds since the meter measured the latest reading, None without one."""
+
+    @property
+    def stale_after(self) -> float:
+        """Seconds after which a reading is stale (the unit's one staleness rule)."""
+
+    @property
     def status(self) -> Status:
         """The current status indicators."""
+
+    @property
+    def extra_loads(self) -> ExtraLoads | None:
+        """Where emulated loads join the measured currents; None for a real meter."""
 
     def publish_state(self, key: str, value: dict[str, object]) -> None:
         """Publish a component's state under ``key`` in the status reply and push.

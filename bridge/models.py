@@ -219,6 +219,15 @@ class Readings:
     available: bool
     error: Annotated[str | None, Doc("Why the meter has no reading")]
     reading: Reading | None
+    age: Annotated[
+        float | None,
+        Round(2),
+        Unit("s"),
+        Doc("Seconds since the meter measured the reading, when served; null without one"),
+    ] = None
+    stale: Annotated[
+        bool, Doc("Older than the unit's staleness limit: load balancing does not act on it")
+    ] = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,11 +14,13 @@ import json
 import logging
 import time
 import typing
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Self
 
 from bridge import API_VERSION
 from bridge import events as ev
 from bridge.auth import Auth, Clock
+from bridge.components import ExtraLoads
 from bridge.events import EventBus
 from bridge.host_network import NetworkWatch
 from bridge.identity import Identity, load_or_create_identity
@@ -46,6 +48,8 @@ _LOGGER = logging.getLogger(__name__)
 
 NO_READING_YET: Final = "waiting for the first reading"
 INTERNAL_ERROR: Final = "internal error of the metering source"
+# Readings' ages are served to the hundredth of a second.
+AGE_DIGITS: Final = 2
 # Keys of the status reply that components may not take over.
 RESERVED_STATE_KEYS: Final = frozenset(
     {
@@ -127,6 +131,9 @@ class AmpGuardUnit:
         self._component_states: dict[str, dict[str, object]] = {}
         self._network = NetworkWatch()
         self._reading: Reading | None = None
+        # How old the latest reading was when it arrived (s), and when that was (monotonic).
+        self._reading_age = 0.0
+        self._reading_at = 0.0
         self._error: str | None = NO_READING_YET
         self._status: Status | None = None
         self._readings_cache: dict[str, Any] | None = None
@@ -184,6 +191,11 @@ class AmpGuardUnit:
         self._status = status
         self._spawn(self._events.send_event(ev.STATUS, status))
 
+    @property
+    def extra_loads(self) -> ExtraLoads | None:
+        """The emulator's household, where emulated chargers' cars draw; None otherwise."""
+        return self._source if isinstance(self._source, ExtraLoads) else None
+
     # The rest of the unit
 
     @property
@@ -217,22 +229,48 @@ class AmpGuardUnit:
             return Communication.CLOUD
         return Communication.NETWORK if self._network.connected() else Communication.NONE
 
+    @property
+    def stale_after(self) -> float:
+        """Seconds after which a reading is stale: the unit's one staleness rule."""
+        return self.settings.balancing.stale_after(self._source.nominal_interval)
+
+    @property
+    def reading_age(self) -> float | None:
+        """Seconds since the meter measured the latest reading, None without one."""
+        if self._reading is None:
+            return None
+        return self._reading_age + (time.monotonic() - self._reading_at)
+
     def readings_dict(self) -> dict[str, Any]:
-        """Build the ``/readings`` reply (cached until the next reading)."""
+        """Build the ``/readings`` reply: the reading encoded once, its age as of now."""
         if self._readings_cache is None:
             readings = Readings(
                 available=self._reading is not None, error=self._error, reading=self._reading
             )
             self._readings_cache = typing.cast("dict[str, Any]", encode(readings))
             self._readings_json = None
-        return self._readings_cache
+        age = self.reading_age
+        return {
+            **self._readings_cache,
+            "age": None if age is None else round(age, AGE_DIGITS),
+            "stale": age is not None and age > self.stale_after,
+        }
 
     def readings_json(self) -> str:
-        """Encode the ``/readings`` reply once per reading for every output."""
-        data = self.readings_dict()
-        if self._readings_json is None:
-            self._readings_json = json.dumps(data, separators=(",", ":"))
-        return self._readings_json
+        """Encode the ``/readings`` reply: the reading once per reading, its age each time."""
+        if self._readings_cache is None or self._readings_json is None:
+            self.readings_dict()
+            cached = self._readings_cache or {}
+            self._readings_json = json.dumps(cached.get("reading"), separators=(",", ":"))
+        age = self.reading_age
+        stale = age is not None and age > self.stale_after
+        return (
+            f'{{"available":{json.dumps(self._reading is not None)},'
+            f'"error":{json.dumps(self._error)},'
+            f'"reading":{self._readings_json},'
+            f'"age":{"null" if age is None else round(age, AGE_DIGITS)},'
+            f'"stale":{json.dumps(stale)}}}'
+        )
 
     def meter_health(self) -> MeterHealth:
         """Which meter the unit reads and how that goes."""
@@ -386,6 +424,11 @@ class AmpGuardUnit:
                 _LOGGER.info("Readings are back")
             last_error = error
             self._reading, self._error = reading, error
+            if reading is not None:
+                self._reading_at = time.monotonic()
+                measured = reading.timestamp.astimezone(UTC)
+                # A clock that steps back (NTP at boot) must not make a reading younger than new.
+                self._reading_age = max(0.0, (datetime.now(UTC) - measured).total_seconds())
             self._readings_cache = self._readings_json = None
             if error is None:
                 self._read_health.message()
@@ -406,7 +449,9 @@ class AmpGuardUnit:
         """Read and meter one window: the reading, or None and why."""
         try:
             measurement = await self._source.read()
-            return pipeline.process(measurement, self.settings.installation), None
+            reading = pipeline.process(
+                measurement, self.settings.installation, stale_after=self.stale_after
+            )
         except SourceError as err:
             return None, str(err) or "meter unavailable"
         except asyncio.CancelledError:
@@ -415,6 +460,7 @@ class AmpGuardUnit:
             if log:
                 _LOGGER.exception("Metering failed")
             return None, INTERNAL_ERROR
+        return reading, None
 
     def _evaluate(self) -> Status:
         from bridge.metering.status import evaluate  # noqa: PLC0415 - the status module is metering's

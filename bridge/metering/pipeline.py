@@ -41,7 +41,7 @@ from bridge.models import (
     Unmeasured,
     wrap_degrees,
 )
-from bridge.settings import DEFAULT_SCHEME, InstallationSettings
+from bridge.settings import DEFAULT_SCHEME, DEFAULT_STALE_LIMIT, InstallationSettings
 from bridge.storage import StorageError, atomic_write_json, keep_aside, read_json
 
 if TYPE_CHECKING:
@@ -63,8 +63,6 @@ RETRY_AFTER_FAILURE: Final = timedelta(seconds=5)
 MAX_GAP: Final = timedelta(seconds=10)
 GAP_CADENCES: Final = 3
 CADENCE_HISTORY: Final = 20
-# A reading older than this gives no headroom: load balancing must not act on it.
-STALE_AFTER: Final = timedelta(seconds=10)
 # Sequence numbers handed out beyond the saved one; after a power cut the unit restarts
 # above every number it could have used since the last save.
 SEQUENCE_RESERVE: Final = 100_000
@@ -331,8 +329,18 @@ class MeteringPipeline:
         ]
         return energy[0], energy[1], energy[2]
 
-    def process(self, measurement: Measurement, installation: InstallationSettings) -> Reading:
-        """Count energy, compute headroom and number the reading of one measurement."""
+    def process(
+        self,
+        measurement: Measurement,
+        installation: InstallationSettings,
+        *,
+        stale_after: float = DEFAULT_STALE_LIMIT,
+    ) -> Reading:
+        """Count energy, compute headroom and number the reading of one measurement.
+
+        ``stale_after`` (s) is the unit's one staleness rule
+        (``BalancingSettings.stale_after``): an older measurement gives no headroom.
+        """
         now = self._clock()
         measurement = apply_assumed_voltages(
             apply_current_scheme(measurement, installation), installation
@@ -358,7 +366,7 @@ class MeteringPipeline:
             and not (self._write_failed and since_save < RETRY_AFTER_FAILURE.total_seconds())
         ):
             self._save_soon(now)
-        return self._reading(measurement, installation)
+        return self._reading(measurement, installation, stale_after)
 
     def _integrate(self, measurement: Measurement, elapsed: float | None) -> None:
         """Add the energy since the previous reading (trapezoid), unless the gap is too long."""
@@ -412,10 +420,12 @@ class MeteringPipeline:
             if math.isfinite(value) and value >= 0.0:
                 counter.follow(value, max_increase)
 
-    def _reading(self, measurement: Measurement, installation: InstallationSettings) -> Reading:
+    def _reading(
+        self, measurement: Measurement, installation: InstallationSettings, stale_after: float
+    ) -> Reading:
         # A naive timestamp is local time (Python's rule); the age is what matters here.
         age = datetime.now(UTC) - measurement.timestamp.astimezone(UTC)
-        fresh = age <= STALE_AFTER
+        fresh = age.total_seconds() <= stale_after
         used = PHASES[: installation.phases]
         # Totals only (DSMR 2.2): on three phases nobody knows how the load is split.
         split_known = not measurement.total_only or installation.phases == 1

@@ -42,7 +42,7 @@ async def test_snapshot_then_every_reading(
         }
         snapshot = json.loads(await socket.receive_str())
         assert snapshot["type"] == "readings"
-        assert set(snapshot["data"]) == {"available", "error", "reading"}
+        assert set(snapshot["data"]) == {"available", "error", "reading", "age", "stale"}
         status = json.loads(await socket.receive_str())
         assert status["type"] == "status"
         assert status["data"]["power"] is True
@@ -50,6 +50,9 @@ async def test_snapshot_then_every_reading(
         for _ in range(4):
             message = await _next(socket, "readings")
             sequences.append(message["data"]["reading"]["sequence"])
+            # Each pushed reading carries its age (seconds since the meter measured it).
+            assert 0.0 <= message["data"]["age"] < 15.0
+            assert message["data"]["stale"] is False
         # Every reading, in order, none skipped.
         assert sequences == list(range(sequences[0], sequences[0] + 4))
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import replace
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -131,7 +133,13 @@ async def test_meter_offline_and_back(unit: AmpGuardUnit, emulator: EmulatorSour
     assert unit.meter_error is not None
     assert "offline" in unit.meter_error.lower()
     assert unit.status.meter_error is not None
-    assert unit.readings_dict() == {"available": False, "error": unit.meter_error, "reading": None}
+    assert unit.readings_dict() == {
+        "available": False,
+        "error": unit.meter_error,
+        "reading": None,
+        "age": None,
+        "stale": False,
+    }
     emulator.set_fault(None)
     await wait_for(lambda: unit.reading is not None)
     assert unit.meter_error is None
@@ -160,6 +168,66 @@ async def test_the_status_says_which_meter_and_how_it_goes(
     await wait_for(lambda: unit.reading is not None)
     assert unit.status_dict()["meter"]["received"] > meter["received"]
     await wait_for(lambda: len(healths) >= 2)
+
+
+class LateMeter:
+    """A meter whose measurements arrive ``late`` seconds after they were taken."""
+
+    name = "late"
+
+    def __init__(self, late: float, interval: float = 0.05) -> None:
+        """Measure a steady emulator, late."""
+        self.late = late
+        self.inner = EmulatorSource(seed=1, household=False, interval=interval)
+
+    @property
+    def nominal_interval(self) -> float:
+        """The emulator's interval."""
+        return self.inner.nominal_interval
+
+    async def component_init(self) -> None:
+        """Nothing to open."""
+
+    async def read(self) -> Measurement:
+        """Return the emulator's measurement, dated ``late`` seconds ago."""
+        measurement = await self.inner.read()
+        return replace(measurement, timestamp=measurement.timestamp - timedelta(seconds=self.late))
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+
+async def test_every_reading_carries_its_age(unit: AmpGuardUnit) -> None:
+    await wait_for(lambda: unit.reading is not None)
+    readings = unit.readings_dict()
+    assert readings["stale"] is False
+    assert 0.0 <= readings["age"] < unit.stale_after
+    assert unit.stale_after == 15.0  # the stale limit: the emulator reads every 50 ms
+    served = json.loads(unit.readings_json())
+    assert set(served) == set(readings)
+    assert served["reading"] == readings["reading"]
+    assert served["age"] >= readings["age"]
+
+
+async def test_a_late_reading_is_stale_and_gives_no_headroom(tmp_path: Path) -> None:
+    async with start_unit(tmp_path, source=LateMeter(late=20.0)) as unit:
+        await wait_for(lambda: unit.reading is not None)
+        readings = json.loads(unit.readings_json())
+        assert readings["stale"] is True
+        assert readings["age"] >= 20.0
+        assert [phase["available_current"] for phase in readings["reading"]["phases"]] == [
+            None,
+            None,
+            None,
+        ]
+
+
+async def test_the_stale_limit_follows_the_setting_and_the_source(tmp_path: Path) -> None:
+    async with start_unit(tmp_path, source=LateMeter(late=20.0, interval=10.0)) as unit:
+        # A meter that reads every 10 s is stale after 25 s, whatever the limit says.
+        assert unit.stale_after == 25.0
+        await unit.update_settings({"balancing": {"stale_limit": 30}})
+        assert unit.stale_after == 30.0
 
 
 class ExplodingMeter:
