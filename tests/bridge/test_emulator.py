@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from bridge.components import ExtraLoads
 from bridge.metering.sources import Source, SourceError
 from bridge.metering.sources.emulator import EmulatorFault, EmulatorSource
 from bridge.models import Measurement, Phase
@@ -59,6 +60,28 @@ async def test_ev_on_one_and_three_phases() -> None:
     source.set_ev(0, 3)
     off = await source.read()
     assert [phase.current for phase in off.phases] == [10.0, 5.0, 3.0]
+
+
+async def test_loads_driven_from_outside_join_the_measured_currents() -> None:
+    source = steady()
+    assert isinstance(source, ExtraLoads)
+    car = [7.0, 0.0, 7.0]
+    remove = source.add_load(lambda: (car[0], car[1], car[2]))
+    assert [phase.current for phase in (await source.read()).phases] == [17.0, 5.0, 10.0]
+    car[1] = 2.0  # asked at every measurement
+    assert [phase.current for phase in (await source.read()).phases] == [17.0, 7.0, 10.0]
+    remove()
+    remove()  # removing twice is harmless
+    assert [phase.current for phase in (await source.read()).phases] == [10.0, 5.0, 3.0]
+
+
+def test_a_simulation_runs_without_waiting() -> None:
+    source = EmulatorSource(seed=3, interval=3600.0)  # an hour between reads
+    measurements = [source.simulate(1.0) for _ in range(100)]
+    assert len({m.phases[0].current for m in measurements}) > 1  # the household lives
+    source.set_fault(EmulatorFault.METER_OFFLINE)
+    with pytest.raises(SourceError):
+        source.simulate(1.0)
 
 
 async def test_pv_exports_where_generation_exceeds_the_load() -> None:

@@ -33,6 +33,11 @@ from bridge.schema import Doc, OneOf, Range, ValidationError, check, decode, enc
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from bridge.components import PhaseLoad
+
 THREE_PHASE: Final = 3
 NOMINAL_VOLTAGE: Final = 230.0
 NOMINAL_FREQUENCY: Final = 50.0
@@ -227,6 +232,8 @@ class EmulatorSource:
         self._pv_power = 0.0
         self._fault: EmulatorFault | None = None
         self._fault_phase = Phase.L2
+        # Loads driven from outside (emulated chargers' cars), A per phase when asked.
+        self._extra_loads: list[PhaseLoad] = []
         scale = self._random.uniform(0.8, 1.2) if household else 0.0
         self._base = tuple(load * scale for load in BASE_LOAD)
         self._appliances = [
@@ -406,6 +413,16 @@ class EmulatorSource:
         self._fault = checked
         self._fault_phase = checked_phase
 
+    def add_load(self, load: PhaseLoad) -> Callable[[], None]:
+        """Add a load driven from outside (an emulated car) to every measurement from now on."""
+        self._extra_loads.append(load)
+
+        def remove() -> None:
+            if load in self._extra_loads:
+                self._extra_loads.remove(load)
+
+        return remove
+
     @property
     def nominal_interval(self) -> float:
         """Seconds between measurements: the interval it was made with."""
@@ -425,12 +442,18 @@ class EmulatorSource:
         if self._closed:
             raise SourceError("The emulated meter is closed")
         now = time.monotonic()
-        step = (
-            0.0 if self._last_step is None else min(now - self._last_step, MAX_STEP.total_seconds())
-        )
+        step = 0.0 if self._last_step is None else now - self._last_step
         self._last_step = now
+        return self.simulate(step)
+
+    def simulate(self, step: float) -> Measurement:
+        """Let ``step`` seconds of household life pass and measure, without waiting.
+
+        ``read`` calls it with the time since the last read; a benchmark calls it
+        directly to run a day of household in seconds.
+        """
         if self._household:
-            self._live(step)
+            self._live(min(step, MAX_STEP.total_seconds()))
         if self._fault is EmulatorFault.METER_OFFLINE:
             raise SourceError("the emulated meter does not answer (meter_offline fault)")
         return self._measure()
@@ -468,10 +491,7 @@ class EmulatorSource:
         for index, current in enumerate(self._appliance_currents()):
             if index < self._phases:
                 currents[index] += current
-        if self._ev_current:
-            ev_angle = EV_ANGLE if self._household else 0.0
-            for index in range(self._ev_phases):
-                currents[index] += cmath.rect(self._ev_current, math.radians(ev_angle))
+        self._add_cars(currents)
         if self._pv_power:
             pv_power = self._pv_power
             if self._household:
@@ -481,6 +501,17 @@ class EmulatorSource:
         for index in range(self._phases, 3):
             currents[index] = 0j
         return currents
+
+    def _add_cars(self, currents: list[complex]) -> None:
+        """Add the EV set by hand and the loads driven from outside (emulated chargers)."""
+        angle = math.radians(EV_ANGLE if self._household else 0.0)
+        if self._ev_current:
+            for index in range(self._ev_phases):
+                currents[index] += cmath.rect(self._ev_current, angle)
+        for load in self._extra_loads:
+            for index, amps in enumerate(load()):
+                if amps:
+                    currents[index] += cmath.rect(amps, angle)
 
     def _appliance_currents(self) -> list[complex]:
         """Return the current the switched-on appliances draw on each phase."""
