@@ -39,6 +39,8 @@ DECRYPTION_KEY: Final = re.compile(r"[0-9A-Fa-f]{32}")
 ADC_INPUTS: Final = ("generator", "replay", "serial")
 PARITIES: Final = ("N", "E", "O")
 NETWORK_BACKENDS: Final = ("emulated", "nmcli")
+# Emulated chargers: as many as the unit manages.
+MAX_EMULATED: Final = 32
 # A Linux interface name: at most 15 bytes (IFNAMSIZ), and never read as an nmcli option.
 INTERFACE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
 
@@ -78,6 +80,8 @@ class SourceOptions:
     seed: int | None = None
     interval: float = 1.0
     emulator: dict[str, Any] = field(default_factory=dict)
+    # Emulated chargers with cars on a seeded schedule (the emulator only).
+    chargers: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -383,6 +387,7 @@ def _source(section: _Section) -> SourceOptions:
         seed=section.get_optional_int("seed"),
         interval=section.get_float("interval", default.interval, minval=0.01, maxval=3600),
         emulator=section.get_table("emulator"),
+        chargers=section.get_int("chargers", default.chargers, minval=0, maxval=MAX_EMULATED),
     )
     if options.emulator and options.type != "emulator":
         raise ConfigError("source", "emulator", 'applies only to type = "emulator"')

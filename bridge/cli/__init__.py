@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="emulator: seed of its random household")
     run.add_argument("--interval", type=float, help="seconds between readings")
     run.add_argument(
+        "--chargers", type=int, help="emulator: emulated chargers with cars (default 0)"
+    )
+    run.add_argument(
         "--meter-host", help="meter address (Modbus TCP, P1 on TCP, HomeWizard, Shelly)"
     )
     run.add_argument("--meter-port", type=int, help="meter port (default: the source's own)")
@@ -114,6 +117,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "seed": get("seed"),
             "interval": get("interval"),
             "emulator": emulator.startup_table(args) if args.command == "run" else None,
+            "chargers": get("chargers"),
         },
         "meter": {
             "host": get("meter_host"),
