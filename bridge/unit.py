@@ -96,6 +96,7 @@ COMPONENT_FACTORIES: Final[tuple[ComponentFactory, ...]] = tuple(
         "bridge.services.gpio",
         "bridge.services.wifi",
         "bridge.services.setup_ap",
+        "bridge.balancing.service",
     )
 )
 

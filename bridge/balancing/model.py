@@ -74,8 +74,8 @@ class ControllerConfig:
     cap_window: float = 900.0  # s
 
     @classmethod
-    def from_settings(cls, settings: Settings, nominal_interval: float) -> ControllerConfig:
-        """Read the installation and balancing settings, and the source's interval."""
+    def from_settings(cls, settings: Settings, *, stale_after: float) -> ControllerConfig:
+        """Read the installation and balancing settings; ``stale_after`` is the unit's rule."""
         balancing, installation = settings.balancing, settings.installation
         return cls(
             enabled=balancing.enabled,
@@ -83,7 +83,7 @@ class ControllerConfig:
             device=installation.protective_device,
             used_phases=installation.phases,
             supply_voltage=float(installation.supply_voltage),
-            stale_after=balancing.stale_after(nominal_interval),
+            stale_after=stale_after,
             raise_delay=balancing.raise_delay,
             resume_delay=balancing.resume_delay,
             switch_margin=balancing.phase_switch_margin,

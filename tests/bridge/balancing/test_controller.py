@@ -472,7 +472,10 @@ def test_no_reading_at_all_since_start_means_fail_safe() -> None:
 
 
 def test_a_healthy_meter_that_sends_every_10_s_is_never_stale() -> None:
-    config = ControllerConfig.from_settings(Settings(), nominal_interval=10.0)
+    settings = Settings()
+    config = ControllerConfig.from_settings(
+        settings, stale_after=settings.balancing.stale_after(10.0)
+    )
     assert config.stale_after == 25.0
     loop = Loop([Car("g", THREE)], house=(2.0, 2.0, 2.0), config=config)
     for _ in range(30):
