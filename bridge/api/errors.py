@@ -22,6 +22,8 @@ class ErrorCode(StrEnum):
     VALIDATION = "validation"
     LOCKED_OUT = "locked_out"
     BUSY = "busy"
+    CONFLICT = "conflict"
+    UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 # Models' annotations are read at run time (bridge.schema): their imports stay here.
 from bridge.api.errors import ErrorCode  # noqa: TC001
 from bridge.auth import CLIENT_NAME_MAX, PairedClient
+from bridge.balancing.log import BalancingEvent  # noqa: TC001
 from bridge.identity import PIN_PATTERN, PIN_RULE
 from bridge.models import Info, MeterHealth, Readings, Status
 from bridge.schema import Doc, Length, Pattern, fields_of
@@ -162,7 +163,15 @@ class PushSettings:
     data: Settings
 
 
-PUSH_MESSAGES: Final = (PushHello, PushReadings, PushStatus, PushSettings)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushBalancingEvent:
+    """Load balancing did something: a limit change with its reason, a pause, a fail-safe..."""
+
+    type: Literal["balancing_event"]
+    data: BalancingEvent
+
+
+PUSH_MESSAGES: Final = (PushHello, PushReadings, PushStatus, PushSettings, PushBalancingEvent)
 
 
 def kind_of(message: type) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from bridge import API_VERSION
 from bridge.api.models import PUSH_MESSAGES, Error
 from bridge.api.routing import Access, Patch, Reply, Route
-from bridge.schema import SchemaBuilder
+from bridge.schema import SchemaBuilder, fields_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -73,13 +73,13 @@ def _operation(route: Route[Any], builder: SchemaBuilder, error: dict[str, Any])
     description = (route.handler.__doc__ or "").strip()
     if description and description != route.summary:
         operation["description"] = description
-    parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in _PLACEHOLDER.findall(route.path)
-    ]
+    parameters = _parameters(route, builder)
     if parameters:
         operation["parameters"] = parameters
     responses: dict[str, Any] = operation["responses"]
+    if route.query is not None:
+        responses["400"] = _error(error, "A query parameter has the wrong form")
+        responses.setdefault("422", _error(error, "A query parameter breaks a rule"))
     if route.body is not None:
         body = builder.ref(route.body.model)
         if isinstance(route.body, Patch):
@@ -101,6 +101,25 @@ def _operation(route: Route[Any], builder: SchemaBuilder, error: dict[str, Any])
     return operation
 
 
+def _parameters(route: Route[Any], builder: SchemaBuilder) -> list[dict[str, Any]]:
+    """Return the path's placeholders and the query model's fields as parameters."""
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PLACEHOLDER.findall(route.path)
+    ]
+    for spec in fields_of(route.query) if route.query is not None else ():
+        parameter: dict[str, Any] = {
+            "name": spec.name,
+            "in": "query",
+            "required": False,
+            "schema": builder.field_schema(spec),
+        }
+        if spec.doc is not None:
+            parameter["description"] = spec.doc
+        parameters.append(parameter)
+    return parameters
+
+
 def _success(route: Route[Any], builder: SchemaBuilder) -> dict[str, Any]:
     if route.reply is Reply.NO_CONTENT:
         return {"description": "Done"}
@@ -110,10 +129,10 @@ def _success(route: Route[Any], builder: SchemaBuilder) -> dict[str, Any]:
         return {"description": "The document", "content": {JSON: {"schema": {"type": "object"}}}}
     if isinstance(route.reply, Reply):
         return {"description": "The page"}
-    return {
-        "description": route.summary,
-        "content": {JSON: {"schema": builder.ref(route.reply)}},
-    }
+    content: dict[str, Any] = {JSON: {"schema": builder.ref(route.reply)}}
+    for media, words in route.media.items():
+        content[media] = {"schema": {"type": "string", "description": words}}
+    return {"description": route.summary, "content": content}
 
 
 def _error(error: dict[str, Any], description: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The push channel (``/api/v1/push``): every reading, status and settings change as JSON.
+"""The push channel (``/api/v1/push``): readings, status, settings and balancing, as JSON.
 
 Each message is encoded once and queued to every client; a writer task per client
 sends it, so a slow client never holds up metering or the others (it is dropped when
@@ -17,11 +17,20 @@ from aiohttp import WSCloseCode, web
 
 from bridge import API_VERSION
 from bridge import events as ev
-from bridge.api.models import PushHello, PushReadings, PushSettings, PushStatus, kind_of
+from bridge.api.models import (
+    PushBalancingEvent,
+    PushHello,
+    PushReadings,
+    PushSettings,
+    PushStatus,
+    kind_of,
+)
 from bridge.api.sockets import reserve_socket, track_socket
+from bridge.balancing.log import BALANCING_EVENT
 
 if TYPE_CHECKING:
     from bridge.api.routing import Call
+    from bridge.balancing.log import BalancingEvent
     from bridge.models import MeterHealth, Reading, Status
     from bridge.settings import Settings
     from bridge.unit import AmpGuardUnit
@@ -35,6 +44,7 @@ HELLO: Final = kind_of(PushHello)
 READINGS: Final = kind_of(PushReadings)
 STATUS: Final = kind_of(PushStatus)
 SETTINGS: Final = kind_of(PushSettings)
+BALANCING: Final = kind_of(PushBalancingEvent)
 
 
 def _encode(kind: str, data: object) -> str:
@@ -58,6 +68,7 @@ class PushHub:
             unit.events.subscribe(ev.STATUS, self._on_status),
             unit.events.subscribe(ev.METER, self._on_meter),
             unit.events.subscribe(ev.SETTINGS, self._on_settings),
+            unit.events.subscribe(BALANCING_EVENT, self._on_balancing),
         ]
 
     @classmethod
@@ -112,6 +123,10 @@ class PushHub:
     def _on_settings(self, settings: Settings) -> None:
         if self._clients:
             self._broadcast(_encode(SETTINGS, settings.as_public_dict()))
+
+    def _on_balancing(self, event: BalancingEvent) -> None:
+        if self._clients:
+            self._broadcast(_encode(BALANCING, event.as_dict()))
 
     async def serve(self, socket: web.WebSocketResponse) -> None:
         """Send the greeting and snapshot, then every message, until either side closes."""

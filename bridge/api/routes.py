@@ -42,6 +42,27 @@ from bridge.api.routing import (
 )
 from bridge.api.web import WEB_ROUTES
 from bridge.auth import AuthError, LockedOutError
+from bridge.balancing.charger import ChargerSpec
+from bridge.balancing.emulated import (
+    PROVIDER as EMULATED,
+)
+from bridge.balancing.emulated import (
+    EmulatedChargerControl,
+    EmulatedChargers,
+    EmulatedChargersState,
+    EmulatedChargerState,
+    NewEmulatedCharger,
+)
+from bridge.balancing.log import to_csv
+from bridge.balancing.replies import (
+    BalancingState,
+    ChargerInfo,
+    ChargerList,
+    EventFormat,
+    EventList,
+    EventQuery,
+)
+from bridge.balancing.service import BalancingError, BalancingService, not_running_state
 from bridge.identity import PinError
 from bridge.metering.sources.emulator import (
     EmulatorControl,
@@ -244,6 +265,136 @@ async def emulator_control(call: Call[EmulatorControl]) -> EmulatorState:
         raise ServerError(err.message, 422, code=ErrorCode.VALIDATION, field=err.field) from err
 
 
+async def emulated_chargers(call: Call[None]) -> EmulatedChargersState:
+    """Return every emulated charger: its car, what it offers and what the car draws."""
+    _emulator(call.unit)
+    try:
+        return _emulated(call.unit).state()
+    except ServerError:
+        return EmulatedChargersState(chargers=())  # an emulated unit with no chargers
+
+
+async def add_emulated_charger(call: Call[NewEmulatedCharger]) -> EmulatedChargerState:
+    """Install an emulated charger; it asks to be managed until accepted."""
+    provider = _emulated(call.unit)
+    try:
+        charger = provider.add(call.body.spec, schedule=call.body.schedule)
+    except ValueError as err:  # pragma: no cover - ids are made unique by the provider
+        raise ServerError(str(err), 409, code=ErrorCode.CONFLICT) from err
+    return provider.state_of(charger.id)
+
+
+async def control_emulated_charger(call: Call[EmulatedChargerControl]) -> EmulatedChargerState:
+    """Plug a car in or out, make it ignore limits, change its response time or schedule."""
+    provider = _emulated(call.unit)
+    charger_id = call.request.match_info["charger_id"]
+    try:
+        return provider.control(charger_id, call.body, call.keys)
+    except KeyError as err:
+        raise ServerError(
+            f"no emulated charger {charger_id}", 404, code=ErrorCode.NOT_FOUND
+        ) from err
+    except ValueError as err:
+        raise ServerError(str(err), 422, code=ErrorCode.VALIDATION) from err
+
+
+def _emulated(unit: AmpGuardUnit) -> EmulatedChargers:
+    provider = _balancing(unit).provider(EMULATED)
+    if not isinstance(provider, EmulatedChargers):
+        raise ServerError("this unit has no emulated chargers", 404, code=ErrorCode.NOT_FOUND)
+    return provider
+
+
+# Load balancing
+
+
+def _balancing(unit: AmpGuardUnit) -> BalancingService:
+    for component in unit.components:
+        if isinstance(component, BalancingService):
+            return component
+    raise ServerError("load balancing is not running on this unit", 503, code=ErrorCode.UNAVAILABLE)
+
+
+def _balancing_error(err: BalancingError) -> ServerError:
+    codes = {404: ErrorCode.NOT_FOUND, 409: ErrorCode.CONFLICT, 422: ErrorCode.VALIDATION}
+    code = codes.get(err.status, ErrorCode.BAD_REQUEST)
+    return ServerError(err.message, err.status, code=code, field=err.field)
+
+
+async def list_chargers(call: Call[None]) -> ChargerList:
+    """Return the managed chargers with their decisions, and those asking to be."""
+    try:
+        return _balancing(call.unit).charger_list()
+    except ServerError:
+        return ChargerList(chargers=(), pending=())
+
+
+async def get_charger(call: Call[None]) -> ChargerInfo:
+    """Return one managed charger: settings, report, limit and the reason for it."""
+    try:
+        return _balancing(call.unit).charger_info(call.request.match_info["charger_id"])
+    except BalancingError as err:
+        raise _balancing_error(err) from err
+
+
+async def accept_charger(call: Call[None]) -> ChargerInfo:
+    """Manage a charger that asks to be; its settings start from what it says of itself."""
+    try:
+        return await _balancing(call.unit).accept(call.request.match_info["charger_id"])
+    except BalancingError as err:
+        raise _balancing_error(err) from err
+
+
+async def forget_charger(call: Call[None]) -> None:
+    """Stop managing a charger and forget its settings."""
+    try:
+        await _balancing(call.unit).forget(call.request.match_info["charger_id"])
+    except BalancingError as err:
+        raise _balancing_error(err) from err
+
+
+async def get_charger_settings(call: Call[None]) -> ChargerSpec:
+    """Return a managed charger's settings."""
+    try:
+        return _balancing(call.unit).spec_of(call.request.match_info["charger_id"])
+    except BalancingError as err:
+        raise _balancing_error(err) from err
+
+
+async def patch_charger_settings(call: Call[dict[str, Any]]) -> ChargerSpec:
+    """Change some of a charger's settings; 422 names the field and the rule it breaks."""
+    try:
+        return await _balancing(call.unit).set_spec(
+            call.request.match_info["charger_id"], call.body
+        )
+    except BalancingError as err:
+        raise _balancing_error(err) from err
+
+
+async def balancing_state(call: Call[None]) -> BalancingState:
+    """Return the controller now: mode and why, each phase's room and budget, the cap."""
+    try:
+        return _balancing(call.unit).state()
+    except ServerError:
+        return not_running_state(call.unit)
+
+
+async def balancing_events(call: Call[None]) -> EventList | web.Response:
+    """Return the event log in a time range (oldest first), as JSON or as CSV."""
+    query: EventQuery = call.query
+    try:
+        events = _balancing(call.unit).events(query.since, query.until, query.limit)
+    except ServerError:
+        events = []
+    if query.format is EventFormat.CSV:
+        return web.Response(
+            text=to_csv(events),
+            content_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="balancing-events.csv"'},
+        )
+    return EventList(events=tuple(events))
+
+
 def _emulator(unit: AmpGuardUnit) -> EmulatorSource:
     source = unit.source
     if not isinstance(source, EmulatorSource):
@@ -264,6 +415,16 @@ async def openapi(call: Call[None]) -> dict[str, Any]:
 # The table
 
 _NOT_EMULATED: Final = {404: "This unit is not emulated"}
+_NO_EMULATED_CHARGERS: Final = {
+    404: "This unit is not emulated, has no emulated chargers, or not that one",
+    503: "Load balancing is not running on this unit",
+}
+_CHARGER: Final = f"{API}/chargers/{{charger_id}}"
+_NOT_MANAGED: Final = {
+    404: "No managed charger with that id",
+    409: "Two providers have a charger with that id",
+    503: "Load balancing is not running on this unit",
+}
 _PIN_ERRORS: Final = {
     401: "Wrong PIN (counts towards the lock-out; tries_left says how many more)",
     429: "Too many wrong PINs from this address, this one included; see Retry-After",
@@ -427,6 +588,117 @@ ROUTES: Final[tuple[Route[Any], ...]] = (
         body=Json(EmulatorControl),
         reply=EmulatorState,
         errors=_NOT_EMULATED,
+    ),
+    Route(
+        method="GET",
+        path=f"{API}/emulator/chargers",
+        handler=emulated_chargers,
+        access=Access.CLIENT,
+        summary="The emulated chargers and their cars",
+        body=None,
+        reply=EmulatedChargersState,
+        errors=_NO_EMULATED_CHARGERS,
+    ),
+    Route(
+        method="POST",
+        path=f"{API}/emulator/chargers",
+        handler=add_emulated_charger,
+        access=Access.CLIENT,
+        summary="Install an emulated charger (it asks to be managed)",
+        body=Json(NewEmulatedCharger),
+        reply=EmulatedChargerState,
+        status=201,
+        errors=_NO_EMULATED_CHARGERS,
+    ),
+    Route(
+        method="POST",
+        path=f"{API}/emulator/chargers/{{charger_id}}",
+        handler=control_emulated_charger,
+        access=Access.CLIENT,
+        summary="Drive an emulated charger: its car, response time, schedule",
+        body=Json(EmulatedChargerControl),
+        reply=EmulatedChargerState,
+        errors=_NO_EMULATED_CHARGERS,
+    ),
+    Route(
+        method="GET",
+        path=f"{API}/chargers",
+        handler=list_chargers,
+        access=Access.CLIENT,
+        summary="Managed chargers with their decisions, and those asking to be managed",
+        body=None,
+        reply=ChargerList,
+    ),
+    Route(
+        method="GET",
+        path=_CHARGER,
+        handler=get_charger,
+        access=Access.CLIENT,
+        summary="A managed charger, its limit and the reason for it",
+        body=None,
+        reply=ChargerInfo,
+        errors=_NOT_MANAGED,
+    ),
+    Route(
+        method="DELETE",
+        path=_CHARGER,
+        handler=forget_charger,
+        access=Access.CLIENT,
+        summary="Stop managing a charger and forget its settings",
+        body=None,
+        reply=Reply.NO_CONTENT,
+        status=204,
+        errors=_NOT_MANAGED,
+    ),
+    Route(
+        method="POST",
+        path=f"{_CHARGER}/accept",
+        handler=accept_charger,
+        access=Access.CLIENT,
+        summary="Manage a charger that asks to be",
+        body=None,
+        reply=ChargerInfo,
+        errors={**_NOT_MANAGED, 404: "No charger with that id asks to be managed"},
+    ),
+    Route(
+        method="GET",
+        path=f"{_CHARGER}/settings",
+        handler=get_charger_settings,
+        access=Access.CLIENT,
+        summary="A managed charger's settings",
+        body=None,
+        reply=ChargerSpec,
+        errors=_NOT_MANAGED,
+    ),
+    Route(
+        method="PATCH",
+        path=f"{_CHARGER}/settings",
+        handler=patch_charger_settings,
+        access=Access.CLIENT,
+        summary="Change a managed charger's settings",
+        body=Patch(ChargerSpec),
+        reply=ChargerSpec,
+        errors=_NOT_MANAGED,
+    ),
+    Route(
+        method="GET",
+        path=f"{API}/balancing",
+        handler=balancing_state,
+        access=Access.CLIENT,
+        summary="The controller now: mode, each phase's room and trip budget, the cap",
+        body=None,
+        reply=BalancingState,
+    ),
+    Route(
+        method="GET",
+        path=f"{API}/balancing/events",
+        handler=balancing_events,
+        access=Access.CLIENT,
+        summary="The balancing event log in a time range (JSON or CSV)",
+        body=None,
+        reply=EventList,
+        query=EventQuery,
+        media={"text/csv": "The same events as CSV (format=csv), with a header row"},
     ),
     Route(
         method="POST",

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from bridge.api.errors import ErrorCode, ServerError
 from bridge.auth import Session  # noqa: TC001 - a dataclass field, read at run time
-from bridge.schema import ValidationError, decode, encode
+from bridge.schema import ValidationError, decode, encode, fields_of
 from bridge.unit import AmpGuardUnit
 
 if TYPE_CHECKING:
@@ -140,6 +140,8 @@ class Call(Generic[_B]):
     body: _B
     # The keys the body gave, where presence matters (a null is not an absence).
     keys: frozenset[str] = frozenset()
+    # The query parameters, decoded into the route's ``query`` model (None without one).
+    query: Any = None
 
 
 Handler = typing.Callable[[Call[_B]], "Awaitable[object]"]
@@ -164,6 +166,10 @@ class Route(Generic[_B]):
     rule_status: int = 422
     # The web UI's pages are not part of the API's document.
     documented: bool = True
+    # A model of the query parameters (every field optional), decoded like a body.
+    query: type | None = None
+    # Media types the reply may also come in (chosen by a query parameter), with words.
+    media: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Refuse a declaration that says less than it must."""
@@ -175,6 +181,8 @@ class Route(Generic[_B]):
             raise ValueError(f"{self.method} {self.path}: no content means status 204")
         if not isinstance(self.reply, Reply) and not _is_model(self.reply):
             raise TypeError(f"{self.method} {self.path}: the reply must be a model or a Reply")
+        if self.query is not None and any(spec.required for spec in fields_of(self.query)):
+            raise ValueError(f"{self.method} {self.path}: query parameters must be optional")
         if (
             self.method in {"POST", "PATCH", "PUT"}
             and self.body is None
@@ -317,18 +325,64 @@ def _wrap(route: Route[Any]) -> Callable[[web.Request], Awaitable[web.StreamResp
                 status = route.shape_status if err.shape else route.rule_status
                 code = ErrorCode.VALIDATION if status == 422 else ErrorCode.BAD_REQUEST  # noqa: PLR2004
                 raise ServerError(err.message, status, code=code, field=err.field) from err
+        query: object = None
+        if route.query is not None:
+            try:
+                query = decode_query(route.query, request.query)
+            except ValidationError as err:
+                status = route.shape_status if err.shape else route.rule_status
+                code = ErrorCode.VALIDATION if status == 422 else ErrorCode.BAD_REQUEST  # noqa: PLR2004
+                raise ServerError(err.message, status, code=code, field=err.field) from err
         call = Call(
             request=request,
             unit=unit_of(request),
             principal=typing.cast("Principal", request.get(PRINCIPAL_KEY, ANONYMOUS)),
             body=body,
             keys=keys,
+            query=query,
         )
         return _reply(route, await route.handler(call))
 
     handle.__name__ = route.handler.__name__
     handle.__doc__ = route.handler.__doc__
     return handle
+
+
+def decode_query(model: type[_B], query: Mapping[str, str]) -> _B:
+    """Decode query parameters (text) into ``model``, as a body's fields are decoded.
+
+    Numbers and booleans are read from their text first; everything else (times,
+    choices, text) is handed on as it is, so the model's rules say what is wrong.
+    """
+    specs = {spec.name: spec for spec in fields_of(model)}
+    data: dict[str, Any] = {}
+    for name, text in query.items():
+        spec = specs.get(name)
+        if spec is None:
+            raise ValidationError(name, "unknown query parameter", shape=True)
+        if name in data:
+            raise ValidationError(name, "must be given once", shape=True)
+        data[name] = _query_value(spec.type, name, text)
+    return decode(model, data, name="query")
+
+
+def _query_value(kind: Any, name: str, text: str) -> object:  # noqa: ANN401 - a type
+    """Read one parameter's text as the JSON value its type expects."""
+    args = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+    target = args[0] if len(args) == 1 else kind
+    try:
+        if target is bool:
+            if text not in {"true", "false"}:
+                raise ValidationError(name, "must be true or false", shape=True)
+            return text == "true"
+        if target is int:
+            return int(text)
+        if target is float:
+            return float(text)
+    except ValueError as err:
+        words = "a whole number" if target is int else "a number"
+        raise ValidationError(name, f"must be {words}", shape=True) from err
+    return text
 
 
 def _reply(route: Route[Any], result: object) -> web.StreamResponse:

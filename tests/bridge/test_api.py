@@ -46,6 +46,17 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("POST", "/emulator", {"pv": 0}),
     ("GET", "/session", None),
     ("DELETE", "/session", None),
+    ("GET", "/emulator/chargers", None),
+    ("POST", "/emulator/chargers", {"spec": {"name": "x"}}),
+    ("POST", "/emulator/chargers/abc", {"car": None}),
+    ("GET", "/chargers", None),
+    ("GET", "/chargers/abc", None),
+    ("DELETE", "/chargers/abc", None),
+    ("POST", "/chargers/abc/accept", None),
+    ("GET", "/chargers/abc/settings", None),
+    ("PATCH", "/chargers/abc/settings", {"max_current": 10}),
+    ("GET", "/balancing", None),
+    ("GET", "/balancing/events", None),
 ]
 # Routes open without a token: who the unit is, the PIN exchanges (rate-limited), the
 # settings' limits and the document. /ws checks the PIN inside its own protocol.
@@ -63,7 +74,7 @@ def test_every_api_route_is_public_by_choice_or_refused_without_token(
 ) -> None:
     """A route added later must be put in one list or the other, never slip through."""
     protected = {
-        (method, "/clients/{client_id}" if path == "/clients/abc" else path)
+        (method, path.replace("/abc", "/{client_id}" if "clients" in path else "/{charger_id}"))
         for method, path, _body in PROTECTED
     }
     served = {
