@@ -613,10 +613,14 @@ class Controller:
                 continue
             paused.add(victim.key)
 
-    def _victim_order(self, view: ChargerView) -> tuple[int, int, str]:
-        """Lowest priority first; among equals one already paused, then by key."""
+    def _victim_order(self, view: ChargerView) -> tuple[int, int, int, str]:
+        """Lowest priority first; among equals one already paused, then the fewest phases.
+
+        Keeping a paused one paused makes no start/stop; pausing the one on fewest
+        phases leaves the room to those that turn each ampere of it into more power.
+        """
         already = 0 if self._tracks[view.key].limit == 0.0 else 1
-        return (view.spec.priority, already, _reverse(view.key))
+        return (view.spec.priority, already, view.spec.phases, _reverse(view.key))
 
     def _switch_up(
         self,
