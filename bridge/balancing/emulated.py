@@ -49,6 +49,8 @@ MAX_ENERGY: Final = 200.0  # kWh
 MEAN_STAY: Final = 3 * 3600.0
 MEAN_ABSENCE: Final = 2 * 3600.0
 MIN_STAY: Final = 20 * 60.0
+# The first car comes soon after start (a mean of 5 minutes), so a demo shows the loop.
+FIRST_ARRIVAL: Final = 5 * 60.0
 ONE_PHASE_SHARE: Final = 0.3
 ENERGY_RANGE: Final = (5.0, 40.0)
 SECONDS_PER_HOUR: Final = 3600.0
@@ -149,9 +151,15 @@ class EmulatedCharger:
         clock: Callable[[], float] = time.monotonic,
         response_time: float = DEFAULT_RESPONSE,
         interval: float = REPORT_INTERVAL,
+        floor: float = IEC_MIN_CURRENT,
     ) -> None:
-        """Install it with ``wiring`` (its phases, rotation and rating); no car yet."""
+        """Install it with ``wiring`` (its phases, rotation and rating); no car yet.
+
+        ``floor``: below it a car does not charge (6 A, IEC 61851-1; a benchmark's ideal
+        car charges with any current).
+        """
         self._id = charger_id
+        self._floor = floor
         self._wiring = wiring
         self._spec = wiring
         self._clock = clock
@@ -298,7 +306,7 @@ class EmulatedCharger:
         amps, phases = self._followed
         if car.ignores_limits:
             amps, phases = wiring.max_current, wiring.phases
-        if amps < IEC_MIN_CURRENT:
+        if amps < self._floor or amps <= 0.0:
             return 0.0, 0
         return min(amps, car.max_current, wiring.max_current), min(
             car.phases, phases, wiring.phases
@@ -334,12 +342,14 @@ class EmulatedChargers:
         seed: int | None = None,
         response_time: float = DEFAULT_RESPONSE,
         unit: UnitContext | None = None,
+        floor: float = IEC_MIN_CURRENT,
     ) -> None:
         """Start with no chargers; ``seed`` makes the cars' comings and goings repeatable.
 
         With ``unit``, the cars draw through its emulated meter while the provider runs.
         """
         self._unit = unit
+        self._floor = floor
         self._detach: Callable[[], None] | None = None
         self._clock = clock
         self._random = random.Random(seed)  # noqa: S311 - a simulation, not cryptography
@@ -359,7 +369,11 @@ class EmulatedChargers:
         if charger_id in self._entries:
             raise ValueError(f"there is already a charger {charger_id}")
         charger = EmulatedCharger(
-            charger_id, wiring, clock=self._clock, response_time=self._response_time
+            charger_id,
+            wiring,
+            clock=self._clock,
+            response_time=self._response_time,
+            floor=self._floor,
         )
         now = self._clock()
         self._entries[charger_id] = _Entry(
@@ -466,8 +480,8 @@ class EmulatedChargers:
         charger = self.get(charger_id)
         charger.schedule = enabled
         if enabled:
-            # The first car arrives after a seeded absence.
-            charger.next_event = self._clock() + self._random.expovariate(1.0 / MEAN_ABSENCE)
+            # The first car arrives soon, at a seeded time.
+            charger.next_event = self._clock() + self._random.expovariate(1.0 / FIRST_ARRIVAL)
         else:
             charger.next_event = math.inf
 

@@ -103,6 +103,12 @@ def test_cli_flags_override_the_file(tmp_path: Path) -> None:
     assert load_options(args.config, cli._overrides(args)).network == NetworkOptions()
 
 
+def test_emulated_chargers_from_a_flag() -> None:
+    args = cli._parser().parse_args(["run", "--chargers", "3"])
+    assert load_options(None, cli._overrides(args)).source.chargers == 3
+    assert load_options(None, {}).source.chargers == 0
+
+
 @pytest.mark.parametrize(
     ("overrides", "section", "option", "message"),
     [
@@ -114,6 +120,8 @@ def test_cli_flags_override_the_file(tmp_path: Path) -> None:
         ({"source": {"type": "magic"}}, "source", "type", "one of emulator"),
         ({"source": {"interval": 0}}, "source", "interval", "at least 0.01"),
         ({"source": {"interval": "inf"}}, "source", "interval", "finite"),
+        ({"source": {"chargers": 33}}, "source", "chargers", "at most 32"),
+        ({"source": {"chargers": -1}}, "source", "chargers", "at least 0"),
         ({"meter": {"device_id": 300}}, "meter", "device_id", "at most 247"),
         ({"meter": {"parity": "X"}}, "meter", "parity", "one of N, E, O"),
         ({"adc": {"input": "replay"}}, "adc", "replay_file", "required"),

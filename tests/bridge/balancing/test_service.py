@@ -13,18 +13,19 @@ import asyncio
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import jsonschema
 import pytest
-from bridge_harness import pair, start_bridge, start_unit, wait_for
+from bridge_harness import pair, start_bridge, start_unit, unit_options, wait_for
 
 from bridge.api.routes import openapi_document
 from bridge.balancing.charger import ChargerSpec
 from bridge.balancing.emulated import EmulatedChargers
-from bridge.balancing.service import BalancingService
+from bridge.balancing.service import BalancingService, load_component
 from bridge.metering.sources.emulator import EmulatorSource
 
 if TYPE_CHECKING:
@@ -41,9 +42,14 @@ FAST = {"balancing": {"raise_delay": 1, "resume_delay": 1}}
 
 
 def balancing(
-    *, installed: tuple[ChargerSpec, ...] = (), response: float = 0.05
+    *, installed: tuple[ChargerSpec, ...] = (), response: float = 0.0
 ) -> Callable[[UnitContext], BalancingService]:
-    """Make a balancing service with emulated chargers (``installed`` ones ask)."""
+    """Make a balancing service with emulated chargers (``installed`` ones ask).
+
+    Cars follow at once here: a meter reading and a charger's report are not taken at
+    the same instant, and a car still changing between them makes the room the
+    controller sees smaller for a reading (as it would be with a real car).
+    """
 
     def factory(unit: UnitContext) -> BalancingService:
         provider = EmulatedChargers(unit=unit, response_time=response)
@@ -406,3 +412,52 @@ async def test_without_the_service_nothing_is_balanced(
         assert (await response.json())["error"]["code"] == "unavailable"
     async with http.get(f"{bridge_url}{API}/emulator/chargers", headers=auth_headers) as response:
         assert (await response.json()) == {"chargers": []}
+
+
+async def test_the_emulator_option_installs_accepted_chargers(tmp_path: Path) -> None:
+    options = unit_options(tmp_path)
+    options = replace(options, source=replace(options.source, chargers=2))
+    async with start_unit(tmp_path, options=options, components=[load_component]) as unit:
+        service = next(c for c in unit.components if isinstance(c, BalancingService))
+        names = [info.spec.name for info in service.charger_list().chargers]
+        assert names == ["Garage", "Carport"]
+        assert [entry.id for entry in unit.settings.balancing.chargers] == [
+            "emulated-1",
+            "emulated-2",
+        ]
+
+
+class RealMeter:
+    """A meter with no emulated household behind it: it takes no loads from outside."""
+
+    name = "real"
+
+    def __init__(self) -> None:
+        """Measure a steady emulator."""
+        self.inner = EmulatorSource(seed=1, household=False, interval=0.05)
+
+    @property
+    def nominal_interval(self) -> float:
+        """The emulator's interval."""
+        return self.inner.nominal_interval
+
+    async def component_init(self) -> None:
+        """Nothing to open."""
+
+    async def read(self) -> Measurement:
+        """Return the emulator's measurement."""
+        return await self.inner.read()
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+
+async def test_a_real_meter_has_no_emulated_chargers(tmp_path: Path) -> None:
+    options = unit_options(tmp_path)
+    options = replace(options, source=replace(options.source, chargers=2))
+    async with start_unit(
+        tmp_path, source=RealMeter(), options=options, components=[load_component]
+    ) as unit:
+        service = next(c for c in unit.components if isinstance(c, BalancingService))
+        assert service.provider("emulator") is None
+        assert service.charger_list().chargers == ()
