@@ -551,8 +551,13 @@ class BalancingService:
         return ControllerConfig.from_settings(settings, stale_after=self._unit.stale_after)
 
     async def _locked_reconcile(self) -> None:
-        async with self._lock:
-            await self._reconcile(self._unit.settings)
+        try:
+            async with self._lock:
+                await self._reconcile(self._unit.settings)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the next settings change or reading tries again
+            _LOGGER.exception("The managed chargers could not be brought in line with the settings")
         self._refresh()
 
     def _needs_reconcile(self) -> bool:
@@ -583,9 +588,14 @@ class BalancingService:
                     )
                 elif charger.spec != entry.spec:
                     charger.apply_spec(entry.spec)
-        self._listed = set(listed) | {entry.key for entry in added}
         if added:
-            await self._write_chargers([*balancing.chargers, *added])
+            try:
+                await self._write_chargers([*balancing.chargers, *added])
+            except BalancingError as err:
+                # Not listed, not managed: the user sees them and may forget some.
+                _LOGGER.error("Chargers accepted by their provider cannot be listed: %s", err)  # noqa: TRY400
+                added = []
+        self._listed = set(listed) | {entry.key for entry in added}
 
     async def _accept_listed(self, listed: dict[tuple[str, str], ManagedCharger]) -> None:
         """Accept every listed charger that asks to be managed (it reconnected)."""
