@@ -88,6 +88,7 @@ class Result:
     above_in: list[int] = field(default_factory=lambda: [0, 0, 0])
     above_noise: list[int] = field(default_factory=lambda: [0, 0, 0])
     above_nt: list[int] = field(default_factory=lambda: [0, 0, 0])
+    nt_outside: list[int] = field(default_factory=lambda: [0, 0, 0])
     outside_response: list[int] = field(default_factory=lambda: [0, 0, 0])
     worst_budget: float = 0.0
     energy: float = 0.0
@@ -237,7 +238,9 @@ class Tally:
             if amps > MAIN_FUSE + NOISE:
                 result.above_noise[index] += 1
                 result.outside_response[index] += second - self.last_step[index] > RESPONSE_WINDOW
-            result.above_nt[index] += amps > NON_TRIPPING
+            if amps > NON_TRIPPING:
+                result.above_nt[index] += 1
+                result.nt_outside[index] += second - self.last_step[index] > RESPONSE_WINDOW
             used = self.budgets[Phase(phase)].update(float(second), amps, MAIN_FUSE, MCB)
             result.worst_budget = max(result.worst_budget, used)
 
@@ -326,7 +329,12 @@ def main(argv: list[str]) -> int:
             + "   of which outside the response after a house step: "
             + " / ".join(str(n) for n in result.outside_response)
         )
-        print("  s above 1.13 x In (L1/L2/L3): " + " / ".join(str(n) for n in result.above_nt))
+        print(
+            "  s above 1.13 x In (L1/L2/L3): "
+            + " / ".join(str(n) for n in result.above_nt)
+            + "   of which outside the response after a house step: "
+            + " / ".join(str(n) for n in result.nt_outside)
+        )
         print(f"  worst trip budget use:        {result.worst_budget:.0%}")
         print(
             f"  energy delivered:             {result.energy:.1f} kWh, "
