@@ -198,10 +198,17 @@ class BalancingService:
             self._log = EventLog(state_dir)
         else:
             self._log = EventLog(state_dir, flush_interval=self._log_interval)
-        self._providers = self._given if self._given is not None else self._load_providers()
-        for provider in self._providers:
+        providers = self._given if self._given is not None else self._load_providers()
+        for provider in providers:
             if isinstance(provider, Startable):
-                await provider.component_init()
+                try:
+                    await provider.component_init()
+                except Exception as err:  # an optional provider never stops balancing
+                    _LOGGER.warning(
+                        "Charger provider %s failed to start: %s", provider.name, err, exc_info=True
+                    )
+                    continue
+            self._providers.append(provider)
         self._unsubscribe = [
             unit.events.subscribe(ev.READING, self._on_reading),
             unit.events.subscribe(ev.SETTINGS, self._on_settings),
@@ -402,14 +409,24 @@ class BalancingService:
         self._housekeep(now)
 
     async def _tick_forever(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self._tick)
             now = self._clock()
-            self._refresh()
-            decision = self._controller.tick(now, self._unit.reading_age, self._views(now))
-            if decision:
-                await self._act(decision)
-            self._housekeep(now)
+            try:
+                self._refresh()
+                decision = self._controller.tick(now, self._unit.reading_age, self._views(now))
+                if decision:
+                    await self._act(decision)
+                self._housekeep(now)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the tick watches for stale readings: it must not stop
+                if not failing:
+                    _LOGGER.exception("The balancing tick failed")
+                failing = True
+            else:
+                failing = False
 
     def _housekeep(self, now: float) -> None:
         """Write the log when a batch is due, accept listed chargers that ask, publish."""

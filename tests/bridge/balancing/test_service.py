@@ -461,3 +461,26 @@ async def test_a_real_meter_has_no_emulated_chargers(tmp_path: Path) -> None:
         service = next(c for c in unit.components if isinstance(c, BalancingService))
         assert service.provider("emulator") is None
         assert service.charger_list().chargers == ()
+
+
+class BrokenProvider(EmulatedChargers):
+    """A provider that cannot start (a port taken, say)."""
+
+    name = "broken"
+
+    async def component_init(self) -> None:
+        """Fail to start."""
+        raise OSError("address already in use")
+
+
+async def test_a_provider_that_cannot_start_leaves_the_others_balancing(tmp_path: Path) -> None:
+    def factory(unit: UnitContext) -> BalancingService:
+        good = EmulatedChargers(unit=unit, response_time=0.0)
+        good.add(GARAGE)
+        return BalancingService(unit, providers=[BrokenProvider(unit=unit), good])
+
+    async with start_unit(tmp_path, components=[factory]) as unit:
+        service = next(c for c in unit.components if isinstance(c, BalancingService))
+        assert service.provider("broken") is None
+        await service.accept("emulated-1")
+        assert [info.id for info in service.charger_list().chargers] == ["emulated-1"]
