@@ -176,14 +176,21 @@ async def patch_settings(call: Call[dict[str, Any]]) -> dict[str, Any]:
 async def get_limits(call: Call[None]) -> Limits:
     """Each setting's limits, for forms and entities (served, never copied).
 
-    An emulated unit adds its controls' limits, for the web UI's Emulator panel.
+    An emulated unit adds its controls' limits (its chargers' too), for the web UI's
+    Emulator panel.
     """
     emulated = isinstance(call.unit.source, EmulatorSource)
     return Limits(
         settings=limits(Settings),
         pin=limits(PinChange)["pin"],
-        emulator=limits(EmulatorControl) if emulated else None,
+        emulator=emulator_limits() if emulated else None,
     )
+
+
+def emulator_limits() -> dict[str, dict[str, Any]]:
+    """Return the emulator's controls' limits, its chargers' under ``charger.``."""
+    chargers = {f"charger.{name}": rule for name, rule in limits(EmulatedChargerControl).items()}
+    return {**limits(EmulatorControl), **chargers}
 
 
 async def change_pin(call: Call[PinChange]) -> None:

@@ -4,7 +4,8 @@ Each control is declared once in ``CONTROLS``: its start-up flags for ``run`` (`
 reversed_ct --fault-phase L2``, ``--load L1=10``, ...) and its subcommand of
 ``amp-guard-bridge emulator`` (``fault reversed_ct --phase L2``, ``load L1=10``, ...).
 Both build the body ``POST /api/v1/emulator`` takes, so the emulator checks them with the
-same rules. A new control (the emulated chargers, say) is one more ``Control``.
+same rules; the emulated chargers' control goes to their own route
+(``POST /api/v1/emulator/chargers/{id}``).
 
 A running unit is reached the way its web UI reaches it: the PIN opens a session (a
 cookie and a CSRF token, both kept in memory only), the change is sent, the session is
@@ -23,6 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
+from urllib.parse import quote
 
 from bridge.metering.sources.emulator import NOMINAL_VOLTAGE, EmulatorFault
 from bridge.models import PHASES
@@ -40,6 +42,8 @@ DEFAULT_URL: Final = "http://127.0.0.1:8080"
 URL_VARIABLE: Final = "AMP_GUARD_URL"
 PIN_VARIABLE: Final = "AMP_GUARD_PIN"
 API: Final = "/api/v1"
+EMULATOR_PATH: Final = "/emulator"
+CHARGERS_PATH: Final = "/emulator/chargers"
 # How long to wait for the reading that shows a change (a unit reads once a second).
 SHOWS_WITHIN: Final = 5.0
 REQUEST_TIMEOUT: Final = 10.0
@@ -107,6 +111,8 @@ class Control:
     from_command: Callable[[argparse.Namespace], dict[str, Any]]
     flags: Callable[[argparse._ActionsContainer], object] = field(default=lambda _parser: None)
     from_flags: Callable[[argparse.Namespace], dict[str, Any]] = field(default=lambda _args: {})
+    # Where the body goes, under /api/v1 (the emulated chargers have routes of their own).
+    path: Callable[[argparse.Namespace], str] = field(default=lambda _args: EMULATOR_PATH)
 
 
 def _fault_arguments(parser: argparse._ActionsContainer) -> None:
@@ -154,6 +160,76 @@ def _ev_from_flags(args: argparse.Namespace) -> dict[str, Any]:
     if args.ev is None and args.ev_phases is None:
         return {}
     return {"ev": {"current": args.ev or 0.0, "phases": args.ev_phases or 1}}
+
+
+def _charger_arguments(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument("charger", help="its id, e.g. emulated-1 (show lists them)")
+    car = parser.add_mutually_exclusive_group()
+    car.add_argument("--plug", action="store_true", help="plug a car in")
+    car.add_argument("--unplug", action="store_true", help="take the car away")
+    parser.add_argument(
+        "--car-phases", type=int, choices=(1, 3), help="with --plug: the car's phases (3)"
+    )
+    parser.add_argument(
+        "--car-max", type=float, metavar="AMPS", help="with --plug: most it draws per phase (16)"
+    )
+    parser.add_argument(
+        "--energy", type=float, metavar="KWH", help="with --plug: what it still wants (20)"
+    )
+    limits = parser.add_mutually_exclusive_group()
+    limits.add_argument(
+        "--ignore-limits",
+        dest="ignores_limits",
+        action="store_true",
+        default=None,
+        help="the plugged car draws its max whatever it is offered",
+    )
+    limits.add_argument(
+        "--follow-limits", dest="ignores_limits", action="store_false", help="it follows again"
+    )
+    parser.add_argument(
+        "--response", type=float, metavar="SECONDS", help="how long cars take to follow a limit"
+    )
+    schedule = parser.add_mutually_exclusive_group()
+    schedule.add_argument(
+        "--schedule",
+        dest="schedule",
+        action="store_true",
+        default=None,
+        help="cars come and go on the seeded schedule",
+    )
+    schedule.add_argument(
+        "--no-schedule", dest="schedule", action="store_false", help="only you plug cars in"
+    )
+
+
+def _charger_body(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if args.plug:
+        car = {
+            key: value
+            for key, value in (
+                ("phases", args.car_phases),
+                ("max_current", args.car_max),
+                ("energy", args.energy),
+            )
+            if value is not None
+        }
+        body["car"] = car
+    elif args.unplug:
+        body["car"] = None
+    if args.ignores_limits is not None:
+        body["ignores_limits"] = args.ignores_limits
+    if args.response is not None:
+        body["response_time"] = args.response
+    if args.schedule is not None:
+        body["schedule"] = args.schedule
+    if not body:
+        raise EmulatorCommandError(
+            "say what to change at the charger: --plug, --unplug, --ignore-limits, "
+            "--follow-limits, --response or --schedule"
+        )
+    return body
 
 
 def _reset(_args: argparse.Namespace) -> dict[str, Any]:
@@ -244,6 +320,14 @@ CONTROLS: Final[tuple[Control, ...]] = (
         ),
     ),
     Control(
+        name="charger",
+        help="an emulated charger (load balancing): plug a car in or out, make it ignore limits",
+        example="charger emulated-2 --plug --car-phases 1 --car-max 32",
+        arguments=_charger_arguments,
+        from_command=_charger_body,
+        path=lambda args: f"{CHARGERS_PATH}/{quote(args.charger, safe='')}",
+    ),
+    Control(
         name="reset",
         help="no fault, no loads, no EV, no PV, nominal voltages, 3 phases",
         example="reset",
@@ -273,7 +357,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     examples = "\n".join(f"  amp-guard-bridge emulator {c.example}" for c in CONTROLS)
     parser = commands.add_parser(
         "emulator",
-        help="drive a running emulated unit: faults, loads, EV, PV",
+        help="drive a running emulated unit: faults, loads, EV, PV, chargers",
         description=(
             "Change what a running emulated unit measures, as its web UI's Emulator panel "
             f"does. The unit is at --url (or ${URL_VARIABLE}, default {DEFAULT_URL}). The "
@@ -300,6 +384,14 @@ def body_of(args: argparse.Namespace) -> dict[str, Any] | None:
         if control.name == args.control:
             return control.from_command(args)
     return None
+
+
+def path_of(args: argparse.Namespace) -> str:
+    """Return where the chosen subcommand's body goes, under /api/v1."""
+    for control in CONTROLS:
+        if control.name == args.control:
+            return control.path(args)
+    return EMULATOR_PATH
 
 
 # ---- talking to the unit ---------------------------------------------------------------
@@ -382,9 +474,15 @@ def _error_words(status: int, data: object) -> str:
 
 
 async def run_command(
-    url: str, body: dict[str, Any] | None, pins: PinSource, out: TextIO, err: TextIO
+    url: str,
+    body: dict[str, Any] | None,
+    pins: PinSource,
+    out: TextIO,
+    err: TextIO,
+    *,
+    path: str = EMULATOR_PATH,
 ) -> int:
-    """Log in, send ``body`` (or only look for ``show``), print the outcome, log out."""
+    """Log in, send ``body`` to ``path`` (or only look, for ``show``), print, log out."""
     import aiohttp  # noqa: PLC0415 - keeps `--help` light
 
     base = url.rstrip("/")
@@ -393,7 +491,7 @@ async def run_command(
     jar = aiohttp.CookieJar(unsafe=True)
     try:
         async with aiohttp.ClientSession(timeout=timeout, cookie_jar=jar) as http:
-            return await _run(http, base, body, pins, out=out, err=err)
+            return await _run(http, base, body, pins, out=out, err=err, path=path)
     except (aiohttp.ClientConnectionError, TimeoutError) as error:
         raise EmulatorCommandError(
             f"nothing answers at {base} ({error.__class__.__name__}): is the unit running? "
@@ -409,6 +507,7 @@ async def _run(
     *,
     out: TextIO,
     err: TextIO,
+    path: str = EMULATOR_PATH,
 ) -> int:
     status, info = await _request(http, "GET", f"{base}{API}/info")
     if status != 200 or not isinstance(info, dict) or "serial" not in info:  # noqa: PLR2004
@@ -420,20 +519,19 @@ async def _run(
     csrf = str(session["csrf_token"])
     try:
         before = await _sequence(http, base)
-        if body is not None:
-            status, state = await _request(
-                http, "POST", f"{base}{API}/emulator", body=body, csrf=csrf
-            )
-        else:
-            status, state = await _request(http, "GET", f"{base}{API}/emulator")
+        status, state = await _request(http, "GET", f"{base}{API}{EMULATOR_PATH}")
         if status == 404:  # noqa: PLR2004
             raise EmulatorCommandError(f"the unit at {base} is not emulated")
-        if status != 200:  # noqa: PLR2004
-            raise EmulatorCommandError(f"refused: {_error_words(status, state)}")
         if body is not None:
+            status, reply = await _request(http, "POST", f"{base}{API}{path}", body=body, csrf=csrf)
+            if status != 200:  # noqa: PLR2004
+                raise EmulatorCommandError(f"refused: {_error_words(status, reply)}")
+            if path == EMULATOR_PATH:
+                state = reply
             await _next_reading(http, base, before)
         _, status_reply = await _request(http, "GET", f"{base}{API}/status")
-        out.write(describe(str(info.get("name", "Amp Guard")), base, state, status_reply))
+        _, chargers = await _request(http, "GET", f"{base}{API}{CHARGERS_PATH}")
+        out.write(describe(str(info.get("name", "Amp Guard")), base, state, status_reply, chargers))
     finally:
         await _request(http, "DELETE", f"{base}{API}/session", csrf=csrf)
     return EXIT_OK
@@ -462,8 +560,31 @@ def _amps_text(values: dict[str, Any]) -> str:
     return ", ".join(f"{phase} {float(amps):g} A" for phase, amps in values.items())
 
 
-def describe(name: str, base: str, state: Any, status: Any) -> str:  # noqa: ANN401 - JSON
-    """Say what the emulator does now and what the unit's lights show."""
+def _charger_text(charger: dict[str, Any]) -> str:
+    """Say what one emulated charger does: its car, what it offers, what the car draws."""
+    managed = "managed" if charger.get("accepted") else "asks to be managed"
+    spec = charger.get("spec", {})
+    car = charger.get("car")
+    if car:
+        ignores = ", ignores limits" if car.get("ignores_limits") else ""
+        car_text = f"car {car.get('phases')}-phase {float(car.get('max_current', 0)):g} A{ignores}"
+    else:
+        car_text = "no car"
+    draws = "/".join(f"{float(amps):g}" for amps in charger.get("draw", ()))
+    return (
+        f"{charger.get('id')} {spec.get('name')} ({managed}): {car_text}; "
+        f"offers {float(charger.get('offered', 0)):g} A, draws {draws} A"
+    )
+
+
+def describe(
+    name: str,
+    base: str,
+    state: Any,  # noqa: ANN401 - JSON
+    status: Any,  # noqa: ANN401 - JSON
+    chargers: Any = None,  # noqa: ANN401 - JSON
+) -> str:
+    """Say what the emulator does now, its chargers, and what the unit's lights show."""
     fault = state.get("fault")
     ev = state.get("ev", {})
     lines = [
@@ -478,6 +599,9 @@ def describe(name: str, base: str, state: Any, status: Any) -> str:  # noqa: ANN
         f"  PV       : {float(state.get('pv', 0)):g} W",
         f"  phases   : {state.get('phases')}",
     ]
+    listed = chargers.get("chargers") if isinstance(chargers, dict) else None
+    for index, charger in enumerate(listed or ()):
+        lines.append(("  chargers : " if index == 0 else "             ") + _charger_text(charger))
     if isinstance(status, dict):
         for kind in ("voltage", "current"):
             indicator = status.get(kind, {})
@@ -497,7 +621,8 @@ def command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         state_dir = Path("state")  # where scripts/emulator keeps the unit's state
     pins = PinSource(environ=dict(os.environ), state_dir=state_dir, interactive=sys.stdin.isatty())
     try:
-        return asyncio.run(run_command(url, body_of(args), pins, out, err))
+        body = body_of(args)
+        return asyncio.run(run_command(url, body, pins, out, err, path=path_of(args)))
     except EmulatorCommandError as error:
         err.write(f"amp-guard-bridge emulator: {error}\n")
         return EXIT_ERROR

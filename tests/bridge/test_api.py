@@ -14,6 +14,7 @@ import pytest
 from bridge_harness import pair, start_bridge, start_unit, wait_for
 
 from bridge import API_VERSION
+from bridge.balancing.emulated import EmulatedChargerControl
 from bridge.metering.sources.emulator import EmulatorControl, EmulatorFault
 from bridge.models import Measurement, Phase, PhaseMeasurement
 from bridge.schema import limits as declared_limits
@@ -561,7 +562,11 @@ async def test_the_emulators_limits_are_served_from_its_model(
     """The Emulator panel's bounds come from the declared controls, never copied."""
     status, limits, _ = await call(http, "GET", f"{bridge_url}{API}/limits")
     assert status == 200
-    assert limits["emulator"] == declared_limits(EmulatorControl)
+    assert limits["emulator"] == {
+        **declared_limits(EmulatorControl),
+        **{f"charger.{k}": v for k, v in declared_limits(EmulatedChargerControl).items()},
+    }
+    assert limits["emulator"]["charger.car.max_current"]["maximum"] == 32
     load = limits["emulator"]["load"]["additionalProperties"]
     assert (load["minimum"], load["maximum"], load["x-unit"]) == (-63, 63, "A")
     assert limits["emulator"]["ev.current"]["maximum"] == 32

@@ -18,6 +18,9 @@ import pytest
 from bridge_harness import wait_for
 
 from bridge import cli
+from bridge.balancing.charger import ChargerSpec
+from bridge.balancing.emulated import EmulatedChargers
+from bridge.balancing.service import BalancingService
 from bridge.cli import emulator as emulator_cli
 from bridge.config import load_options
 from bridge.metering.sources import load_source
@@ -26,6 +29,10 @@ from bridge.models import CurrentState, Phase, VoltageState
 from bridge.schema import decode, fields_of
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from bridge.api.server import BridgeServer
+    from bridge.components import UnitContext
     from bridge.unit import AmpGuardUnit
 
 
@@ -225,6 +232,62 @@ async def test_refusals_are_words_not_tracebacks(
     assert status == 1
     assert "nothing answers at http://127.0.0.1:9" in err
     assert "Traceback" not in err
+
+
+async def test_the_emulated_chargers_from_the_command_line(
+    capsys: pytest.CaptureFixture[str],
+    make_unit: Callable[..., Awaitable[AmpGuardUnit]],
+    make_bridge: Callable[[AmpGuardUnit], Awaitable[BridgeServer]],
+) -> None:
+    provider: list[EmulatedChargers] = []
+
+    def balancing(unit: UnitContext) -> BalancingService:
+        chargers = EmulatedChargers(unit=unit, response_time=0.0)
+        chargers.add(ChargerSpec(name="Garage", max_current=16.0), accepted=True)
+        chargers.add(ChargerSpec(name="Carport", phases=1, max_current=32.0))
+        provider.append(chargers)
+        return BalancingService(unit, providers=[chargers])
+
+    unit = await make_unit(components=[balancing])
+    server = await make_bridge(unit)
+    env = {emulator_cli.PIN_VARIABLE: unit.identity.pin}
+    plug = ["charger", "emulated-2", "--plug", "--car-phases", "1", "--car-max", "32"]
+    status, out, err = await emulate(capsys, "--url", server.url, *plug, env=env)
+    assert status == 0, err
+    car = provider[0].get("emulated-2").car
+    assert car is not None
+    assert (car.phases, car.max_current, car.ignores_limits) == (1, 32.0, False)
+    assert "emulated-2 Carport (asks to be managed): car 1-phase 32 A" in out
+    assert "emulated-1 Garage (managed): no car" in out
+    status, out, err = await emulate(
+        capsys,
+        *("--url", server.url, "charger", "emulated-2", "--ignore-limits", "--response", "3"),
+        env=env,
+    )
+    assert status == 0, err
+    assert provider[0].get("emulated-2").response_time == 3.0
+    assert "car 1-phase 32 A, ignores limits" in out
+    status, out, err = await emulate(
+        capsys, "--url", server.url, "charger", "emulated-2", "--unplug", env=env
+    )
+    assert (status, provider[0].get("emulated-2").car) == (0, None)
+    # Refusals are words: nothing to change, a charger that does not exist, a bad value.
+    status, _, err = await emulate(capsys, "--url", server.url, "charger", "emulated-2", env=env)
+    assert status == 1
+    assert "say what to change at the charger" in err
+    status, _, err = await emulate(
+        capsys, "--url", server.url, "charger", "nope", "--unplug", env=env
+    )
+    assert (status, err.strip().splitlines()[-1]) == (
+        1,
+        "amp-guard-bridge emulator: refused: no emulated charger nope",
+    )
+    status, _, err = await emulate(
+        capsys, "--url", server.url, "charger", "emulated-1", "--response", "99", env=env
+    )
+    assert "refused: response_time: must be between 0 and 60 s" in err
+    assert "Traceback" not in err
+    assert unit.auth._sessions == {}
 
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "emulator.md"

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from browser_harness import API, log_in, open_tab, shot
 from playwright.async_api import Page, expect
+from web_harness import running_bridge
 
 from bridge.api.server import BridgeServer
 from bridge.config import ServerOptions, StartupOptions
@@ -199,6 +200,55 @@ async def test_the_panel_shows_changes_made_elsewhere(page: Page, web: RunningBr
     await open_tab(page, "emulator")
     await expect(page.locator('input[name="fault"][value="wrong_phase_ct"]')).to_be_checked()
     await expect(page.locator('input[name="fault_phase"][value="L3"]')).to_be_checked()
+
+
+@pytest.mark.parametrize("language", ["en", "nl"])
+async def test_the_emulated_chargers_from_the_panel(
+    page: Page, tmp_path: Path, language: str
+) -> None:
+    async with running_bridge(tmp_path / "state", chargers=2) as web:
+        provider = web.emulated_chargers
+        await open_emulator(page, web, language)
+        form = page.locator("#emu-charger-form")
+        await expect(page.locator("#emu-chargers-card")).to_be_visible()
+        await page.select_option("#emu-charger", "emulated-2")
+        await expect(page.locator("#emu-charger-state")).to_contain_text("Carport (emulated-2)")
+        await form.locator('input[name="car"][value="1"]').check()
+        await page.fill("#emu-car-max", "32")
+        await page.check("#emu-car-ignores")
+        await form.locator("button[type=submit]").click()
+        await expect(form.locator(".form-message")).to_have_text(APPLIED[language])
+        car = provider.get("emulated-2").car
+        assert car is not None
+        assert (car.phases, car.max_current, car.ignores_limits) == (1, 32.0, True)
+        await shot(page, f"emulator-chargers-{language}")
+        # Beyond the served bounds: said at the field, nothing sent.
+        await page.fill("#emu-car-max", "40")
+        await form.locator("button[type=submit]").click()
+        bounds = {"en": "from 6 to 32 A", "nl": "van 6 tot 32 A"}
+        await expect(page.locator("#emu-car-max-error")).to_contain_text(bounds[language])
+        still = provider.get("emulated-2").car
+        assert still is not None
+        assert still.max_current == 32.0
+        # Unplugged, and the other charger chosen shows its own state.
+        await form.locator('input[name="car"][value="none"]').check()
+        await form.locator("button[type=submit]").click()
+        await expect(form.locator(".form-message")).to_have_text(APPLIED[language])
+        assert provider.get("emulated-2").car is None
+        await page.select_option("#emu-charger", "emulated-1")
+        await expect(page.locator("#emu-charger-state")).to_contain_text("Garage (emulated-1)")
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0
+
+
+async def test_without_emulated_chargers_there_is_no_chargers_card(
+    page: Page, web: RunningBridge
+) -> None:
+    await open_emulator(page, web, "en")
+    await expect(page.locator("#emu-fault-form")).to_be_visible()
+    await expect(page.locator("#emu-chargers-card")).to_be_hidden()
 
 
 class SteadyMeter:

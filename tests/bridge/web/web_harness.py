@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from bridge.api.server import BridgeServer
+from bridge.balancing.emulated import EmulatedChargers
 from bridge.config import ServerOptions, SourceOptions, StartupOptions
 from bridge.metering.sources.emulator import EmulatorSource
 from bridge.models import Phase
@@ -67,6 +68,13 @@ class RunningBridge:
         return backend
 
     @property
+    def emulated_chargers(self) -> EmulatedChargers:
+        """The emulated chargers the balancing service manages."""
+        provider = self.component("balancing").provider("emulator")
+        assert isinstance(provider, EmulatedChargers)
+        return provider
+
+    @property
     def setup_ap(self) -> SetupAccessPoint:
         """The setup access point."""
         ap = self.component("setup_ap")
@@ -75,18 +83,26 @@ class RunningBridge:
 
 
 @contextlib.asynccontextmanager
-async def running_bridge(state_dir: Path) -> AsyncIterator[RunningBridge]:
-    """Start an emulated unit with steady loads and serve it on a free loopback port."""
+async def running_bridge(state_dir: Path, *, chargers: int = 0) -> AsyncIterator[RunningBridge]:
+    """Start an emulated unit with steady loads and serve it on a free loopback port.
+
+    ``chargers``: emulated chargers (load balancing), their cars' schedule off.
+    """
     options = StartupOptions(
         server=ServerOptions(host="127.0.0.1", port=0, state_dir=state_dir, zeroconf=False),
-        source=SourceOptions(interval=INTERVAL),
+        source=SourceOptions(interval=INTERVAL, chargers=chargers),
     )
     emulator = EmulatorSource(interval=INTERVAL, household=False)
     for phase, amps in ((Phase.L1, 6.0), (Phase.L2, 4.0), (Phase.L3, 8.0)):
         emulator.set_load(phase, amps)
     unit = AmpGuardUnit(options, source=emulator)
     async with unit, BridgeServer(unit, host="127.0.0.1", port=0, zeroconf=False) as server:
-        yield RunningBridge(unit=unit, server=server, emulator=emulator)
+        running = RunningBridge(unit=unit, server=server, emulator=emulator)
+        if chargers:
+            provider = running.emulated_chargers
+            for charger in provider.chargers():
+                provider.set_schedule(charger.id, enabled=False)  # only the test plugs cars
+        yield running
 
 
 def client_session() -> aiohttp.ClientSession:

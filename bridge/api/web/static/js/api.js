@@ -81,4 +81,7 @@ export const api = {
   factoryReset: () => request("POST", "/system/factory-reset", { confirm: true }),
   emulator: () => request("GET", "/emulator"),
   setEmulator: (body) => request("POST", "/emulator", body),
+  emulatedChargers: () => request("GET", "/emulator/chargers"),
+  setEmulatedCharger: (id, body) =>
+    request("POST", `/emulator/chargers/${encodeURIComponent(id)}`, body),
 };

@@ -1,6 +1,7 @@
 // The Emulator tab (emulated units only): faults with their phase, loads per phase, an EV
 // and PV, driven through POST /api/v1/emulator. Each control is one entry of CONTROLS and
-// one card in index.html; a new control (the emulated chargers) is one more of each.
+// one card in index.html. The emulated chargers (load balancing) have a card of their own,
+// shown when there are some, driven through POST /api/v1/emulator/chargers/{id}.
 // Bounds and the fault names come from GET /api/v1/limits (its "emulator" block).
 
 import { api } from "./api.js";
@@ -11,8 +12,10 @@ import { applyLimits, limitOf } from "./limits.js";
 const $ = (id) => document.getElementById(id);
 const PHASES = ["L1", "L2", "L3"];
 const NO_FAULT = "none";
+const NO_CAR = "none";
 
 let lastState = null;
+let chargers = [];
 
 function checkedValue(form, name) {
   const input = form.querySelector(`input[name="${name}"]:checked`);
@@ -112,14 +115,107 @@ function fillAll(state) {
   for (const control of CONTROLS) control.fill($(control.form), state);
 }
 
+/** One emulated charger's state in words: what it offers and what its car draws. */
+function chargerWords(charger) {
+  const name = `${charger.spec.name} (${charger.id})`;
+  const managed = t(charger.accepted ? "emu_charger_managed" : "emu_charger_pending");
+  if (!charger.car) return t("emu_charger_no_car", { name, managed });
+  const draw = charger.draw.slice(0, charger.spec.phases).map((amps) => String(amps)).join("/");
+  return t("emu_charger_state", { name, managed, offered: String(charger.offered), draw });
+}
+
+/** Fill the chargers' card for the chosen charger (the card hides when there is none). */
+function fillCharger() {
+  const form = $("emu-charger-form");
+  const charger = chargers.find((item) => item.id === form.elements.charger.value);
+  $("emu-charger-state").textContent = charger ? chargerWords(charger) : "";
+  if (!charger) return;
+  const car = charger.car;
+  check(form, "car", car ? car.phases : NO_CAR);
+  form.elements.max_current.value = String(car ? car.max_current : 16);
+  form.elements.ignores_limits.checked = Boolean(car && car.ignores_limits);
+  showCarDetails(form);
+}
+
+/** The car's own settings only matter with a car: off without one. */
+function showCarDetails(form) {
+  const none = checkedValue(form, "car") === NO_CAR;
+  form.elements.max_current.disabled = none;
+  form.elements.ignores_limits.disabled = none;
+}
+
+function showChargers(reply) {
+  chargers = reply.chargers;
+  const card = $("emu-chargers-card");
+  card.hidden = chargers.length === 0;
+  const select = $("emu-charger");
+  const chosen = select.value;
+  select.replaceChildren(
+    ...chargers.map((charger) => new Option(`${charger.spec.name} (${charger.id})`, charger.id)),
+  );
+  if (chargers.some((charger) => charger.id === chosen)) select.value = chosen;
+  fillCharger();
+}
+
+async function loadChargers() {
+  try {
+    showChargers(await api.emulatedChargers());
+  } catch {
+    // No chargers to show (a unit without load balancing): the card stays hidden.
+  }
+}
+
+function chargerBody(form) {
+  const car = checkedValue(form, "car");
+  if (car === null) return null;
+  if (car === NO_CAR) return { car: null };
+  const maxCurrent = numberOf(form.elements.max_current);
+  if (maxCurrent === null) return null;
+  return {
+    car: { phases: Number(car), max_current: maxCurrent },
+    ignores_limits: form.elements.ignores_limits.checked,
+  };
+}
+
+function setupChargers() {
+  const form = $("emu-charger-form");
+  form.elements.charger.addEventListener("change", fillCharger);
+  for (const input of form.querySelectorAll('input[name="car"]')) {
+    input.addEventListener("change", () => showCarDetails(form));
+  }
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearFieldErrors(form);
+    const message = form.querySelector(".form-message");
+    setMessage(message, "");
+    const unplug = checkedValue(form, "car") === NO_CAR;
+    const body = unplug || reportLimits(form) ? chargerBody(form) : null;
+    if (!body) {
+      form.reportValidity();
+      setMessage(message, t("fix_fields"), "error");
+      return;
+    }
+    await whileBusy(form.querySelector("button[type=submit]"), async () => {
+      try {
+        await api.setEmulatedCharger(form.elements.charger.value, body);
+        showChargers(await api.emulatedChargers());
+        setMessage(message, t("emu_applied"), "ok");
+      } catch (err) {
+        showApiError(form, message, err);
+      }
+    });
+  });
+}
+
 /** Whether this unit is emulated: it answers GET /emulator (others say 404). */
 export async function detectEmulator() {
   try {
     fillAll(await api.emulator());
-    return true;
   } catch {
     return false;
   }
+  await loadChargers();
+  return true;
 }
 
 /** Read the controls again (another client or the command line may have changed them). */
@@ -129,6 +225,7 @@ export async function loadEmulator() {
   } catch {
     // 401 is handled centrally; a failure leaves the last values shown.
   }
+  await loadChargers();
 }
 
 /** Put the served limits and the fault names in place once they are known. */
@@ -140,10 +237,12 @@ export function limitsArrived() {
 
 export function rerenderEmulator() {
   translateTree($("panel-emulator"));
+  fillCharger();
 }
 
 export function setupEmulator() {
   buildFaults();
+  setupChargers();
   for (const control of CONTROLS) {
     const form = $(control.form);
     form.addEventListener("submit", async (event) => {
