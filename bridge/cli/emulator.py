@@ -518,10 +518,11 @@ async def _run(
         raise EmulatorCommandError(_error_words(status, session))
     csrf = str(session["csrf_token"])
     try:
-        before = await _sequence(http, base)
         status, state = await _request(http, "GET", f"{base}{API}{EMULATOR_PATH}")
         if status == 404:  # noqa: PLR2004
             raise EmulatorCommandError(f"the unit at {base} is not emulated")
+        # The reading before the change, taken right before it is sent.
+        before = await _sequence(http, base)
         if body is not None:
             status, reply = await _request(http, "POST", f"{base}{API}{path}", body=body, csrf=csrf)
             if status != 200:  # noqa: PLR2004

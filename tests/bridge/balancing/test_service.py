@@ -196,9 +196,11 @@ async def test_accept_balance_and_fail_safe_through_the_api_and_push(
     await client.call("POST", "/emulator", {"fault": "meter_offline"})
     await wait_for(lambda: client.events("fail_safe"))
     safe = await wait_for(lambda: [e for e in client.events("fail_safe") if e["limit"] == 6.0])
-    assert safe[0]["message"].startswith("meter unavailable: Meter offline")
+    meter_error = unit.meter_error or ""
+    assert "does not answer" in meter_error
+    assert safe[0]["message"] == f"meter unavailable: {meter_error}: Garage 13 → 6 A (fail-safe)"
     await wait_for(lambda: (client.balancing_status() or {}).get("mode") == "fail_safe")
-    assert "Meter offline" in (client.balancing_status() or {})["reason"]
+    assert (client.balancing_status() or {})["reason"] == f"meter unavailable: {meter_error}"
 
     # Back: the normal loop resumes, and raises after the raise delay (1 s here).
     await client.call("POST", "/emulator", {"fault": None})
