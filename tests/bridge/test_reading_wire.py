@@ -2,7 +2,9 @@
 
 Clients parse these replies (the integration, evcc's HTTP meters, users' scripts); a
 source that cannot measure something must never change what the others send. The
-expected texts were taken from the bridge before meters with missing values arrived.
+expected texts were taken from the bridge before meters with missing values arrived
+(with the age and staleness API 1.3 added after the reading, null and false here: the
+unit fills the age in as it serves each reply).
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ MEASURED = (
     '"available_current":21.5},'
     '{"phase":"L3","voltage":229.3,"current":-3.0,"power":-687.9,"power_factor":-1.0,'
     '"angle":180.0,"voltage_angle":120.0,"energy_import":0.0,"energy_export":0.0,'
-    '"available_current":20.5}]}}'
+    '"available_current":20.5}]},"age":null,"stale":false}'
 )
 METER_COUNTERS = (
     '{"available":true,"error":null,"reading":{"timestamp":"2025-04-15T11:30:20.123456+00:00",'
@@ -95,7 +97,7 @@ METER_COUNTERS = (
     '"available_current":21.5},'
     '{"phase":"L3","voltage":229.3,"current":-3.0,"power":-687.9,"power_factor":-1.0,'
     '"angle":180.0,"voltage_angle":120.0,"energy_import":34.5678,"energy_export":45.6789,'
-    '"available_current":20.5}]}}'
+    '"available_current":20.5}]},"age":null,"stale":false}'
 )
 
 
@@ -128,6 +130,6 @@ def test_a_reading_without_a_meter_keeps_its_wire_format() -> None:
     """No reading: the reply says why, as before."""
     readings = Readings(available=False, error="meter offline", reading=None)
     assert json.dumps(encode(readings), separators=(",", ":")) == (
-        '{"available":false,"error":"meter offline","reading":null}'
+        '{"available":false,"error":"meter offline","reading":null,"age":null,"stale":false}'
     )
     assert format_reading(None) == "1,0.00,0.00,0.00,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0"
