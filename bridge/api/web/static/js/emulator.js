@@ -110,9 +110,14 @@ const CONTROLS = [
   },
 ];
 
-function fillAll(state) {
+/** Show ``state`` in every card; ``keepEdited`` leaves a card the user is in as it is. */
+function fillAll(state, { keepEdited = false } = {}) {
   lastState = state;
-  for (const control of CONTROLS) control.fill($(control.form), state);
+  for (const control of CONTROLS) {
+    const form = $(control.form);
+    if (keepEdited && form.contains(document.activeElement)) continue;
+    control.fill(form, state);
+  }
 }
 
 /** One emulated charger's state in words: what it offers and what its car draws. */
@@ -125,11 +130,11 @@ function chargerWords(charger) {
 }
 
 /** Fill the chargers' card for the chosen charger (the card hides when there is none). */
-function fillCharger() {
+function fillCharger({ keepEdited = false } = {}) {
   const form = $("emu-charger-form");
   const charger = chargers.find((item) => item.id === form.elements.charger.value);
   $("emu-charger-state").textContent = charger ? chargerWords(charger) : "";
-  if (!charger) return;
+  if (!charger || (keepEdited && form.contains(document.activeElement))) return;
   const car = charger.car;
   check(form, "car", car ? car.phases : NO_CAR);
   form.elements.max_current.value = String(car ? car.max_current : 16);
@@ -144,7 +149,7 @@ function showCarDetails(form) {
   form.elements.ignores_limits.disabled = none;
 }
 
-function showChargers(reply) {
+function showChargers(reply, options = {}) {
   chargers = reply.chargers;
   const card = $("emu-chargers-card");
   card.hidden = chargers.length === 0;
@@ -154,12 +159,12 @@ function showChargers(reply) {
     ...chargers.map((charger) => new Option(`${charger.spec.name} (${charger.id})`, charger.id)),
   );
   if (chargers.some((charger) => charger.id === chosen)) select.value = chosen;
-  fillCharger();
+  fillCharger(options);
 }
 
-async function loadChargers() {
+async function loadChargers(options = {}) {
   try {
-    showChargers(await api.emulatedChargers());
+    showChargers(await api.emulatedChargers(), options);
   } catch {
     // No chargers to show (a unit without load balancing): the card stays hidden.
   }
@@ -179,7 +184,7 @@ function chargerBody(form) {
 
 function setupChargers() {
   const form = $("emu-charger-form");
-  form.elements.charger.addEventListener("change", fillCharger);
+  form.elements.charger.addEventListener("change", () => fillCharger());
   for (const input of form.querySelectorAll('input[name="car"]')) {
     input.addEventListener("change", () => showCarDetails(form));
   }
@@ -221,11 +226,12 @@ export async function detectEmulator() {
 /** Read the controls again (another client or the command line may have changed them). */
 export async function loadEmulator() {
   try {
-    fillAll(await api.emulator());
+    // A reply that comes while the user types must not undo what was typed.
+    fillAll(await api.emulator(), { keepEdited: true });
   } catch {
     // 401 is handled centrally; a failure leaves the last values shown.
   }
-  await loadChargers();
+  await loadChargers({ keepEdited: true });
 }
 
 /** Put the served limits and the fault names in place once they are known. */
