@@ -19,6 +19,8 @@ _LOGGER = logging.getLogger(__name__)
 
 IDENTITY_FILE: Final = "identity.json"
 SERIAL_LENGTH: Final = 12
+# What an identity file may hold: the unit makes 12 digits; older files had fewer.
+SERIAL_PATTERN: Final = "[0-9]{7,32}"
 PIN_LENGTH: Final = 8
 # No 0/O or 1/I: the PIN is read off a printed label.
 PIN_ALPHABET: Final = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -74,7 +76,8 @@ def _parse(data: object) -> Identity:
     if not isinstance(data, dict):
         raise StorageError(f"{IDENTITY_FILE} is not an object")
     serial = data.get("serial")
-    if not isinstance(serial, str) or not serial.isdigit() or len(serial) < 7:  # noqa: PLR2004
+    # ASCII digits only: str.isdigit() takes other scripts' digits and superscripts too.
+    if not isinstance(serial, str) or re.fullmatch(SERIAL_PATTERN, serial) is None:
         raise StorageError(f"{IDENTITY_FILE} has no valid serial")
     try:
         pin = validate_pin(data.get("pin"))

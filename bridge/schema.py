@@ -365,6 +365,47 @@ def _join(prefix: str, name: str) -> str:
 
 # Decoding
 
+# No model of the unit nests deeper than a few levels: this bounds every parse (and
+# the decoder's recursion) far below Python's recursion limit.
+MAX_JSON_DEPTH: Final = 32
+_JSON_STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_BRACKET: Final = re.compile(r"[\[\]{}]")
+
+
+class JsonTextError(ValueError):
+    """Text that is not JSON the unit takes: the message says why, without the text."""
+
+
+def _refuse_constant(name: str) -> object:
+    raise JsonTextError(f"{name} is not a JSON number")
+
+
+def parse_json(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> object:
+    """Parse JSON text bounded in depth; raise ``JsonTextError``, never anything else.
+
+    ``json.loads`` alone raises ``RecursionError`` on deep nesting, ``ValueError`` on
+    a whole number of more than 4,300 digits and takes ``NaN``, which JSON has not.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise JsonTextError(f"is not UTF-8 text (byte {err.start})") from err
+    depth = 0
+    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > max_depth:
+            raise JsonTextError(f"nests deeper than {max_depth} levels")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except JsonTextError:
+        raise
+    except json.JSONDecodeError as err:
+        raise JsonTextError(f"is not valid JSON: {err.msg} at line {err.lineno}") from err
+    except (ValueError, RecursionError) as err:
+        # Past the 4,300-digit limit of int(); the depth check leaves no recursion.
+        raise JsonTextError(f"is not JSON the unit takes: {err}") from err
+
 
 def decode(
     model: type[_M],

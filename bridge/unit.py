@@ -34,6 +34,7 @@ from bridge.metering.sources import (
 from bridge.models import Communication, Info, MeterHealth, Reading, Readings, Status
 from bridge.schema import encode
 from bridge.settings import Settings, SettingsStore
+from bridge.storage import write_error
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Sequence
@@ -63,6 +64,7 @@ RESERVED_STATE_KEYS: Final = frozenset(
         "meter_error",
         "meter",
         "settings_error",
+        "storage_error",
     }
 )
 
@@ -141,6 +143,7 @@ class AmpGuardUnit:
         self._readings_json: str | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._storage_error_shown: str | None = None
         self._started = False
         self.stop_requested = asyncio.Event()
         self.restart_requested = False
@@ -215,6 +218,11 @@ class AmpGuardUnit:
         return self._settings_store.load_error
 
     @property
+    def storage_error(self) -> str | None:
+        """Why the last write to the state folder failed (full disk); None once one works."""
+        return write_error(self._options.server.state_dir)
+
+    @property
     def components(self) -> tuple[Component, ...]:
         """The components that started."""
         return tuple(self._components)
@@ -285,6 +293,7 @@ class AmpGuardUnit:
         data.update(self._component_states)
         data["meter"] = encode(self.meter_health())
         data["settings_error"] = self._settings_store.load_error
+        data["storage_error"] = self.storage_error
         return data
 
     def info(self) -> Info:
@@ -476,8 +485,11 @@ class AmpGuardUnit:
 
     async def _refresh_status(self) -> None:
         status = self._evaluate()
-        if status != self._status:
+        storage_error = self.storage_error
+        if status != self._status or storage_error != self._storage_error_shown:
+            # A write failing or working again is news too: the status says it.
             self._status = status
+            self._storage_error_shown = storage_error
             await self._events.send_event(ev.STATUS, status)
         health = self.meter_health()
         # Counts and times change with every telegram; the rest is news worth a push.

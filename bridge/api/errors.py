@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import math
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class ErrorCode(StrEnum):
@@ -24,6 +27,7 @@ class ErrorCode(StrEnum):
     BUSY = "busy"
     CONFLICT = "conflict"
     UNAVAILABLE = "unavailable"
+    STORAGE = "storage"
     INTERNAL = "internal"
 
 
@@ -39,12 +43,14 @@ class ServerError(Exception):
         field: str | None = None,
         retry_after: float | None = None,
         tries_left: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         """Describe the failure; ``field`` for validation, ``retry_after`` for lock-outs.
 
         ``tries_left`` tells a wrong PIN's sender how many more it may send.
         """
         super().__init__(message)
+        self.headers = dict(headers or {})
         self.message = message
         self.status_code = status_code
         self.code = code
@@ -59,7 +65,7 @@ class ServerError(Exception):
             error["field"] = self.field
         if self.tries_left is not None:
             error["tries_left"] = self.tries_left
-        headers: dict[str, str] = {}
+        headers = dict(self.headers)
         if self.retry_after is not None:
             error["retry_after"] = self.retry_after
             headers["Retry-After"] = str(self.retry_after)

@@ -62,6 +62,9 @@ class StatusReply(Status):
     meter: Annotated[MeterHealth | None, Doc("Which meter the unit reads, and how that goes")] = (
         None
     )
+    storage_error: Annotated[
+        str | None, Doc("Why the last save to the state folder failed (full or read-only disk)")
+    ] = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -64,7 +64,7 @@ async def native_ws(call: Call[None]) -> web.StreamResponse:
             await socket.send_str(PROBE)
         elif text.startswith(LOGIN_PREFIX):
             try:
-                logged_in = unit.auth.check_pin(address, text[len(LOGIN_PREFIX) :])
+                logged_in = await unit.auth.check_pin(address, text[len(LOGIN_PREFIX) :])
             except LockedOutError:
                 logged_in = False
             await socket.send_str(ACCEPTED if logged_in else REFUSED)

@@ -78,14 +78,14 @@ if TYPE_CHECKING:
     from bridge.unit import AmpGuardUnit
 
 
-def check_pin(call: Call[Any], pin: str) -> None:
+async def check_pin(call: Call[Any], pin: str) -> None:
     """Check a PIN against the shared lock-out budget; raise 401/429 when not accepted."""
     address = client_address(call.request)
     try:
-        accepted = call.unit.auth.check_pin(address, pin)
+        accepted = await call.unit.auth.check_pin(address, pin)
     except LockedOutError as err:
         raise ServerError(
-            f"{err}: try again later" if err.just_now else "too many wrong PINs: try again later",
+            f"{err}: try again later" if err.just_now else f"{err.reason}: try again later",
             429,
             code=ErrorCode.LOCKED_OUT,
             retry_after=err.retry_after,
@@ -114,7 +114,7 @@ async def pair(call: Call[PairRequest]) -> Pairing:
     unit, body = call.unit, call.body
     if body.serial != unit.identity.serial:
         raise ServerError("this is not the unit with that serial", code=ErrorCode.SERIAL_MISMATCH)
-    check_pin(call, body.pin)
+    await check_pin(call, body.pin)
     try:
         client, token = unit.auth.pair(body.client_name)
     except AuthError as err:
@@ -196,7 +196,7 @@ def emulator_limits() -> dict[str, dict[str, Any]]:
 async def change_pin(call: Call[PinChange]) -> None:
     """Set a new PIN (8 letters or digits)."""
     try:
-        call.unit.auth.set_pin(call.body.pin)
+        await call.unit.auth.change_pin(call.body.pin)
     except PinError as err:  # pragma: no cover - the body's model has the same rule
         raise ServerError(str(err), 422, code=ErrorCode.VALIDATION, field="pin") from err
 
@@ -218,7 +218,7 @@ async def factory_reset(call: Call[Confirm]) -> ResetDone:
 
 async def create_session(call: Call[PinLogin]) -> web.Response:
     """Log the web UI in with the PIN: a session cookie and a CSRF token."""
-    check_pin(call, call.body.pin)
+    await check_pin(call, call.body.pin)
     session = call.unit.auth.create_session()
     response = json_reply(_session_info(session))
     response.set_cookie(

@@ -21,7 +21,14 @@ from aiohttp import web
 
 from bridge.api.errors import ErrorCode, ServerError
 from bridge.auth import Session  # noqa: TC001 - a dataclass field, read at run time
-from bridge.schema import ValidationError, decode, encode, fields_of
+from bridge.schema import (
+    JsonTextError,
+    ValidationError,
+    decode,
+    encode,
+    fields_of,
+    parse_json,
+)
 from bridge.unit import AmpGuardUnit
 
 if TYPE_CHECKING:
@@ -249,13 +256,11 @@ async def read_object(request: web.Request) -> dict[str, Any]:
     """Parse a JSON object body (64 KiB at most)."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ServerError("body too large", 413, code=ErrorCode.BAD_REQUEST)
+    raw = await request.read()
     try:
-        raw = await request.read()
-        data = json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ServerError("the body must be JSON", code=ErrorCode.BAD_REQUEST) from err
-    except RecursionError as err:
-        raise ServerError("the body nests too deep", code=ErrorCode.BAD_REQUEST) from err
+        data = parse_json(raw) if raw else None
+    except JsonTextError as err:
+        raise ServerError(f"the body {err}", code=ErrorCode.BAD_REQUEST) from err
     if not isinstance(data, dict):
         raise ServerError("the body must be a JSON object", code=ErrorCode.BAD_REQUEST)
     return data

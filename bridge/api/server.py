@@ -27,6 +27,7 @@ from bridge.api.routing import (
     register_routes,
 )
 from bridge.api.sockets import setup_sockets
+from bridge.storage import StorageWriteError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -40,6 +41,8 @@ _LOGGER = logging.getLogger(__name__)
 VERSION_HEADER: Final = "X-Amp-Guard-Api-Version"
 SHUTDOWN_TIMEOUT: Final = 5.0
 _HTTP_CODES: Final = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
+# 507 Insufficient Storage: the state folder's disk is full or read-only.
+STORAGE_STATUS: Final = 507
 
 
 @web.middleware
@@ -55,7 +58,15 @@ async def error_middleware(
         if not request.path.startswith(API) or err.status_code < 400:  # noqa: PLR2004
             raise
         code = _HTTP_CODES.get(err.status_code, ErrorCode.BAD_REQUEST)
-        return ServerError(err.reason, err.status_code, code=code).response()
+        # 405 names the methods the path has (Allow), as RFC 9110 wants.
+        kept = {name: err.headers[name] for name in ("Allow",) if name in err.headers}
+        return ServerError(err.reason, err.status_code, code=code, headers=kept).response()
+    except StorageWriteError as err:
+        # A full or read-only disk: nothing was changed, and the client is told why.
+        _LOGGER.warning("Request %s %s refused: %s", request.method, request.path, err)
+        return ServerError(
+            f"the unit cannot save this: {err}", STORAGE_STATUS, code=ErrorCode.STORAGE
+        ).response()
     except (ConnectionError, asyncio.CancelledError):
         raise
     except Exception:

@@ -222,6 +222,9 @@ def set_pin(options: StartupOptions, pin: str, out: TextIO) -> int:
     except PinError as err:
         _complain(err)
         return EXIT_USAGE
+    except OSError as err:  # a full or read-only disk: the PIN stays as it was
+        _complain(err)
+        return EXIT_ERROR
     out.write("PIN set; a running bridge accepts it from now on.\n")
     return EXIT_OK
 

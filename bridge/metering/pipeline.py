@@ -66,6 +66,8 @@ CADENCE_HISTORY: Final = 20
 # Sequence numbers handed out beyond the saved one; after a power cut the unit restarts
 # above every number it could have used since the last save.
 SEQUENCE_RESERVE: Final = 100_000
+# Clients read the sequence as a JSON number: beyond 2^53 it would lose its last digits.
+MAX_SEQUENCE: Final = 2**53
 # The most one phase can carry (63 A at 256 V), with room for a meter's rounding: a
 # meter counter rising faster than this is a glitch, not energy.
 MAX_PHASE_POWER_KW: Final = 63 * 256 / 1000
@@ -152,9 +154,15 @@ class EnergyCounter:
 
 def _finite(name: str, value: object) -> float:
     """Return a finite number from the energy file, or raise ``EnergyFileError``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise EnergyFileError(f"{ENERGY_FILE}: {name} is not a finite number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf  # a whole number of hundreds of digits
+    if not math.isfinite(number):
+        raise EnergyFileError(f"{ENERGY_FILE}: {name} is not a finite number")
+    return number
 
 
 @dataclass(slots=True)
@@ -567,8 +575,12 @@ def _parse_energy_file(data: object) -> tuple[int, list[_PhaseCounters], _PhaseC
     if not isinstance(data, dict) or data.get("version") != FILE_VERSION:
         raise EnergyFileError(f"{ENERGY_FILE} has no known version")
     sequence = data.get("sequence")
-    if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
-        raise EnergyFileError(f"{ENERGY_FILE}: sequence is not a whole number >= 0")
+    if (
+        isinstance(sequence, bool)
+        or not isinstance(sequence, int)
+        or not 0 <= sequence <= MAX_SEQUENCE
+    ):
+        raise EnergyFileError(f"{ENERGY_FILE}: sequence is not a whole number 0 to 2^53")
     phases = data.get("phases")
     if not isinstance(phases, dict):
         raise EnergyFileError(f"{ENERGY_FILE}: phases is not an object")

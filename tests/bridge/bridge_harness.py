@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import inspect
-from dataclasses import replace
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from bridge.api.server import BridgeServer
@@ -14,7 +18,7 @@ from bridge.metering.sources.emulator import EmulatorSource
 from bridge.unit import AmpGuardUnit
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
     from pathlib import Path
 
     import aiohttp
@@ -101,3 +105,53 @@ async def pair(
     ) as response:
         assert response.status == 201, await response.text()
         return str((await response.json())["token"])
+
+
+@dataclass(frozen=True, slots=True)
+class SmallDisk:
+    """A real 1 MB tmpfs: ``fill()`` takes every byte left, as ``dd`` does; ``free()``."""
+
+    folder: Path
+
+    @property
+    def filler(self) -> Path:
+        """The file that takes the space."""
+        return self.folder / "filler"
+
+    def fill(self) -> None:
+        """Write zeros until the disk says it is full (ENOSPC)."""
+        chunk = bytes(4096)
+        with self.filler.open("ab", buffering=0) as handle:
+            try:
+                while True:
+                    handle.write(chunk)
+            except OSError as err:
+                if err.errno != errno.ENOSPC:
+                    raise
+
+    def free(self) -> None:
+        """Give the space back."""
+        self.filler.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path) -> Iterator[SmallDisk]:
+    """Mount a 1 MB tmpfs on ``folder`` for the block (root only; skips elsewhere)."""
+    import pytest  # noqa: PLC0415 - only tests that need a disk skip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    mount, umount = shutil.which("mount"), shutil.which("umount")
+    if os.geteuid() != 0 or mount is None or umount is None:
+        pytest.skip("a full disk needs a tmpfs, and mounting one needs root")
+    made = subprocess.run(  # noqa: S603 - fixed arguments, a path of the test's own
+        [mount, "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        yield SmallDisk(folder)
+    finally:
+        subprocess.run([umount, "-l", str(folder)], check=False)  # noqa: S603

@@ -32,9 +32,15 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 from bridge_harness import FakeClock, pair, start_bridge, start_unit
+from hypothesis import settings
 from mqtt_broker import Broker, make_certificates
 
 from bridge.metering.sources.emulator import EmulatorSource
+
+# Property tests (hypothesis) keep no example database in the work tree, never stop on
+# a slow example on a busy machine, and print how to reproduce a failure.
+settings.register_profile("amp-guard", database=None, deadline=None, print_blob=True)
+settings.load_profile("amp-guard")
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 
-from bridge.auth import AUTH_FILE, Auth, AuthError, LockedOutError, PinGuard
+import bridge.auth
+from bridge.auth import (
+    AUTH_FILE,
+    Auth,
+    AuthError,
+    LockedOutError,
+    PinGuard,
+    RateLimitedError,
+)
 from bridge.identity import Identity, PinError
 
 if TYPE_CHECKING:
@@ -26,68 +36,132 @@ def identity() -> Identity:
     return Identity(serial="123456789012", pin=LABEL_PIN)
 
 
-def test_lockout_after_five_wrong_pins_grows_and_expires(fake_clock: FakeClock) -> None:
+async def _right() -> bool:
+    return True
+
+
+async def _wrong() -> bool:
+    return False
+
+
+async def test_lockout_after_five_wrong_pins_grows_and_expires(fake_clock: FakeClock) -> None:
     clock = fake_clock
     guard = PinGuard(clock=clock, base=timedelta(seconds=30), cap=timedelta(seconds=100))
     checks: list[str] = []
 
-    def wrong() -> bool:
+    async def wrong() -> bool:
         checks.append("x")
         return False
 
     for left in (4, 3, 2, 1):
-        assert guard.check("10.0.0.1", wrong) is False
+        assert await guard.check("10.0.0.1", wrong) is False
         assert guard.tries_left("10.0.0.1") == left
     # The fifth wrong PIN says so itself: the sender learns of the lock-out at once.
     with pytest.raises(LockedOutError) as caught:
-        guard.check("10.0.0.1", wrong)
+        await guard.check("10.0.0.1", wrong)
     assert (caught.value.retry_after, caught.value.just_now) == (30, True)
     with pytest.raises(LockedOutError) as caught:
-        guard.check("10.0.0.1", lambda: True)
+        await guard.check("10.0.0.1", _right)
     assert (caught.value.retry_after, caught.value.just_now) == (30, False)
     assert len(checks) == 5  # a locked address's PIN is not even compared
     # Another address has its own budget.
-    assert guard.check("10.0.0.2", lambda: True) is True
+    assert await guard.check("10.0.0.2", _right) is True
     clock.now += 29.5
     assert guard.retry_after("10.0.0.1") == pytest.approx(0.5)
     with pytest.raises(LockedOutError) as caught:
-        guard.check("10.0.0.1", lambda: True)
+        await guard.check("10.0.0.1", _right)
     assert caught.value.retry_after == 1
     clock.now += 1
     assert guard.retry_after("10.0.0.1") is None
     # The next five failures lock for twice as long, then the cap applies.
     for expected in (60, 100, 100):
-        wrong_pins(guard, "10.0.0.1", 5)
+        await wrong_pins(guard, "10.0.0.1", 5)
         assert guard.retry_after("10.0.0.1") == pytest.approx(expected)
         clock.now += expected
     # A right PIN forgets the history.
-    assert guard.check("10.0.0.1", lambda: True) is True
+    assert await guard.check("10.0.0.1", _right) is True
     assert guard.tries_left("10.0.0.1") == 5
-    wrong_pins(guard, "10.0.0.1", 5)
+    await wrong_pins(guard, "10.0.0.1", 5)
     assert guard.retry_after("10.0.0.1") == pytest.approx(30)
 
 
-def wrong_pins(guard: PinGuard, address: str, count: int) -> None:
+async def wrong_pins(guard: PinGuard, address: str, count: int) -> None:
     """Send ``count`` wrong PINs from ``address``, whether or not they start a lock-out."""
     for _ in range(count):
         with contextlib.suppress(LockedOutError):
-            guard.check(address, lambda: False)
+            await guard.check(address, _wrong)
 
 
-def test_guard_forgets_oldest_addresses(
+async def test_parallel_guesses_share_one_budget(fake_clock: FakeClock) -> None:
+    """Checks still running hold the budget: 20 guesses at once compare only 5 PINs."""
+    guard = PinGuard(clock=fake_clock, rate=1000, burst=1000)
+    release = asyncio.Event()
+    compared: list[int] = []
+
+    async def slow_wrong() -> bool:
+        compared.append(1)
+        await release.wait()
+        return False
+
+    tasks = [asyncio.ensure_future(guard.check("10.0.0.1", slow_wrong)) for _ in range(20)]
+    await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert len(compared) == 5
+    assert results.count(False) == 4  # the fifth wrong one says the lock-out began
+    assert all(isinstance(result, LockedOutError) for result in results if result is not False)
+    assert guard.retry_after("10.0.0.1") == pytest.approx(30)
+
+
+async def test_unit_wide_rate_limits_many_addresses(fake_clock: FakeClock) -> None:
+    """A burst, then a steady rate, however many addresses guess."""
+    guard = PinGuard(clock=fake_clock, rate=2, burst=4)
+    for index in range(4):
+        assert await guard.check(f"10.0.1.{index}", _wrong) is False
+    with pytest.raises(RateLimitedError) as caught:
+        await guard.check("10.0.1.99", _right)
+    assert caught.value.retry_after == 1
+    assert "PIN checks on this unit" in str(caught.value)
+    fake_clock.now += 0.5  # one check's worth at 2 per second
+    assert await guard.check("10.0.1.99", _right) is True
+    with pytest.raises(RateLimitedError):
+        await guard.check("10.0.1.100", _right)
+
+
+async def test_guard_forgets_oldest_addresses(
     monkeypatch: pytest.MonkeyPatch, fake_clock: FakeClock
 ) -> None:
     monkeypatch.setattr("bridge.auth.MAX_TRACKED_ADDRESSES", 3)
-    guard = PinGuard(clock=fake_clock)
+    guard = PinGuard(clock=fake_clock, rate=1000, burst=1000)
     for address in ("a", "b", "c", "d"):
-        guard.check(address, lambda: False)
+        await guard.check(address, _wrong)
     assert set(guard._attempts) == {"b", "c", "d"}
     # A locked-out address is kept while quiet ones can go.
-    wrong_pins(guard, "b", 4)
+    await wrong_pins(guard, "b", 4)
     assert guard.retry_after("b") is not None
     for address in ("e", "f", "g"):
-        guard.check(address, lambda: False)
+        await guard.check(address, _wrong)
     assert set(guard._attempts) == {"b", "f", "g"}
+
+
+async def test_changed_pin_is_hashed_off_the_event_loop(tmp_path: Path, identity: Identity) -> None:
+    """PBKDF2 runs in a worker thread: the loop's thread never hashes a PIN."""
+    auth = Auth(tmp_path, identity)
+    await auth.change_pin("NEWPIN99")
+    loop_thread = threading.get_ident()
+    hashed_on: list[int] = []
+    real = bridge.auth._hash_pin
+
+    def spy(pin: str, salt: bytes) -> bytes:
+        hashed_on.append(threading.get_ident())
+        return real(pin, salt)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("bridge.auth._hash_pin", spy)
+        assert await auth.check_pin("10.0.0.1", "NEWPIN99")
+        assert not await auth.check_pin("10.0.0.1", "NEWPIN98")
+    assert len(hashed_on) == 2
+    assert loop_thread not in hashed_on
 
 
 def test_label_pin_and_changed_pin(tmp_path: Path, identity: Identity) -> None:
@@ -164,20 +238,20 @@ def test_sessions(tmp_path: Path, identity: Identity, monkeypatch: pytest.Monkey
     assert auth.session(expired.id) is None
 
 
-def test_factory_reset(tmp_path: Path, identity: Identity) -> None:
+async def test_factory_reset(tmp_path: Path, identity: Identity) -> None:
     auth = Auth(tmp_path, identity)
     _, token = auth.pair("ha")
     session = auth.create_session()
     auth.set_pin("CHANGED1")
     for _ in range(5):
         with contextlib.suppress(LockedOutError):
-            auth.check_pin("10.0.0.9", "WRONGPIN")
+            await auth.check_pin("10.0.0.9", "WRONGPIN")
     auth.factory_reset()
     assert auth.clients == []
     assert auth.client_for_token(token) is None
     assert auth.session(session.id) is None
     assert auth.pin_matches(LABEL_PIN)
-    assert auth.check_pin("10.0.0.9", LABEL_PIN)
+    assert await auth.check_pin("10.0.0.9", LABEL_PIN)
     assert Auth(tmp_path, identity).clients == []
 
 
@@ -193,7 +267,7 @@ def test_corrupt_auth_file(
     assert any(p.name.startswith(f"{AUTH_FILE}.corrupt-") for p in tmp_path.iterdir())
 
 
-def test_nothing_secret_is_logged(
+async def test_nothing_secret_is_logged(
     tmp_path: Path, identity: Identity, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG):
@@ -202,19 +276,21 @@ def test_nothing_secret_is_logged(
         auth.set_pin("SECRET12")
         for attempt in range(6):
             with pytest.raises(LockedOutError) if attempt >= 4 else contextlib.nullcontext():
-                auth.check_pin("10.0.0.1", "GUESS123")
+                await auth.check_pin("10.0.0.1", "GUESS123")
     for secret in (token, "SECRET12", "GUESS123", LABEL_PIN):
         assert secret not in caplog.text
     assert "locked out" in caplog.text
 
 
-def test_console_pin_change_reaches_a_running_unit(tmp_path: Path, identity: Identity) -> None:
+async def test_console_pin_change_reaches_a_running_unit(
+    tmp_path: Path, identity: Identity
+) -> None:
     running = Auth(tmp_path, identity)
     _, token = running.pair("ha")
     # `amp-guard-bridge set-pin` works on its own Auth over the same folder.
     Auth(tmp_path, identity).set_pin("CONSOLE1")
-    assert running.check_pin("10.0.0.1", "CONSOLE1")
-    assert not running.check_pin("10.0.0.1", LABEL_PIN)
+    assert await running.check_pin("10.0.0.1", "CONSOLE1")
+    assert not await running.check_pin("10.0.0.1", LABEL_PIN)
     # The running unit's next save keeps the console's PIN and its own clients.
     running.client_for_token(token)
     running.flush()

@@ -65,7 +65,7 @@ def test_corrupt_json_raises_storage_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="not valid JSON"):
         read_json(path)
     path.write_bytes(b"\xff\xfe")
-    with pytest.raises(StorageError, match="cannot be read"):
+    with pytest.raises(StorageError, match="not UTF-8"):
         read_json(path)
 
 

@@ -90,7 +90,8 @@ class _Store:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._connect()
-        except (sqlite3.DatabaseError, OutboxError) as err:
+        except (sqlite3.DatabaseError, OutboxError, ValueError, TypeError, OverflowError) as err:
+            # Beyond a broken file: a meta value that is no number, a newer schema.
             self._close_quietly()
             for suffix in ("-wal", "-shm"):
                 # Kept with the file, so nothing it held is lost; a new file must not meet them.
