@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from aiohttp import WSCloseCode, web
@@ -25,7 +26,8 @@ from bridge.api.models import (
     PushStatus,
     kind_of,
 )
-from bridge.api.sockets import reserve_socket, track_socket
+from bridge.api.routing import client_address
+from bridge.api.sockets import REVOKED, SOCKETS_KEY, OpenSocket
 from bridge.balancing.log import BALANCING_EVENT
 
 if TYPE_CHECKING:
@@ -37,7 +39,6 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-HEARTBEAT: Final = 20.0
 QUEUE_SIZE: Final = 256
 # Each message's ``type``, as its model declares it.
 HELLO: Final = kind_of(PushHello)
@@ -45,6 +46,18 @@ READINGS: Final = kind_of(PushReadings)
 STATUS: Final = kind_of(PushStatus)
 SETTINGS: Final = kind_of(PushSettings)
 BALANCING: Final = kind_of(PushBalancingEvent)
+
+
+@dataclass(frozen=True, slots=True)
+class _Close:
+    """The last item of a client's queue: close with this code and reason."""
+
+    code: int
+    reason: str
+
+
+_DROPPED: Final = _Close(WSCloseCode.GOING_AWAY, "dropped")
+_Item = str | _Close
 
 
 def _encode(kind: str, data: object) -> str:
@@ -62,7 +75,7 @@ class PushHub:
     def __init__(self, unit: AmpGuardUnit) -> None:
         """Subscribe to the unit's events for as long as the application runs."""
         self._unit = unit
-        self._clients: set[asyncio.Queue[str | None]] = set()
+        self._clients: set[asyncio.Queue[_Item]] = set()
         self._unsubscribe = [
             unit.events.subscribe(ev.READING, self._on_reading),
             unit.events.subscribe(ev.STATUS, self._on_status),
@@ -89,23 +102,27 @@ class PushHub:
             unsubscribe()
         self._unsubscribe.clear()
         for queue in list(self._clients):
-            self._offer(queue, None)
+            self._offer(queue, _DROPPED)
 
     def _broadcast(self, message: str) -> None:
         for queue in list(self._clients):
             self._offer(queue, message)
 
-    def _offer(self, queue: asyncio.Queue[str | None], message: str | None) -> None:
+    def _offer(self, queue: asyncio.Queue[_Item], message: _Item) -> None:
         try:
             queue.put_nowait(message)
         except asyncio.QueueFull:
             # A client that cannot keep up is dropped rather than slowing the unit down.
-            self._clients.discard(queue)
             # Stale messages are useless to it: close it now, it reconnects for a snapshot.
-            while not queue.empty():
-                queue.get_nowait()
-            queue.put_nowait(None)
+            self._end(queue, _DROPPED)
             _LOGGER.warning("Push client too slow: disconnected")
+
+    def _end(self, queue: asyncio.Queue[_Item], close: _Close) -> None:
+        """Send nothing more to this client, then close it."""
+        self._clients.discard(queue)
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(close)
 
     def _on_reading(self, _reading: Reading | None, _error: str | None) -> None:
         if self._clients:
@@ -128,10 +145,17 @@ class PushHub:
         if self._clients:
             self._broadcast(_encode(BALANCING, event.as_dict()))
 
-    async def serve(self, socket: web.WebSocketResponse) -> None:
-        """Send the greeting and snapshot, then every message, until either side closes."""
+    async def serve(self, socket: web.WebSocketResponse, entry: OpenSocket) -> None:
+        """Send the greeting and snapshot, then every message, until either side closes.
+
+        When the credentials that opened it are revoked, nothing more is queued to it
+        (not even the reading of the same moment) and it is closed with 4001.
+        """
         unit = self._unit
-        queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_SIZE)
+        queue: asyncio.Queue[_Item] = asyncio.Queue(QUEUE_SIZE)
+        if entry.revoked is not None:
+            queue.put_nowait(_Close(REVOKED, entry.revoked))
+        entry.on_revoke = lambda reason: self._end(queue, _Close(REVOKED, reason))
         # Greeting and snapshot go through the queue, registered in the same step (no
         # await in between): no reading can slip between the snapshot and the stream.
         queue.put_nowait(
@@ -139,7 +163,8 @@ class PushHub:
         )
         queue.put_nowait(_encode_readings(unit.readings_json()))
         queue.put_nowait(_encode(STATUS, unit.status_dict()))
-        self._clients.add(queue)
+        if entry.revoked is None:
+            self._clients.add(queue)
         writer = asyncio.create_task(self._write(socket, queue), name="amp-guard-push-writer")
         try:
             # Clients send nothing; reading keeps pings answered and notices the close.
@@ -152,11 +177,11 @@ class PushHub:
                 await writer
 
     @staticmethod
-    async def _write(socket: web.WebSocketResponse, queue: asyncio.Queue[str | None]) -> None:
+    async def _write(socket: web.WebSocketResponse, queue: asyncio.Queue[_Item]) -> None:
         while True:
             message = await queue.get()
-            if message is None:
-                await socket.close(code=WSCloseCode.GOING_AWAY, message=b"dropped")
+            if isinstance(message, _Close):
+                await socket.close(code=message.code, message=message.reason.encode())
                 return
             try:
                 await socket.send_str(message)
@@ -169,10 +194,16 @@ HUB_KEY: Final = web.AppKey("push_hub", PushHub)
 
 async def push(call: Call[None]) -> web.StreamResponse:
     """Upgrade an authenticated client to the push channel."""
-    request = call.request
-    reserve_socket(request)
-    socket = web.WebSocketResponse(heartbeat=HEARTBEAT)
-    await socket.prepare(request)
-    track_socket(request, socket)
-    await request.app[HUB_KEY].serve(socket)
+    request, principal = call.request, call.principal
+    registry = request.app[SOCKETS_KEY]
+    entry = registry.reserve(
+        client_address(request), client_id=principal.client_id, session=principal.session
+    )
+    try:
+        socket = web.WebSocketResponse(heartbeat=registry.limits.heartbeat.total_seconds())
+        await socket.prepare(request)
+        registry.attach(entry, socket)
+        await request.app[HUB_KEY].serve(socket, entry)
+    finally:
+        registry.release(entry)
     return socket

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from bridge import API_VERSION
 from bridge.api.errors import ErrorCode, ServerError
+from bridge.api.limits import DEFAULT_LIMITS, ServerLimits
 from bridge.api.push import PushHub
 from bridge.api.routes import ROUTES
 from bridge.api.routing import (
@@ -79,13 +80,13 @@ async def _add_version_header(_request: web.Request, response: web.StreamRespons
     response.headers[VERSION_HEADER] = API_VERSION
 
 
-def create_app(unit: AmpGuardUnit) -> web.Application:
+def create_app(unit: AmpGuardUnit, limits: ServerLimits = DEFAULT_LIMITS) -> web.Application:
     """Build the application serving ``unit`` from the route table."""
     app = web.Application(
         middlewares=[error_middleware, access_middleware], client_max_size=MAX_BODY
     )
     app[UNIT_KEY] = unit
-    setup_sockets(app)
+    setup_sockets(app, unit.auth, limits)
     PushHub.attach(app, unit)
     app.on_response_prepare.append(_add_version_header)  # type: ignore[arg-type]
     register_routes(app, ROUTES)
@@ -103,6 +104,7 @@ class BridgeServer:
         host: str | None = None,
         port: int | None = None,
         zeroconf: bool | None = None,
+        limits: ServerLimits = DEFAULT_LIMITS,
     ) -> None:
         """Default to the unit's start-up options; port 0 picks a free one."""
         options = unit.options.server
@@ -110,7 +112,8 @@ class BridgeServer:
         self.host = options.host if host is None else host
         self._port = options.port if port is None else port
         self._zeroconf = options.zeroconf if zeroconf is None else zeroconf
-        self.app = create_app(unit)
+        self.limits = limits
+        self.app = create_app(unit, limits)
         self._runner: web.AppRunner | None = None
         self._discovery: Discovery | None = None
 

@@ -30,6 +30,9 @@ DEFAULT_PORT: Final = 80
 DEFAULT_TIMEOUT: Final = 10.0
 # The bridge pings every 20 s; a silent connection for longer than this is dead.
 PUSH_HEARTBEAT: Final = 30.0
+# The unit closes a push channel with this code when the token was revoked (or the
+# unit was reset): the same as a 401, so the client re-pairs instead of reconnecting.
+PUSH_CLOSE_REVOKED: Final = 4001
 PHASE_NAMES: Final = ("L1", "L2", "L3")
 # The native protocol's greeting; the unit echoes it exactly.
 NATIVE_HELLO: Final = "?,6"
@@ -815,7 +818,8 @@ class AmpGuardBridge:
         """Feed push messages to ``callback`` until the connection ends.
 
         Returns never on its own: a closed connection raises
-        ``AmpGuardConnectionError``, a revoked token ``AmpGuardAuthenticationError``.
+        ``AmpGuardConnectionError``, a revoked token ``AmpGuardAuthenticationError``
+        (refused at the start, or closed with 4001 while open).
         """
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         url = _url(self.host, self.port, "/api/v1/push")
@@ -833,21 +837,29 @@ class AmpGuardBridge:
         except (aiohttp.ClientError, socket.gaierror) as err:
             raise AmpGuardConnectionError(f"Cannot reach {self.host}: {err}") from err
         async with websocket:
-            async for message in websocket:
-                if message.type is not aiohttp.WSMsgType.TEXT:
-                    continue
-                try:
-                    parsed = parse_push_message(json.loads(message.data))
-                except ValueError as err:
-                    raise AmpGuardResponseError("A push message is not JSON") from err
-                if parsed is None:
-                    continue
-                try:
-                    callback(parsed)
-                except Exception:
-                    # A failing consumer must not cut the unit's push channel.
-                    _LOGGER.exception("Handling a push message from %s failed", self.host)
+            await self._deliver(websocket, callback)
+        if websocket.close_code == PUSH_CLOSE_REVOKED:
+            raise AmpGuardAuthenticationError("The unit revoked the token (or was reset)")
         raise AmpGuardConnectionError(f"{self.host} closed the push channel")
+
+    async def _deliver(
+        self, websocket: aiohttp.ClientWebSocketResponse, callback: PushCallback
+    ) -> None:
+        """Hand each push message to ``callback`` until the channel closes."""
+        async for message in websocket:
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            try:
+                parsed = parse_push_message(json.loads(message.data))
+            except ValueError as err:
+                raise AmpGuardResponseError("A push message is not JSON") from err
+            if parsed is None:
+                continue
+            try:
+                callback(parsed)
+            except Exception:
+                # A failing consumer must not cut the unit's push channel.
+                _LOGGER.exception("Handling a push message from %s failed", self.host)
 
 
 @dataclass(kw_only=True)

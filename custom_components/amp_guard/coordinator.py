@@ -128,7 +128,9 @@ class AmpGuardCoordinator(DataUpdateCoordinator[AmpGuardData]):
             try:
                 await bridge.listen(self._handle_push)
             except AmpGuardAuthenticationError:
-                # The poll meets the same refusal and starts the reauth flow.
+                # Revoked (401, or the channel closed with 4001): re-pair now, without
+                # waiting for a poll to meet the same refusal.
+                self.config_entry.async_start_reauth(self.hass)
                 await self._push_lost("the unit refused the token")
                 return
             except AmpGuardUnsupportedVersionError as err:

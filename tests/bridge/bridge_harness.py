@@ -12,6 +12,9 @@ import subprocess
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
+
+from bridge.api.limits import DEFAULT_LIMITS, ServerLimits
 from bridge.api.server import BridgeServer
 from bridge.config import ServerOptions, SourceOptions, StartupOptions
 from bridge.metering.sources.emulator import EmulatorSource
@@ -20,8 +23,6 @@ from bridge.unit import AmpGuardUnit
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
     from pathlib import Path
-
-    import aiohttp
 
     from bridge.auth import Clock
     from bridge.components import ComponentFactory
@@ -71,10 +72,17 @@ async def start_unit(
 
 
 @contextlib.asynccontextmanager
-async def start_bridge(unit: AmpGuardUnit) -> AsyncIterator[BridgeServer]:
-    """Serve ``unit`` on 127.0.0.1 (a free port) for the block."""
-    async with BridgeServer(unit, host=LOOPBACK, port=0, zeroconf=False) as server:
+async def start_bridge(
+    unit: AmpGuardUnit, limits: ServerLimits = DEFAULT_LIMITS
+) -> AsyncIterator[BridgeServer]:
+    """Serve ``unit`` on 127.0.0.1 (a free port) for the block, with these limits."""
+    async with BridgeServer(unit, host=LOOPBACK, port=0, zeroconf=False, limits=limits) as server:
         yield server
+
+
+def client_from(address: str) -> aiohttp.ClientSession:
+    """Open an HTTP client whose connections come from ``address`` (any 127.0.0.x)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
 
 
 async def wait_for(

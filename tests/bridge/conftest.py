@@ -12,7 +12,7 @@ Fixtures (function scope, all cleaned up, nothing left running):
   (``auth_headers`` gives ``{"Authorization": "Bearer …"}``).
 - ``make_unit``: ``await make_unit(components=[load_component], source=…, clock=…)`` starts
   another unit (its own state folder unless given) with the components you choose; and
-  ``make_bridge(unit)`` serves it. Both are stopped at the end of the test.
+  ``make_bridge(unit, limits=ServerLimits(…))`` serves it. Both are stopped at the end.
 - ``fake_clock``: a ``FakeClock``; pass it as ``clock=`` and move lock-outs on by hand.
 - ``broker``: a real Mosquitto on a free loopback port (anonymous, no TLS), stopped at the
   end; ``certificates``: a CA, a server certificate for 127.0.0.1, a client certificate and
@@ -21,7 +21,9 @@ Fixtures (function scope, all cleaned up, nothing left running):
 Helpers in ``bridge_harness`` (``from bridge_harness import …``, no package needed):
 ``unit_options(state_dir, **server_options)`` builds loopback start-up options;
 ``start_unit``/``start_bridge`` are the same as async context managers; ``wait_for(check)``
-polls a condition (sync or async) instead of sleeping; ``pair(http, url, unit)`` pairs.
+polls a condition (sync or async) instead of sleeping; ``pair(http, url, unit)`` pairs;
+``client_from("127.0.0.2")`` is a client session from another loopback address;
+``small_disk(folder)`` mounts a 1 MB tmpfs to fill (root only).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from bridge_harness import FakeClock, pair, start_bridge, start_unit
 from hypothesis import settings
 from mqtt_broker import Broker, make_certificates
 
+from bridge.api.limits import DEFAULT_LIMITS, ServerLimits
 from bridge.metering.sources.emulator import EmulatorSource
 
 # Property tests (hypothesis) keep no example database in the work tree, never stop on
@@ -125,12 +128,12 @@ async def make_unit(
 
 
 @pytest.fixture
-async def make_bridge() -> AsyncIterator[Callable[[AmpGuardUnit], Awaitable[BridgeServer]]]:
-    """Serve more units on loopback."""
+async def make_bridge() -> AsyncIterator[Callable[..., Awaitable[BridgeServer]]]:
+    """Serve more units on loopback (``make_bridge(unit, limits=ServerLimits(...))``)."""
     async with contextlib.AsyncExitStack() as stack:
 
-        async def make(served: AmpGuardUnit) -> BridgeServer:
-            return await stack.enter_async_context(start_bridge(served))
+        async def make(served: AmpGuardUnit, limits: ServerLimits = DEFAULT_LIMITS) -> BridgeServer:
+            return await stack.enter_async_context(start_bridge(served, limits))
 
         yield make
 

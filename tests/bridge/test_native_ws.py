@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import struct
 import zlib
+from dataclasses import replace
+from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from bridge_harness import wait_for
+from bridge_harness import client_from, pair, wait_for
 
+from bridge.api.limits import DEFAULT_LIMITS
 from bridge.api.native_ws import format_reading
 from bridge.models import Phase
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from bridge.api.server import BridgeServer
     from bridge.metering.sources.emulator import EmulatorSource
     from bridge.unit import AmpGuardUnit
 
@@ -167,21 +174,97 @@ async def test_without_deflate_offer_frames_are_plain(bridge_url: str) -> None:
         assert await socket.receive_str() == "?,6"
 
 
-async def test_too_many_sockets_are_refused(
-    http: aiohttp.ClientSession,
-    bridge_url: str,
-    auth_headers: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
+async def test_idle_sockets_without_a_pin_cannot_lock_push_clients_out(
+    unit: AmpGuardUnit, bridge_url: str, auth_headers: dict[str, str]
 ) -> None:
-    monkeypatch.setattr("bridge.api.sockets.MAX_SOCKETS", 2)
-    first = await http.ws_connect(f"{bridge_url}/ws")
-    second = await http.ws_connect(f"{bridge_url}/api/v1/push", headers=auth_headers)
-    for path, headers in (("/ws", {}), ("/api/v1/push", auth_headers)):
-        with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
-            await http.ws_connect(f"{bridge_url}{path}", headers=headers)
-        assert caught.value.status == 503
-    await first.close()
-    await second.close()
-    async with http.ws_connect(f"{bridge_url}/ws") as third:
-        await third.send_str("?,6")
-        assert await third.receive_str() == "?,6"
+    """The attack: 64 idle /ws sockets filled the shared cap; push clients got 503."""
+    limits = DEFAULT_LIMITS
+    async with contextlib.AsyncExitStack() as stack:
+        squatters: list[aiohttp.ClientWebSocketResponse] = []
+        refused: list[int] = []
+        for index in range(64):
+            # Sixteen loopback addresses, four tries each.
+            http = await stack.enter_async_context(client_from(f"127.0.0.{2 + index % 16}"))
+            try:
+                squatters.append(await http.ws_connect(f"{bridge_url}/ws"))
+            except aiohttp.WSServerHandshakeError as err:
+                refused.append(err.status)
+        assert len(squatters) == limits.max_pending
+        assert refused == [503] * (64 - limits.max_pending)
+        # A client with a token is never refused because of them.
+        http = await stack.enter_async_context(client_from("127.0.0.2"))
+        push = await http.ws_connect(f"{bridge_url}/api/v1/push", headers=auth_headers)
+        assert (await push.receive_json())["type"] == "hello"
+        # A /ws client whose PIN is right leaves the waiting pool: its place is free.
+        await squatters[0].send_str(f"5,{unit.identity.pin}")
+        assert await squatters[0].receive_str() == "5,1"
+        newcomer = await stack.enter_async_context(client_from("127.0.0.99"))
+        async with newcomer.ws_connect(f"{bridge_url}/ws") as socket:
+            await socket.send_str("?,6")
+            assert await socket.receive_str() == "?,6"
+        await push.close()
+
+
+async def test_one_address_cannot_take_every_place(
+    unit: AmpGuardUnit, make_bridge: Callable[..., Awaitable[BridgeServer]]
+) -> None:
+    limits = replace(DEFAULT_LIMITS, max_pending_per_address=2, max_sockets_per_address=3)
+    url = (await make_bridge(unit, limits)).url
+    async with client_from("127.0.0.1") as http, client_from("127.0.0.3") as other:
+        token = await pair(http, url, unit)
+        headers = {"Authorization": f"Bearer {token}"}
+        opened = [await http.ws_connect(f"{url}/ws") for _ in range(2)]
+        opened += [await http.ws_connect(f"{url}/api/v1/push", headers=headers) for _ in range(3)]
+        for path, extra in (("/ws", {}), ("/api/v1/push", headers)):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
+                await http.ws_connect(f"{url}{path}", headers=extra)
+            assert caught.value.status == 503
+        # Another address has its own share.
+        async with other.ws_connect(f"{url}/api/v1/push", headers=headers) as socket:
+            assert (await socket.receive_json())["type"] == "hello"
+        for socket in opened:
+            await socket.close()
+        # Places come back when sockets close.
+        async with http.ws_connect(f"{url}/ws") as socket:
+            await socket.send_str("?,6")
+            assert await socket.receive_str() == "?,6"
+
+
+async def test_no_right_pin_within_the_login_window_closes_the_socket(
+    unit: AmpGuardUnit, make_bridge: Callable[..., Awaitable[BridgeServer]]
+) -> None:
+    limits = replace(DEFAULT_LIMITS, login_window=timedelta(milliseconds=300))
+    url = (await make_bridge(unit, limits)).url
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{url}/ws") as idle,
+        http.ws_connect(f"{url}/ws") as member,
+    ):
+        await member.send_str(f"5,{unit.identity.pin}")
+        assert await member.receive_str() == "5,1"
+        await idle.send_str("?,6")  # talking is not enough: only a right PIN counts
+        assert await idle.receive_str() == "?,6"
+        await idle.send_str("5,WRONG234")
+        assert await idle.receive_str() == "5,0"
+        closing = await idle.receive()
+        assert closing.type is aiohttp.WSMsgType.CLOSE
+        assert closing.data == aiohttp.WSCloseCode.POLICY_VIOLATION
+        assert "login window" in closing.extra
+        # The window has passed for the one that logged in too: it stays.
+        await member.send_str("?,1")
+        assert (await member.receive_str()).startswith("1,")
+
+
+async def test_a_pin_change_ends_pin_logins(
+    unit: AmpGuardUnit, http: aiohttp.ClientSession, bridge_url: str, auth_headers: dict[str, str]
+) -> None:
+    async with http.ws_connect(f"{bridge_url}/ws") as socket:
+        await socket.send_str(f"5,{unit.identity.pin}")
+        assert await socket.receive_str() == "5,1"
+        async with http.post(
+            f"{bridge_url}/api/v1/pin", json={"pin": "NEWPIN12"}, headers=auth_headers
+        ) as response:
+            assert response.status == 204
+        closing = await socket.receive()
+    assert closing.type is aiohttp.WSMsgType.CLOSE
+    assert (closing.data, closing.extra) == (4001, "the PIN changed")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -143,15 +144,112 @@ async def test_stopping_the_server_closes_push_clients(
 async def test_a_client_that_falls_behind_is_dropped(unit: AmpGuardUnit) -> None:
     hub = PushHub(unit)
     try:
-        behind: asyncio.Queue[str | None] = asyncio.Queue(2)
-        keeping_up: asyncio.Queue[str | None] = asyncio.Queue(10)
+        behind: asyncio.Queue[Any] = asyncio.Queue(2)
+        keeping_up: asyncio.Queue[Any] = asyncio.Queue(10)
         hub._clients.update({behind, keeping_up})
         for number in range(3):
             hub._broadcast(f"message {number}")
         # The slow one is told to close at once and gets no more; the other has all.
         assert behind not in hub._clients
-        assert behind.get_nowait() is None
+        assert behind.get_nowait().code == 1001
         assert behind.empty()
         assert [keeping_up.get_nowait() for _ in range(3)] == [f"message {n}" for n in range(3)]
     finally:
         hub.close()
+
+
+# Credentials that stop opening the unit close what they opened, at once (4001).
+
+
+async def _until_closed(
+    socket: aiohttp.ClientWebSocketResponse,
+) -> tuple[list[dict[str, Any]], aiohttp.WSMessage]:
+    """Return every message up to the close, and the close."""
+    messages: list[dict[str, Any]] = []
+    while True:
+        message = await socket.receive(timeout=10)
+        if message.type is not aiohttp.WSMsgType.TEXT:
+            return messages, message
+        messages.append(json.loads(message.data))
+
+
+async def test_revoking_a_client_closes_its_push_socket_at_once(
+    http: aiohttp.ClientSession, bridge_url: str, unit: AmpGuardUnit, auth_headers: dict[str, str]
+) -> None:
+    token = await pair(http, bridge_url, unit, name="revoked")
+    [revoked] = [client for client in unit.auth.clients if client.name == "revoked"]
+    push = f"{bridge_url}/api/v1/push"
+    async with (
+        http.ws_connect(push, headers={"Authorization": f"Bearer {token}"}) as socket,
+        http.ws_connect(push, headers=auth_headers) as kept,
+    ):
+        await _next(socket, "status")
+        async with http.delete(
+            f"{bridge_url}/api/v1/clients/{revoked.id}", headers=auth_headers
+        ) as response:
+            assert response.status == 204
+        async with http.patch(
+            f"{bridge_url}/api/v1/settings", json={"wifi": {"ssid": "new"}}, headers=auth_headers
+        ) as response:
+            assert response.status == 200
+        messages, closing = await _until_closed(socket)
+        assert (closing.type, closing.data, closing.extra) == (
+            aiohttp.WSMsgType.CLOSE,
+            4001,
+            "client revoked",
+        )
+        # Nothing that happened after the revocation reached it; the other client has it.
+        assert all(message["type"] != "settings" for message in messages)
+        assert (await _next(kept, "settings"))["data"]["wifi"]["ssid"] == "new"
+
+
+async def test_a_factory_reset_closes_every_push_socket(
+    http: aiohttp.ClientSession, bridge_url: str, auth_headers: dict[str, str]
+) -> None:
+    async with http.patch(
+        f"{bridge_url}/api/v1/settings", json={"wifi": {"ssid": "home"}}, headers=auth_headers
+    ) as response:
+        assert response.status == 200
+    async with http.ws_connect(f"{bridge_url}/api/v1/push", headers=auth_headers) as socket:
+        await _next(socket, "status")
+        async with http.post(
+            f"{bridge_url}/api/v1/system/factory-reset",
+            json={"confirm": True},
+            headers=auth_headers,
+        ) as response:
+            assert response.status == 202
+        messages, closing = await _until_closed(socket)
+    assert (closing.data, closing.extra) == (4001, "factory reset")
+    assert all(message["type"] != "settings" for message in messages)
+
+
+async def _session(http: aiohttp.ClientSession, url: str, unit: AmpGuardUnit) -> dict[str, str]:
+    """Log the web UI in; return the headers its push socket and writes send."""
+    async with http.post(f"{url}/api/v1/session", json={"pin": unit.identity.pin}) as response:
+        assert response.status == 200
+        csrf = (await response.json())["csrf_token"]
+    return {"Origin": f"http://{url.split('://', 1)[1]}", "X-CSRF-Token": csrf}
+
+
+async def test_logging_out_closes_the_session_push_socket(
+    bridge_url: str, unit: AmpGuardUnit
+) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        headers = await _session(http, bridge_url, unit)
+        async with http.ws_connect(f"{bridge_url}/api/v1/push", headers=headers) as socket:
+            await _next(socket, "status")
+            async with http.delete(f"{bridge_url}/api/v1/session", headers=headers) as response:
+                assert response.status == 204
+            _messages, closing = await _until_closed(socket)
+    assert (closing.data, closing.extra) == (4001, "logged out")
+
+
+async def test_an_expired_session_closes_its_push_socket(
+    bridge_url: str, unit: AmpGuardUnit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bridge.auth.SESSION_LIFETIME", timedelta(seconds=2))
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        headers = await _session(http, bridge_url, unit)
+        async with http.ws_connect(f"{bridge_url}/api/v1/push", headers=headers) as socket:
+            _messages, closing = await _until_closed(socket)
+    assert (closing.data, closing.extra) == (4001, "session expired")

@@ -244,6 +244,18 @@ async def test_push_refuses_bad_token(real_bridge: RealBridge, http: aiohttp.Cli
         await bridge.listen(lambda _: None)
 
 
+async def test_push_ends_as_an_authentication_error_when_revoked(
+    paired: AmpGuardBridge, real_bridge: RealBridge
+) -> None:
+    """The unit closes an open push channel with 4001 when its client is revoked."""
+    messages: list[PushMessage] = []
+    task = asyncio.create_task(paired.listen(messages.append))
+    await _wait_for(lambda: any(isinstance(m, Status) for m in messages))
+    real_bridge.unit.auth.revoke(real_bridge.unit.auth.clients[0].id)
+    with pytest.raises(AmpGuardAuthenticationError, match="revoked"):
+        await asyncio.wait_for(task, 10)
+
+
 async def test_system_actions(paired: AmpGuardBridge) -> None:
     """Reboot is accepted; a factory reset revokes every token, this one too."""
     await paired.reboot()

@@ -195,6 +195,23 @@ async def test_revoked_token_on_push_starts_reauth(
     assert push_feed.connects == 1  # no reconnecting with a dead token
 
 
+async def test_push_closed_as_revoked_starts_reauth_without_a_poll(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_bridge: MagicMock,
+    push_feed: PushFeed,
+) -> None:
+    """The unit closes the channel with 4001: reauth starts even while polls still work."""
+    push_feed.send(_reading_with_l1(12.5))
+    await hass.async_block_till_done()
+
+    push_feed.drop(AmpGuardAuthenticationError("The unit revoked the token (or was reset)"))
+    await hass.async_block_till_done()
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    assert push_feed.connects == 1
+
+
 async def test_unsupported_version_on_push_raises_issue(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,

@@ -175,6 +175,26 @@ async def test_revoked_token_end_to_end(hass: HomeAssistant, real_bridge: RealBr
     assert entry.state is ConfigEntryState.LOADED
 
 
+async def test_revoked_pairing_closes_push_and_starts_reauth_end_to_end(
+    hass: HomeAssistant, real_bridge: RealBridge
+) -> None:
+    """Revoked on the unit: the push channel closes (4001) and reauth starts by itself."""
+    entry_id = await _add(
+        hass, f"{LOOPBACK}:{real_bridge.port}", real_bridge.serial, real_bridge.pin
+    )
+    entry = hass.config_entries.async_get_entry(entry_id)
+    assert entry is not None
+    await _until(lambda: entry.runtime_data.coordinator.push_connected)
+    [client] = real_bridge.unit.auth.clients
+    real_bridge.unit.auth.revoke(client.id)
+    await _until(lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN)))
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    assert not entry.runtime_data.coordinator.push_connected
+    await hass.config_entries.async_unload(entry_id)
+    await hass.async_block_till_done()
+
+
 async def test_native_end_to_end(
     hass: HomeAssistant, real_bridge: RealBridge, native_only: int
 ) -> None:

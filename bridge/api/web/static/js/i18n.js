@@ -75,6 +75,8 @@ const TEXTS = {
     last_update: "Updated",
     meter_unavailable: "No reading from the meter: {error}",
     settings_unusable: "The saved settings could not be read; check every tab. ({error})",
+    storage_failing:
+      "The unit cannot save to its storage (full or read-only): changes are refused until it can. ({error})",
     unit_state_title: "Unit",
     phase_sequence: "Phase sequence",
     sequence_ok: "L1 → L2 → L3, correct",
@@ -349,6 +351,8 @@ const TEXTS = {
     last_update: "Bijgewerkt",
     meter_unavailable: "Geen meting van de meter: {error}",
     settings_unusable: "De opgeslagen instellingen waren onleesbaar; controleer elk tabblad. ({error})",
+    storage_failing:
+      "Het apparaat kan niet opslaan (geheugen vol of alleen-lezen): wijzigingen worden geweigerd tot dat weer kan. ({error})",
     unit_state_title: "Apparaat",
     phase_sequence: "Fasevolgorde",
     sequence_ok: "L1 → L2 → L3, juist",

@@ -61,6 +61,9 @@ const feed = new LiveFeed({
     applySettings(settings, { fromPush: true });
   },
   onMode: renderLiveMode,
+  onRevoked: () => {
+    if (loggedIn) showLogin("session_expired");
+  },
 });
 
 // Forms the user has typed in since they were last filled or saved.

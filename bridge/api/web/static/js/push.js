@@ -4,11 +4,13 @@ import { api, ApiError } from "./api.js";
 
 const POLL_MS = 3000;
 const MAX_BACKOFF_MS = 15000;
+// The unit closes the channel with this code when the session no longer opens it.
+const REVOKED = 4001;
 
 export class LiveFeed {
   /**
    * @param {{onReadings: Function, onStatus: Function, onSettings: Function,
-   *          onMode: Function, onUnauthorized: Function}} handlers
+   *          onMode: Function, onRevoked: Function}} handlers
    */
   constructor(handlers) {
     this.handlers = handlers;
@@ -47,10 +49,16 @@ export class LiveFeed {
       this.stopPolling();
       this.handlers.onMode("live");
     };
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       if (this.socket !== socket) return;
       this.socket = null;
       if (!this.running) return;
+      if (event.code === REVOKED) {
+        // The session ended on the unit (logout elsewhere, expiry, factory reset).
+        this.stop();
+        this.handlers.onRevoked();
+        return;
+      }
       this.startPolling();
       this.retryTimer = setTimeout(() => this.connect(), this.backoff);
       this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);

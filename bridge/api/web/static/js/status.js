@@ -115,6 +115,9 @@ export function renderStatus(status) {
   const settingsError = $("settings-error");
   settingsError.hidden = !s.settings_error;
   settingsError.textContent = s.settings_error ? t("settings_unusable", { error: s.settings_error }) : "";
+  const storageError = $("storage-error");
+  storageError.hidden = !s.storage_error;
+  storageError.textContent = s.storage_error ? t("storage_failing", { error: s.storage_error }) : "";
 }
 
 /** A settings write replaces an unusable file: the unit clears the warning then too. */
