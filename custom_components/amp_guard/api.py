@@ -485,6 +485,8 @@ class Status:
     settings_error: str | None = None
     # Which meter the unit reads; None from a bridge before meters were named.
     meter: MeterHealth | None = None
+    # Why the unit's last save to its storage failed (full or read-only disk).
+    storage_error: str | None = None
     components: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -495,6 +497,7 @@ class Status:
         current = _object(body.get("current"), "status.current")
         known = {"power", "communication", "communication_light", "voltage", "current"}
         known |= {"meter_available", "meter_error", "settings_error", "connected_by", "meter"}
+        known |= {"storage_error"}
         connected_by = body.get("connected_by", [])
         meter = body.get("meter")
         return cls(
@@ -527,6 +530,7 @@ class Status:
             else (),
             settings_error=_optional_text(body, "settings_error", "status"),
             meter=None if meter is None else MeterHealth.from_dict(meter),
+            storage_error=_optional_text(body, "storage_error", "status"),
             components={key: value for key, value in body.items() if key not in known},
         )
 

@@ -32,6 +32,7 @@ from .helpers import coordinator_exception_handler
 from .issues import (
     async_clear_version_issues,
     async_raise_version_issue,
+    async_update_storage_issue,
     async_update_wiring_issues,
 )
 
@@ -186,6 +187,7 @@ class AmpGuardCoordinator(DataUpdateCoordinator[AmpGuardData]):
     def _status_received(self, status: Status) -> None:
         if self.data is None or self.data.status != status:
             async_update_wiring_issues(self.hass, self.config_entry, status)
+            async_update_storage_issue(self.hass, self.config_entry, status)
 
     @callback
     def _settings_received(self, settings: Settings) -> None:

@@ -23,6 +23,7 @@ REVERSED_CT = "reversed_ct"
 CT_WRONG_PHASE = "ct_wrong_phase"
 UNIT_TOO_NEW = "unit_api_too_new"
 UNIT_TOO_OLD = "unit_api_too_old"
+STORAGE_ERROR = "storage_error"
 
 _CT_FAULTS = {CurrentState.REVERSED: REVERSED_CT, CurrentState.WRONG_PHASE_SEQUENCE: CT_WRONG_PHASE}
 
@@ -70,6 +71,24 @@ def async_update_wiring_issues(hass: HomeAssistant, entry: ConfigEntry, status: 
 
 
 @callback
+def async_update_storage_issue(hass: HomeAssistant, entry: ConfigEntry, status: Status) -> None:
+    """Say so while the unit cannot save to its storage; clear it once it can again."""
+    if status.storage_error is None:
+        ir.async_delete_issue(hass, DOMAIN, _issue_id(entry, STORAGE_ERROR))
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        _issue_id(entry, STORAGE_ERROR),
+        is_fixable=False,
+        is_persistent=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=STORAGE_ERROR,
+        translation_placeholders={"name": entry.title, "error": status.storage_error},
+    )
+
+
+@callback
 def async_raise_version_issue(
     hass: HomeAssistant, entry: ConfigEntry, error: AmpGuardUnsupportedVersionError
 ) -> None:
@@ -96,7 +115,7 @@ def async_clear_version_issues(hass: HomeAssistant, entry: ConfigEntry) -> None:
 @callback
 def async_clear_all_issues(hass: HomeAssistant, entry: ConfigEntry) -> None:
     """Remove every issue of a config entry that is being removed."""
-    kinds = (WRONG_PHASE_SEQUENCE, UNIT_TOO_NEW, UNIT_TOO_OLD)
+    kinds = (WRONG_PHASE_SEQUENCE, UNIT_TOO_NEW, UNIT_TOO_OLD, STORAGE_ERROR)
     for kind in kinds:
         ir.async_delete_issue(hass, DOMAIN, _issue_id(entry, kind))
     for phase in PHASES:

@@ -160,3 +160,25 @@ async def test_a_meter_without_the_unit_s_inputs_clears_wiring_issues(
     await hass.async_block_till_done()
     assert _issue(issue_registry, init_integration, "reversed_ct_L1") is None
     assert _issue(issue_registry, init_integration, "wrong_phase_sequence") is None
+
+
+async def test_storage_error(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    push_feed: PushFeed,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """A unit that cannot save raises an issue naming why; a working save clears it."""
+    status = state_fixture().status
+    error = "auth.json could not be saved: No space left on device"
+    push_feed.send(replace(status, storage_error=error))
+    await hass.async_block_till_done()
+    issue = _issue(issue_registry, init_integration, "storage_error")
+    assert issue is not None
+    assert not issue.is_fixable
+    assert issue.translation_key == "storage_error"
+    assert issue.translation_placeholders == {"name": "Amp Guard 5678", "error": error}
+
+    push_feed.send(status)
+    await hass.async_block_till_done()
+    assert _issue(issue_registry, init_integration, "storage_error") is None
