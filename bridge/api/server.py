@@ -13,9 +13,11 @@ import logging
 from typing import TYPE_CHECKING, Final, Self
 
 from aiohttp import web
+from typing_extensions import override
 
 from bridge import API_VERSION
 from bridge.api.errors import ErrorCode, ServerError
+from bridge.api.guard import ConnectionGuard, QuietRepeats
 from bridge.api.limits import DEFAULT_LIMITS, ServerLimits
 from bridge.api.push import PushHub
 from bridge.api.routes import ROUTES
@@ -42,6 +44,9 @@ _LOGGER = logging.getLogger(__name__)
 VERSION_HEADER: Final = "X-Amp-Guard-Api-Version"
 SHUTDOWN_TIMEOUT: Final = 5.0
 _HTTP_CODES: Final = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
+# What a flood of connections or bad requests makes asyncio and aiohttp log, each time.
+FLOOD_LOGGERS: Final = ("asyncio", "aiohttp.server")
+FLOOD_MESSAGES: Final = ("socket.accept() out of system resource", "Error handling request")
 # 507 Insufficient Storage: the state folder's disk is full or read-only.
 STORAGE_STATUS: Final = 507
 
@@ -80,6 +85,31 @@ async def _add_version_header(_request: web.Request, response: web.StreamRespons
     response.headers[VERSION_HEADER] = API_VERSION
 
 
+class GuardedSite(web.TCPSite):
+    """aiohttp's TCP site with every connection behind the ``ConnectionGuard``."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, guard: ConnectionGuard) -> None:
+        """Listen on ``host``:``port``; ``guard`` admits and frames each connection."""
+        super().__init__(runner, host, port)
+        self.guard = guard
+
+    @override
+    async def start(self) -> None:
+        """Register with the runner, then listen through the guard."""
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        if server is None:  # pragma: no cover - the runner was set up first
+            raise RuntimeError("the runner is not set up")
+        self._server = await asyncio.get_running_loop().create_server(
+            self.guard.factory(server),
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+        )
+
+
 def create_app(unit: AmpGuardUnit, limits: ServerLimits = DEFAULT_LIMITS) -> web.Application:
     """Build the application serving ``unit`` from the route table."""
     app = web.Application(
@@ -116,6 +146,8 @@ class BridgeServer:
         self.app = create_app(unit, limits)
         self._runner: web.AppRunner | None = None
         self._discovery: Discovery | None = None
+        self.guard = ConnectionGuard(limits)
+        self._quiet = QuietRepeats(*FLOOD_MESSAGES)
 
     @property
     def port(self) -> int:
@@ -135,15 +167,22 @@ class BridgeServer:
 
     async def start(self) -> None:
         """Bind and serve; then advertise when zeroconf is on."""
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+            keepalive_timeout=self.limits.keepalive_timeout.total_seconds(),
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port)
+        site = GuardedSite(runner, self.host, self._port, self.guard)
         try:
             await site.start()
         except OSError:
             await runner.cleanup()
             raise
         self._runner = runner
+        for name in FLOOD_LOGGERS:
+            logging.getLogger(name).addFilter(self._quiet)
         for address in runner.addresses:
             if isinstance(address, tuple):
                 self._port = int(address[1])
@@ -168,6 +207,8 @@ class BridgeServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+            for name in FLOOD_LOGGERS:
+                logging.getLogger(name).removeFilter(self._quiet)
 
     async def __aenter__(self) -> Self:
         """Start serving."""

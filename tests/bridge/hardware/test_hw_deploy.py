@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bridge import cli
+from bridge.api.limits import DEFAULT_LIMITS, RESERVED_DESCRIPTORS
 from bridge.config import NetworkOptions, StartupOptions, build_options, load_options
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
@@ -68,6 +69,8 @@ def test_unit_runs_as_a_hardened_appliance(unit: dict[str, dict[str, list[str]]]
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
     assert service["User"] == "amp-guard"
     assert service["Restart"] == "always"
+    # Room for the server's connection cap beside the unit's own descriptors.
+    assert int(service["LimitNOFILE"]) >= (DEFAULT_LIMITS.max_connections + RESERVED_DESCRIPTORS)
     assert service["StateDirectory"] == "amp-guard"
     assert STATE_DIR in service["ReadWritePaths"].split()
     assert service["WorkingDirectory"] == STATE_DIR
