@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from bridge import __version__
-from bridge.identity import IDENTITY_FILE
+from bridge.identity import IDENTITY_FILE, SERIAL_PATTERN
 from bridge.metering.pipeline import ENERGY_FILE, MeteringPipeline
+from bridge.schema import JsonTextError, parse_json
 from bridge.settings import SETTINGS_FILE, SettingsStore
 from bridge.storage import StorageError, atomic_write_json, atomic_write_text, read_json
 
@@ -102,19 +104,33 @@ def parse_backup(text: str) -> dict[str, Any]:
     if len(text) > MAX_BACKUP_BYTES:
         raise BackupError("the backup is too large to be an Amp Guard backup")
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise BackupError(f"the backup is not valid JSON: {err}") from err
+        document = parse_json(text)
+    except JsonTextError as err:
+        raise BackupError(f"the backup {err}") from err
     if not isinstance(document, dict) or document.get("format") != BACKUP_FORMAT:
         raise BackupError("the file is not an Amp Guard backup")
-    if document.get("version") != BACKUP_VERSION:
-        raise BackupError(f"backup version {document.get('version')!r} is not known here")
-    for key in ("serial", "created"):
-        if not isinstance(document.get(key), str):
-            raise BackupError(f"the backup has no {key}")
+    version = document.get("version")
+    if version != BACKUP_VERSION:
+        shown = version if isinstance(version, int) and abs(version) < 10**6 else "?"
+        raise BackupError(f"backup version {shown} is not known here")
+    # Both are printed: a serial of digits, a time that is one (nothing a console chokes on).
+    serial = document.get("serial")
+    if not isinstance(serial, str) or not re.fullmatch(f"{SERIAL_PATTERN}|unknown", serial):
+        raise BackupError("the backup has no serial")
+    created = document.get("created")
+    if not isinstance(created, str) or not created.isascii() or not _is_time(created):
+        raise BackupError("the backup has no created time")
     if all(document.get(part) is None for part in PARTS):
         raise BackupError("the backup holds neither settings nor energy counters")
     return document
+
+
+def _is_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_parts(document: dict[str, Any]) -> None:

@@ -9,15 +9,21 @@ than old numbers.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
+from collections import deque
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import ModbusIOException
+from pymodbus.pdu import ExceptionResponse
 from pymodbus.server import ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
+from typing_extensions import override
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -162,6 +168,79 @@ def encode_reading(reading: Reading) -> dict[int, int]:
     return words
 
 
+class _PipelinedHandler(ServerRequestHandler):
+    """One client connection that answers every request of a TCP segment, in order.
+
+    pymodbus 3.16 decodes one frame per segment, drops the rest of its buffer when it
+    answers, and drops a segment longer than one frame: two requests in one write got
+    one answer, 100 got none.
+    """
+
+    def __init__(self, *args: Any) -> None:  # noqa: ANN401 - pymodbus's own arguments
+        """Start with no requests waiting."""
+        super().__init__(*args)  # type: ignore[no-untyped-call]
+        self._frame_size = int(self.framer.MAX_SIZE)
+        # Room for a frame still arriving plus one piece of a segment (see below).
+        self.max_buffer_size = 2 * self._frame_size
+        self._waiting: deque[Any] = deque()
+        self._answering: asyncio.Task[None] | None = None
+
+    @override
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...] | None) -> None:
+        """Hand a long segment on in pieces: whole frames are taken from each."""
+        for start in range(0, len(data), self._frame_size):
+            super().datagram_received(data[start : start + self._frame_size], addr)
+
+    @override
+    def callback_data(self, data: bytes, addr: tuple[Any, ...] | None = None) -> int:
+        """Take every whole frame in ``data``; answer them one after the other."""
+        used = 0
+        while used < len(data):
+            try:
+                size, pdu = self.framer.handleFrame(data[used:], 0, 0)
+            except ModbusIOException as exc:
+                # A frame pymodbus cannot decode: answered as pymodbus does, the rest dropped.
+                self.server_send(  # type: ignore[no-untyped-call]
+                    ExceptionResponse(
+                        exc.fcode or 0,
+                        exception_code=ExcCodes.ILLEGAL_FUNCTION,
+                        device_id=exc.dev_id,
+                        transaction=exc.transaction_id,
+                    ),
+                    addr,
+                )
+                return len(data)
+            if not size:
+                break  # an incomplete frame: wait for the rest
+            used += size
+            if pdu is not None:
+                self._waiting.append(self.trace_pdu(False, pdu))  # noqa: FBT003 - pymodbus's
+        if self._waiting and (self._answering is None or self._answering.done()):
+            self._answering = asyncio.ensure_future(self._answer_all())
+        return used
+
+    async def _answer_all(self) -> None:
+        while self._waiting:
+            self.last_pdu, self.last_addr = self._waiting.popleft(), None
+            await self.handle_request()  # type: ignore[no-untyped-call]
+
+    @override
+    def send(self, data: bytes, addr: tuple[Any, ...] | None = None) -> None:
+        """Send an answer without dropping the start of a frame still arriving."""
+        buffered = self.recv_buffer
+        super().send(data, addr)
+        self.recv_buffer = buffered
+
+
+class _PipelinedServer(ModbusTcpServer):
+    """pymodbus's Modbus TCP server with connections that answer every request."""
+
+    @override
+    def callback_new_connection(self) -> _PipelinedHandler:
+        """Make the handler of a new connection."""
+        return _PipelinedHandler(self, self.trace_packet, self.trace_pdu, self.trace_connect)
+
+
 class ModbusServerError(Exception):
     """The Modbus TCP server could not start; the message says why."""
 
@@ -259,7 +338,7 @@ class Sdm630Server:
 
     async def component_init(self) -> None:
         """Listen on the configured address; raise ``ModbusServerError`` when it cannot."""
-        server = ModbusTcpServer(self._devices(), address=(self._host, self._port))
+        server = _PipelinedServer(self._devices(), address=(self._host, self._port))
         try:
             await server.serve_forever(background=True)
         except RuntimeError as err:

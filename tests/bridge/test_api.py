@@ -411,6 +411,11 @@ async def test_unknown_paths_and_methods_are_json(
     assert (status, data["error"]["code"]) == (404, "not_found")
     status, data, _ = await call(http, "PUT", f"{bridge_url}{API}/info")
     assert (status, data["error"]["code"]) == (405, "method_not_allowed")
+    # A 405 names the methods the path has (RFC 9110 15.5.6).
+    for path, allowed in (("/info", {"GET", "HEAD"}), ("/settings", {"GET", "HEAD", "PATCH"})):
+        async with http.delete(f"{bridge_url}{API}{path}") as response:
+            assert response.status == 405
+            assert set(response.headers["Allow"].split(",")) == allowed
 
 
 async def _status_of(http: aiohttp.ClientSession, url: str, token: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -158,6 +158,65 @@ def test_a_bad_backup_changes_nothing(
     with pytest.raises(BackupError, match=message):
         restore_backup(other, text)
     assert sorted(path.name for path in other.iterdir()) == before
+    assert SettingsStore(other).settings.installation.main_fuse == 20
+
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+def _crafted(document: dict[str, Any], **parts: str) -> str:
+    """Write a backup's JSON text with some parts replaced by raw JSON text."""
+    text = json.dumps({key: value for key, value in document.items() if key not in parts})
+    return text[:-1] + "".join(f', "{key}": {raw}' for key, raw in parts.items()) + "}"
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        {"settings": DEEP},
+        {"energy": '{"version": 1, "x": ' + "[" * 40 + "]" * 40 + "}"},
+        {"serial": "9" * 5000},
+        {"serial": '"\\ud800"'},
+        {"created": '"\\udfff"'},
+        {"version": "9" * 401},
+        {
+            "energy": '{"version": 1, "sequence": 1, "phases": {"L1": {"import": {"value": '
+            + "9" * 401
+            + "}}}}"
+        },
+        {"settings": '{"version": 1, "settings": {"wifi": {"ssid": "\\ud800"}}}'},
+        {"settings": "[5]", "energy": '"x"'},
+    ],
+    ids=[
+        "deep",
+        "deep-part",
+        "long-number",
+        "surrogate-serial",
+        "surrogate-created",
+        "huge-version",
+        "huge-energy",
+        "surrogate-ssid",
+        "wrong-types",
+    ],
+)
+def test_a_crafted_backup_is_a_message_not_a_traceback(
+    unit_state: Path,
+    tmp_path: Path,
+    parts: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The attack run's crafted backups printed a traceback; each is one line now."""
+    source = tmp_path / "crafted.json"
+    source.write_text(_crafted(create_backup(unit_state), **parts), encoding="utf-8")
+    other = tmp_path / "unit-b"
+    SettingsStore(other).update({"installation": {"main_fuse": 20}})
+    out = io.StringIO()
+    options = StartupOptions(server=ServerOptions(state_dir=other))
+    assert restore_command(options, str(source), out) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("amp-guard-bridge: ")
+    assert error.count("\n") == 1
+    assert "Traceback" not in error
     assert SettingsStore(other).settings.installation.main_fuse == 20
 
 

@@ -173,6 +173,40 @@ async def test_refuses_what_an_sdm630_would_not_serve(client: AsyncModbusTcpClie
     assert await read_float(client, 0x0046) == pytest.approx(50.02)
 
 
+def _read_request(transaction: int, address: int = 0x0000, count: int = 2) -> bytes:
+    """One Modbus TCP "read input registers" request (MBAP header and PDU)."""
+    return struct.pack(">HHHBBHH", transaction, 0, 6, DEVICE_ID, 4, address, count)
+
+
+async def _answers(reader: asyncio.StreamReader, count: int) -> list[int]:
+    """Read ``count`` Modbus TCP answers; return their transaction ids."""
+    transactions = []
+    for _ in range(count):
+        transaction, _protocol, length = struct.unpack(">HHH", await reader.readexactly(6))
+        body = await reader.readexactly(length)
+        assert body[1] == 4, body  # function 4, no exception
+        transactions.append(transaction)
+    return transactions
+
+
+@pytest.mark.parametrize("count", [2, 20, 100])
+async def test_every_request_of_one_write_is_answered(server: Sdm630Server, count: int) -> None:
+    """Answer all: pymodbus 3.16 alone answered only the first of them (100: none)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"".join(_read_request(number) for number in range(1, count + 1)))
+        # And a request split across two writes still gets its answer.
+        split = _read_request(count + 1)
+        writer.write(split[:5])
+        await writer.drain()
+        assert await _answers(reader, count) == list(range(1, count + 1))
+        writer.write(split[5:])
+        assert await _answers(reader, 1) == [count + 1]
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
 @pytest.mark.skipif(shutil.which("mbpoll") is None, reason="Debian's mbpoll is not installed")
 async def test_mbpoll_reads_the_reading(unit: FakeUnit, server: Sdm630Server) -> None:
     assert unit.reading is not None
