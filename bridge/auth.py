@@ -58,6 +58,8 @@ PIN_CHECK_BURST: Final = 20
 MAX_CONCURRENT_HASHES: Final = 2
 MAX_CLIENTS: Final = 64
 CLIENT_NAME_MAX: Final = 64
+# A paired client's id: 8 random bytes in hex (the route DELETE /clients/{id} names it).
+CLIENT_ID_PATTERN: Final = "[0-9a-f]{16}"
 SESSION_LIFETIME: Final = timedelta(hours=8)
 MAX_SESSIONS: Final = 32
 PBKDF2_ITERATIONS: Final = 20_000
@@ -264,7 +266,7 @@ class StoredPin:
 class StoredClient:
     """A paired client as kept on disk: the hash of its token, never the token."""
 
-    id: Annotated[str, Pattern(r"[0-9a-f]{16}", "must be 16 hexadecimal digits")]
+    id: Annotated[str, Pattern(CLIENT_ID_PATTERN, "must be 16 hexadecimal digits")]
     name: Annotated[str, Length(minimum=1, maximum=CLIENT_NAME_MAX)]
     created: datetime
     last_seen: datetime | None = None

@@ -706,21 +706,19 @@ class SchemaBuilder:
         """Return a field's schema: its type with its rules, unit and description."""
         schema = self.type_schema(spec.type)
         rules = [rule.schema() for rule in spec.rules]
-        target = schema
-        kinds = schema.get("type")
-        kind = next((k for k in kinds if k != "null"), None) if isinstance(kinds, list) else kinds
-        items_key = {"array": "items", "object": "additionalProperties"}.get(str(kind))
-        if items_key is not None and isinstance(schema.get(items_key), dict):
+        targets = _item_schemas(schema)
+        if targets[0] is not schema:
             # Rules on a list or a map speak of its items (as the decoder applies them).
-            item_rules = [r.schema() for r in spec.rules if _applies_to_items(r)]
+            for item in targets:
+                for item_rule in spec.rules:
+                    if _applies_to_items(item_rule):
+                        _merge(item, item_rule.schema())
             rules = [r.schema() for r in spec.rules if not _applies_to_items(r)]
-            target = schema[items_key] = dict(schema[items_key])
-            for rule in item_rules:
-                _merge(target, rule)
-        for rule in rules:
-            _merge(schema, rule)
+        for rule_schema in rules:
+            _merge(schema, rule_schema)
         if spec.unit is not None:
-            target["x-unit"] = spec.unit
+            for item in targets:
+                item["x-unit"] = spec.unit
         if spec.doc is not None:
             schema["description"] = spec.doc
         return schema
@@ -758,18 +756,33 @@ class SchemaBuilder:
                 }
             return {"type": "array", "items": self.type_schema(args[0])}
         if origin is dict:
-            schema: dict[str, Any] = {
-                "type": "object",
-                "additionalProperties": self.type_schema(args[1]),
-            }
+            value = self.type_schema(args[1])
             if isinstance(args[0], type) and issubclass(args[0], Enum):
-                schema["propertyNames"] = self.type_schema(args[0])
-            return schema
+                # A closed set of keys (phases): each a property, nothing else.
+                return {
+                    "type": "object",
+                    "properties": {str(member.value): dict(value) for member in args[0]},
+                    "additionalProperties": False,
+                }
+            return {"type": "object", "additionalProperties": value}
         if dataclasses.is_dataclass(kind):
             return self.ref(typing.cast("type", kind))
         if kind is object or kind is Any:
             return {}
         raise TypeError(f"no JSON Schema for {kind!r}")
+
+
+def _item_schemas(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the schemas a list's or map's rules speak of (its items), else the schema."""
+    kinds = schema.get("type")
+    kind = next((k for k in kinds if k != "null"), None) if isinstance(kinds, list) else kinds
+    items_key = {"array": "items", "object": "additionalProperties"}.get(str(kind))
+    if items_key is not None and isinstance(schema.get(items_key), dict):
+        schema[items_key] = dict(schema[items_key])
+        return [schema[items_key]]
+    if kind == "object" and isinstance(schema.get("properties"), dict):
+        return list(schema["properties"].values())  # a map with a closed set of keys
+    return [schema]
 
 
 def _merge(schema: dict[str, Any], rule: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bridge.api.routing import client_address
-from bridge.api.sockets import SOCKETS_KEY, OpenSocket, SocketRegistry
+from bridge.api.sockets import SOCKETS_KEY, OpenSocket, SocketRegistry, require_upgrade
 from bridge.auth import LockedOutError
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ async def native_ws(call: Call[None]) -> web.StreamResponse:
             max_msg_size=MAX_FRAME,
             heartbeat=registry.limits.heartbeat.total_seconds(),
         )
+        require_upgrade(request, socket)
         await socket.prepare(request)
         registry.attach(entry, socket)
         await _NativeSession(call.unit, registry, entry, socket).run()

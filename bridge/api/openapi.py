@@ -85,6 +85,8 @@ def _operation(route: Route[Any], builder: SchemaBuilder, error: dict[str, Any])
         if isinstance(route.body, Patch):
             body = {**body, "description": "Any part of it: merged deeply, then validated"}
         operation["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+        # A body that is no JSON object never reaches the model: 400 on every route.
+        responses["400"] = _error(error, "The body is not a JSON object (or nests too deep)")
         responses[str(route.shape_status)] = _error(error, "The body has the wrong form")
         responses.setdefault(str(route.rule_status), _error(error, "A value breaks a rule"))
         responses["413"] = _error(error, "The body is larger than 64 KiB")
@@ -104,7 +106,7 @@ def _operation(route: Route[Any], builder: SchemaBuilder, error: dict[str, Any])
 def _parameters(route: Route[Any], builder: SchemaBuilder) -> list[dict[str, Any]]:
     """Return the path's placeholders and the query model's fields as parameters."""
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": _parameter(route, name)}
         for name in _PLACEHOLDER.findall(route.path)
     ]
     for spec in fields_of(route.query) if route.query is not None else ():
@@ -118,6 +120,15 @@ def _parameters(route: Route[Any], builder: SchemaBuilder) -> list[dict[str, Any
             parameter["description"] = spec.doc
         parameters.append(parameter)
     return parameters
+
+
+def _parameter(route: Route[Any], name: str) -> dict[str, Any]:
+    """Return a path parameter's schema: its declared form, else any text."""
+    pattern = route.parameters.get(name)
+    schema: dict[str, Any] = {"type": "string"}
+    if pattern is not None:
+        schema["pattern"] = f"^(?:{pattern})$"
+    return schema
 
 
 def _success(route: Route[Any], builder: SchemaBuilder) -> dict[str, Any]:

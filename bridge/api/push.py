@@ -27,7 +27,7 @@ from bridge.api.models import (
     kind_of,
 )
 from bridge.api.routing import client_address
-from bridge.api.sockets import REVOKED, SOCKETS_KEY, OpenSocket
+from bridge.api.sockets import REVOKED, SOCKETS_KEY, OpenSocket, require_upgrade
 from bridge.balancing.log import BALANCING_EVENT
 
 if TYPE_CHECKING:
@@ -201,6 +201,7 @@ async def push(call: Call[None]) -> web.StreamResponse:
     )
     try:
         socket = web.WebSocketResponse(heartbeat=registry.limits.heartbeat.total_seconds())
+        require_upgrade(request, socket)
         await socket.prepare(request)
         registry.attach(entry, socket)
         await request.app[HUB_KEY].serve(socket, entry)

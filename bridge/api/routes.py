@@ -41,7 +41,7 @@ from bridge.api.routing import (
     json_reply,
 )
 from bridge.api.web import WEB_ROUTES
-from bridge.auth import AuthError, LockedOutError
+from bridge.auth import CLIENT_ID_PATTERN, AuthError, LockedOutError
 from bridge.balancing.charger import ChargerSpec
 from bridge.balancing.emulated import (
     PROVIDER as EMULATED,
@@ -478,6 +478,7 @@ ROUTES: Final[tuple[Route[Any], ...]] = (
         reply=Reply.NO_CONTENT,
         status=204,
         errors={404: "No such client"},
+        parameters={"client_id": CLIENT_ID_PATTERN},
     ),
     Route(
         method="GET",

@@ -168,6 +168,8 @@ class Route(Generic[_B]):
     status: int = 200
     # Statuses besides the generic ones (401, 400 on a bad body), with their meaning.
     errors: Mapping[int, str] = field(default_factory=dict)
+    # The form of each path parameter, as a regular expression (any text when absent).
+    parameters: Mapping[str, str] = field(default_factory=dict)
     # How a bad body is answered: a wrong form, and a broken limit.
     shape_status: int = 400
     rule_status: int = 422

@@ -177,6 +177,14 @@ class SocketRegistry:
 SOCKETS_KEY: Final = web.AppKey("sockets", SocketRegistry)
 
 
+def require_upgrade(request: web.Request, socket: web.WebSocketResponse) -> None:
+    """Refuse a plain request to a WebSocket route with the API's JSON 400."""
+    if not socket.can_prepare(request).ok:
+        raise ServerError(
+            "this is a WebSocket: send the upgrade headers", 400, code=ErrorCode.BAD_REQUEST
+        )
+
+
 def setup_sockets(app: web.Application, auth: Auth, limits: ServerLimits) -> None:
     """Track the application's WebSockets; close them on revocation and at shutdown."""
     registry = SocketRegistry(limits)

@@ -9,6 +9,7 @@ import inspect
 import os
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -163,3 +164,31 @@ def small_disk(folder: Path) -> Iterator[SmallDisk]:
         yield SmallDisk(folder)
     finally:
         subprocess.run([umount, "-l", str(folder)], check=False)  # noqa: S603
+
+
+@contextlib.contextmanager
+def bridge_in_thread(state_dir: Path) -> Iterator[tuple[str, AmpGuardUnit]]:
+    """Serve a unit from a thread of its own, for synchronous tests (hypothesis, clients).
+
+    Only the unit's immutable parts (its identity) may be read from the test's thread.
+    """
+    ready = threading.Event()
+    running: dict[str, Any] = {}
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        async with start_unit(state_dir) as unit, start_bridge(unit) as server:
+            running.update(url=server.url, unit=unit, stop=stop, loop=asyncio.get_running_loop())
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), name="bridge", daemon=True)
+    thread.start()
+    if not ready.wait(30):
+        msg = "the bridge did not start within 30 s"
+        raise AssertionError(msg)
+    try:
+        yield running["url"], running["unit"]
+    finally:
+        running["loop"].call_soon_threadsafe(running["stop"].set)
+        thread.join(30)

@@ -15,14 +15,24 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from bridge_harness import client_from, pair, wait_for
+from bridge_harness import bridge_in_thread, client_from, pair, wait_for
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bridge.api.limits import DEFAULT_LIMITS
-from bridge.api.native_ws import format_reading
+from bridge.api.native_ws import (
+    ACCEPTED,
+    PROBE,
+    READ,
+    REFUSED,
+    Op,
+    format_reading,
+    parse_request,
+)
 from bridge.models import Phase
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterator
 
     from bridge.api.server import BridgeServer
     from bridge.metering.sources.emulator import EmulatorSource
@@ -268,3 +278,70 @@ async def test_a_pin_change_ends_pin_logins(
         closing = await socket.receive()
     assert closing.type is aiohttp.WSMsgType.CLOSE
     assert (closing.data, closing.extra) == (4001, "the PIN changed")
+
+
+# Generated frames (hypothesis): the parser, and a live unit answering them.
+
+_FRAMES = st.one_of(
+    st.sampled_from([PROBE, READ, "5,", "?,6 ", " ?,1", "5,RIGHT", "1,2,3", "", ","]),
+    st.text(max_size=80),
+    st.text(max_size=20).map(lambda pin: f"5,{pin}"),
+)
+
+
+@pytest.mark.fuzz
+@settings(max_examples=2000)
+@given(st.text(max_size=200))
+def test_every_frame_parses_to_exactly_one_request(text: str) -> None:
+    request = parse_request(text)
+    stripped = text.strip()
+    expected = {PROBE: Op.PROBE, READ: Op.READ}.get(stripped)
+    if expected is None:
+        expected = Op.LOGIN if stripped.startswith("5,") else Op.UNKNOWN
+    assert request.op is expected
+    assert request.pin == (stripped[2:] if expected is Op.LOGIN else "")
+
+
+@pytest.fixture(scope="module")
+def threaded_bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """One unit for every generated conversation: its URL and PIN."""
+    with bridge_in_thread(tmp_path_factory.mktemp("native")) as (url, unit):
+        yield url, unit.identity.pin
+
+
+async def _converse(url: str, pin: str, frames: list[str]) -> None:
+    """Send each frame and check the answer; unknown frames get none (a probe shows it)."""
+    async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/ws") as socket:
+        logged_in = False
+        for raw in frames:
+            frame = raw.replace("RIGHT", pin)
+            await socket.send_str(frame)
+            request = parse_request(frame)
+            if request.op is Op.UNKNOWN:
+                await socket.send_str(PROBE)
+                assert await socket.receive_str(timeout=10) == PROBE
+            elif request.op is Op.PROBE:
+                assert await socket.receive_str(timeout=10) == PROBE
+            elif request.op is Op.LOGIN:
+                reply = await socket.receive_str(timeout=10)
+                assert reply in {ACCEPTED, REFUSED}
+                # A wrong PIN is never accepted (a right one may meet the lock-out).
+                assert reply == REFUSED or request.pin == pin
+                logged_in = reply == ACCEPTED
+            else:
+                reply = await socket.receive_str(timeout=10)
+                if logged_in:
+                    assert reply.startswith("1,")
+                    assert len(reply.split(",")) == 13
+                else:
+                    assert reply == REFUSED
+
+
+@pytest.mark.fuzz
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frames=st.lists(_FRAMES, max_size=8))
+def test_a_live_unit_answers_any_frames_as_the_protocol_says(
+    threaded_bridge: tuple[str, str], frames: list[str]
+) -> None:
+    url, pin = threaded_bridge
+    asyncio.run(_converse(url, pin, frames))

@@ -285,6 +285,7 @@ def _loads_or_keeps_aside(
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(_variants(GOOD_SETTINGS))
 def test_settings_loader_takes_any_file(content: bytes) -> None:
@@ -300,6 +301,7 @@ def test_settings_loader_takes_any_file(content: bytes) -> None:
         logging.disable(logging.NOTSET)
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(_variants(GOOD_AUTH))
 def test_auth_loader_takes_any_file(content: bytes) -> None:
@@ -319,6 +321,7 @@ def test_auth_loader_takes_any_file(content: bytes) -> None:
         logging.disable(logging.NOTSET)
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(_variants(GOOD_IDENTITY))
 def test_identity_loader_takes_any_file(content: bytes) -> None:
@@ -339,6 +342,7 @@ def test_identity_loader_takes_any_file(content: bytes) -> None:
         logging.disable(logging.NOTSET)
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(_variants(GOOD_ENERGY))
 def test_energy_loader_takes_any_file(content: bytes) -> None:
