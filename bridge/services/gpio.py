@@ -243,14 +243,20 @@ class StatusLights:
         gpiod: ModuleType | None = None,
         clock: Callable[[], float] = time.monotonic,
         poll_interval: float = POLL_INTERVAL.total_seconds(),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """Prepare; lines are requested in ``component_init`` when GPIO is enabled."""
+        """Prepare; lines are requested in ``component_init`` when GPIO is enabled.
+
+        ``clock`` times the presses and ``sleep`` waits between polls, so a test steps
+        the poller round by round instead of racing it.
+        """
         self._unit = unit
         self._options = unit.options.gpio
         self._on_button = on_button
         self._gpiod = gpiod
         self._clock = clock
         self._poll_interval = poll_interval
+        self._sleep = sleep
         self._lines: GpioLines | None = None
         self._button = ResetButton()
         self._task: asyncio.Task[None] | None = None
@@ -322,7 +328,7 @@ class StatusLights:
                 except Exception:
                     # A failing action must not stop the button from working again.
                     _LOGGER.exception("Reset button action %s failed", action)
-            await asyncio.sleep(self._poll_interval)
+            await self._sleep(self._poll_interval)
 
     async def close(self) -> None:
         """Stop watching, turn the lights off and release the lines."""

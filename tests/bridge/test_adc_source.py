@@ -301,15 +301,35 @@ async def test_serial_source_reads_framed_blocks_from_a_pty(pty: Pty) -> None:
     await source.close()
 
 
+class SilenceClock:
+    """A clock that stands still (however slow the machine) until the test lets it run."""
+
+    def __init__(self) -> None:
+        """Start still."""
+        self.now = 0.0
+        self.step = 0.0
+
+    def __call__(self) -> float:
+        """Each look at the clock moves it on by ``step`` seconds."""
+        self.now += self.step
+        return self.now
+
+
 async def test_serial_gap_re_locks_and_silence_is_an_error(pty: Pty) -> None:
-    source = AdcSource(SerialInput(str(pty.link), baudrate=921600, sample_rate=RATE), interval=0.2)
+    clock = SilenceClock()
+    serial = SerialInput(str(pty.link), baudrate=921600, sample_rate=RATE, clock=clock)
+    source = AdcSource(serial, interval=0.2)
     await source.component_init()
     # Frames 0-9, then a jump to 50 (lost frames): the tracker restarts, values stay right.
+    # The clock stands still: a slow, loaded machine can never make this "silence".
     pty.send(_frames(SPEC, 10) + _frames(SPEC, 10, first=50))
     for _ in range(3):
         _assert_matches(await source.read(), SPEC, rel=3e-3)
+    # Now time passes (half a second each time the input looks) and nothing comes.
+    clock.step = 0.5
     assert "no sample blocks" in str(await _failure(source))
     # The microcontroller speaks again: the port is reopened and readings return.
+    clock.step = 0.0
     pty.send(_frames(SPEC, 10, first=100))
     _assert_matches(await source.read(), SPEC, rel=3e-3)
     await source.close()

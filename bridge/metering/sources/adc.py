@@ -36,6 +36,8 @@ from bridge.metering.waveform import WaveformGenerator, WaveformSpec
 from bridge.models import Measurement
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bridge.config import StartupOptions
 
 _LOGGER = logging.getLogger(__name__)
@@ -324,9 +326,17 @@ class FrameDecoder:
 class SerialInput:
     """Framed blocks streamed by a microcontroller over a serial port (pyserial)."""
 
-    def __init__(self, port: str, *, baudrate: int, sample_rate: float) -> None:
-        """Read ``port`` at ``baudrate`` once opened."""
+    def __init__(
+        self,
+        port: str,
+        *,
+        baudrate: int,
+        sample_rate: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Read ``port`` at ``baudrate`` once opened; ``clock`` times the silence."""
         self.port: Final = port
+        self._clock = clock
         self._baudrate = baudrate
         self._rate = sample_rate
         self._serial: Any = None
@@ -360,9 +370,9 @@ class SerialInput:
         """Return the next frame's samples; a missing sequence number is a gap."""
         if self._serial is None:
             await self.open()
-        deadline = time.monotonic() + SERIAL_SILENCE
+        deadline = self._clock() + SERIAL_SILENCE
         while not self._frames:
-            if time.monotonic() > deadline:
+            if self._clock() > deadline:
                 raise SourceError(
                     f"no sample blocks on {self.port} for {SERIAL_SILENCE:g} s"
                     f" ({self._decoder.bad_frames} corrupt frames)"

@@ -32,7 +32,7 @@ from bridge.services.gpio import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator
 
 LINES = {
     "logo": 17,
@@ -113,6 +113,37 @@ class FakeClock:
         return self.now
 
 
+class Polls:
+    """The button poller's sleep: it waits for the test, which steps it round by round."""
+
+    def __init__(self) -> None:
+        """Nothing polled yet."""
+        self.rounds = 0
+        self._go = asyncio.Event()
+        self._done = asyncio.Event()
+
+    async def sleep(self, _seconds: float) -> None:
+        """End a round, then wait until the test lets the next one run."""
+        self.rounds += 1
+        self._done.set()
+        await self._go.wait()
+        self._go.clear()
+
+    async def step(self, rounds: int = 1) -> None:
+        """Let ``rounds`` more polls run, and wait until they have."""
+        await self._done.wait()  # the round under way (the first one) is over
+        for _ in range(rounds):
+            self._done.clear()
+            self._go.set()
+            await self._done.wait()
+
+
+@pytest.fixture
+def polls() -> Polls:
+    """Step the button poller by hand."""
+    return Polls()
+
+
 @pytest.fixture
 def chip() -> FakeChip:
     """Make one fake GPIO chip."""
@@ -133,24 +164,18 @@ def actions() -> list[ButtonAction]:
 
 @pytest.fixture
 async def lights(
-    chip: FakeChip, clock: FakeClock, actions: list[ButtonAction]
+    chip: FakeChip, clock: FakeClock, actions: list[ButtonAction], polls: Polls
 ) -> AsyncIterator[tuple[StatusLights, FakeUnit]]:
-    """Run the lights component on the fake chip."""
+    """Run the lights component on the fake chip, its poller stepped by ``polls``."""
     unit = FakeUnit(options=SimpleNamespace(gpio=gpio_options()), status=make_status())
 
     async def on_button(action: ButtonAction) -> None:
         actions.append(action)
 
-    component = StatusLights(unit, on_button, gpiod=chip.module(), clock=clock, poll_interval=0.001)
+    component = StatusLights(unit, on_button, gpiod=chip.module(), clock=clock, sleep=polls.sleep)
     await component.component_init()
     yield component, unit
     await component.close()
-
-
-async def wait_for(condition: Callable[[], bool]) -> None:
-    """Poll until ``condition`` holds (bounded by pytest-timeout)."""
-    while not condition():  # noqa: ASYNC110 - the condition is another task's side effect
-        await asyncio.sleep(0.002)
 
 
 @pytest.mark.parametrize("communication", list(Communication))
@@ -236,13 +261,14 @@ async def test_short_press_reboots(
     chip: FakeChip,
     clock: FakeClock,
     actions: list[ButtonAction],
+    polls: Polls,
 ) -> None:
     chip.inputs[BUTTON] = False  # pressed: closes to ground
-    await asyncio.sleep(0.01)
+    await polls.step()
     clock.now += 0.3
-    await asyncio.sleep(0.01)
+    await polls.step()
     chip.inputs[BUTTON] = True
-    await wait_for(lambda: bool(actions))
+    await polls.step()
     assert actions == [ButtonAction.REBOOT]
 
 
@@ -251,22 +277,26 @@ async def test_ten_second_hold_factory_resets_once(
     chip: FakeChip,
     clock: FakeClock,
     actions: list[ButtonAction],
+    polls: Polls,
 ) -> None:
     chip.inputs[BUTTON] = False
-    await asyncio.sleep(0.01)
+    await polls.step()
     clock.now += FACTORY_RESET_HOLD.total_seconds() - 0.5
-    await asyncio.sleep(0.01)
+    await polls.step()
     assert actions == []
     clock.now += 0.5
-    await wait_for(lambda: bool(actions))
+    await polls.step()
+    assert actions == [ButtonAction.FACTORY_RESET]  # while still held
     clock.now += 5
-    await asyncio.sleep(0.01)
+    await polls.step(3)
     chip.inputs[BUTTON] = True
-    await asyncio.sleep(0.01)
-    assert actions == [ButtonAction.FACTORY_RESET]
+    await polls.step()
+    assert actions == [ButtonAction.FACTORY_RESET]  # letting go adds no reboot
 
 
-async def test_a_failing_action_does_not_stop_the_button(chip: FakeChip, clock: FakeClock) -> None:
+async def test_a_failing_action_does_not_stop_the_button(
+    chip: FakeChip, clock: FakeClock, polls: Polls
+) -> None:
     unit = FakeUnit(options=SimpleNamespace(gpio=gpio_options()), status=make_status())
     calls: list[ButtonAction] = []
 
@@ -275,16 +305,15 @@ async def test_a_failing_action_does_not_stop_the_button(chip: FakeChip, clock: 
         if len(calls) == 1:
             raise RuntimeError("reboot not possible")
 
-    component = StatusLights(unit, on_button, gpiod=chip.module(), clock=clock, poll_interval=0.001)
+    component = StatusLights(unit, on_button, gpiod=chip.module(), clock=clock, sleep=polls.sleep)
     await component.component_init()
     for _ in range(2):
         chip.inputs[BUTTON] = False
-        await asyncio.sleep(0.01)
+        await polls.step()
         clock.now += 0.5
-        await asyncio.sleep(0.01)
+        await polls.step()
         chip.inputs[BUTTON] = True
-        count = len(calls)
-        await wait_for(lambda count=count: len(calls) > count)  # type: ignore[misc]
+        await polls.step()
     await component.close()
     assert calls == [ButtonAction.REBOOT, ButtonAction.REBOOT]
 
