@@ -22,6 +22,9 @@ class ServerLimits:
     # HTTP connections: all of them, and from one address.
     max_connections: int = 512
     max_connections_per_address: int = 128
+    # Connections waiting to be accepted (the listen backlog), and so accepted per turn
+    # of the event loop: a burst of hundreds is worked off over several turns.
+    accept_backlog: int = 32
     # A request's head (request line and headers) must arrive within this, and its body
     # within as long again; idle keep-alive connections close after keepalive_timeout.
     request_timeout: timedelta = timedelta(seconds=10)

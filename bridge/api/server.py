@@ -90,7 +90,9 @@ class GuardedSite(web.TCPSite):
 
     def __init__(self, runner: web.AppRunner, host: str, port: int, guard: ConnectionGuard) -> None:
         """Listen on ``host``:``port``; ``guard`` admits and frames each connection."""
-        super().__init__(runner, host, port)
+        # asyncio accepts at most ``backlog`` connections per turn of the event loop: a
+        # burst of hundreds is then worked off over several turns, readings in between.
+        super().__init__(runner, host, port, backlog=guard.limits.accept_backlog)
         self.guard = guard
 
     @override

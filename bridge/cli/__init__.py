@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import logging.handlers
 import os
@@ -283,6 +284,17 @@ def restart_process() -> None:
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606
 
 
+def settle_memory() -> None:
+    """Keep what start-up made out of the garbage collector's full passes.
+
+    Modules, models and tables live as long as the process; a full collection walked
+    them all and stalled the event loop for 20 to 130 ms under load. Frozen, a full
+    pass walks only what was made since.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(options: StartupOptions, out: TextIO) -> bool:
     """Serve until a signal or a reboot request; returns True when a restart is wanted."""
     from bridge.api.server import BridgeServer  # noqa: PLC0415 - keeps `label` light
@@ -299,6 +311,7 @@ async def serve(options: StartupOptions, out: TextIO) -> bool:
         label = _label_text(unit.identity, show_pin=not _under_systemd())
         out.write(f"Amp Guard running at {server.url}\n{label}")
         out.flush()
+        settle_memory()
         waiters = [
             asyncio.create_task(stop.wait()),
             asyncio.create_task(unit.stop_requested.wait()),

@@ -219,6 +219,7 @@ async def test_limits_are_what_the_docs_say() -> None:
     documented = ServerLimits(
         max_connections=512,
         max_connections_per_address=128,
+        accept_backlog=32,
         request_timeout=timedelta(seconds=10),
         keepalive_timeout=timedelta(seconds=15),
         max_head_bytes=32 * 1024,
