@@ -12,12 +12,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from bridge_harness import small_disk
 from browser_harness import API, VIEWPORTS, log_in, open_tab, shot
 from playwright.async_api import Browser, Page, Route, expect
 from web_harness import RunningBridge, client_session, running_bridge
 
 from bridge.metering.sources.emulator import EmulatorFault
 from bridge.models import Phase
+from bridge.storage import StorageWriteError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -181,6 +183,42 @@ async def test_unusable_saved_settings_are_pointed_out(page: Page, tmp_path: Pat
         await expect(notice).to_contain_text("The saved settings could not be read")
         await broken.unit.update_settings({"installation": {"main_fuse": 20}})
         await expect(notice).to_be_hidden()
+
+
+@pytest.mark.parametrize("page", ["phone"], indirect=True)
+async def test_a_full_disk_is_pointed_out(page: Page, tmp_path: Path) -> None:
+    with small_disk(tmp_path / "small") as disk:
+        async with running_bridge(disk.folder / "state") as unit:
+            await log_in(page, unit)
+            notice = page.locator("#storage-error")
+            await expect(notice).to_be_hidden()
+            disk.fill()
+            with pytest.raises(StorageWriteError):
+                await unit.unit.update_settings({"installation": {"main_fuse": 20}})
+            await expect(notice).to_be_visible()
+            await expect(notice).to_contain_text("cannot save to its storage")
+            await expect(notice).to_contain_text("No space left on device")
+            disk.free()
+            await unit.unit.update_settings({"installation": {"main_fuse": 20}})
+            await expect(notice).to_be_hidden()
+
+
+@pytest.mark.parametrize("page", ["phone"], indirect=True)
+async def test_logging_out_in_another_tab_ends_this_one(page: Page, web: RunningBridge) -> None:
+    await log_in(page, web)
+    other = await page.context.new_page()
+    try:
+        await other.goto(f"{web.url}/")
+        await expect(other.locator("#app-view")).to_be_visible()  # the same session
+        await other.click("#logout")
+        await expect(other.locator("#login-view")).to_be_visible()
+    finally:
+        await other.close()
+    # The unit closed this tab's push channel (4001): back to the login at once.
+    await expect(page.locator("#login-view")).to_be_visible()
+    await expect(page.locator("#login-message")).to_have_text(
+        "Your session has expired. Log in again."
+    )
 
 
 async def test_a_dutch_browser_gets_dutch(browser: Browser, web: RunningBridge) -> None:
