@@ -37,6 +37,8 @@ from bridge.api.errors import ErrorCode
 from bridge.api.limits import RESERVED_DESCRIPTORS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aiohttp import web
     from aiohttp.web_protocol import RequestHandler
 
@@ -57,11 +59,14 @@ class QuietRepeats(logging.Filter):
     request: a flood of connections must not become 50 MB of log in half a minute.
     """
 
-    def __init__(self, *messages: str, every: float = LOG_EVERY) -> None:
+    def __init__(
+        self, *messages: str, every: float = LOG_EVERY, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         """Watch records whose message starts with one of ``messages``."""
         super().__init__()
         self._messages = messages
         self._every = every
+        self._clock = clock
         self._last: dict[str, float] = {}
         self._dropped: Counter[str] = Counter()
 
@@ -72,7 +77,7 @@ class QuietRepeats(logging.Filter):
         kind = next((message for message in self._messages if template.startswith(message)), None)
         if kind is None:
             return True
-        now = time.monotonic()
+        now = self._clock()
         last = self._last.get(kind)
         if last is not None and now - last < self._every:
             self._dropped[kind] += 1

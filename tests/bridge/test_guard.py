@@ -19,10 +19,13 @@ from typing import TYPE_CHECKING
 import pytest
 from bridge_harness import client_from, wait_for
 
+from bridge.api.guard import QuietRepeats
 from bridge.api.limits import DEFAULT_LIMITS, ServerLimits
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from bridge_harness import FakeClock
 
     from bridge.api.server import BridgeServer
     from bridge.unit import AmpGuardUnit
@@ -232,3 +235,33 @@ async def test_limits_are_what_the_docs_say() -> None:
         heartbeat=timedelta(seconds=20),
     )
     assert documented == DEFAULT_LIMITS
+
+
+def test_a_flood_of_log_records_is_one_line_a_minute(fake_clock: FakeClock) -> None:
+    """The attack run got 113,907 accept() tracebacks in 26 s; now one line a minute."""
+    quiet = QuietRepeats("socket.accept() out of system resource", every=60, clock=fake_clock)
+    error = OSError(24, "Too many open files")
+
+    def record() -> logging.LogRecord:
+        return logging.LogRecord(
+            "asyncio",
+            logging.ERROR,
+            __file__,
+            1,
+            "socket.accept() out of system resource\nexception: %r",
+            (error,),
+            (OSError, error, None),
+        )
+
+    first = record()
+    assert quiet.filter(first)
+    assert (first.levelno, first.exc_info) == (logging.WARNING, None)
+    assert first.getMessage().startswith("socket.accept() out of system resource (OSError")
+    assert not any(quiet.filter(record()) for _ in range(1000))
+    fake_clock.now += 60
+    later = record()
+    assert quiet.filter(later)
+    assert "1000 more like it in the last 60 s" in later.getMessage()
+    other = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "something else", (), None)
+    assert quiet.filter(other)
+    assert other.levelno == logging.ERROR  # only the flood's kind is quieted
