@@ -50,6 +50,8 @@ _LOGGER = logging.getLogger(__name__)
 LOG_EVERY: Final = 60.0
 # How long a refused connection still takes (and drops) what its peer sends.
 LINGER: Final = 1.0
+# How often the deadlines of heads and bodies under way are checked (seconds).
+SWEEP_EVERY: Final = 0.25
 
 
 class QuietRepeats(logging.Filter):
@@ -134,6 +136,12 @@ class ConnectionGuard:
         self.refused = 0
         self._refused_unlogged = 0
         self._logged_at: float | None = None
+        # Connections with a head or body under way; one sweep checks their deadlines,
+        # so a request costs a float, not a timer.
+        self._timed: set[GuardedProtocol] = set()
+        self._sweeping: asyncio.TimerHandle | None = None
+        timeout = limits.request_timeout.total_seconds()
+        self._sweep_every = min(SWEEP_EVERY, timeout / 4)
 
     @property
     def total(self) -> int:
@@ -158,6 +166,40 @@ class ConnectionGuard:
         self.open[address] -= 1
         if self.open[address] <= 0:
             del self.open[address]
+
+    def watch(self, connection: GuardedProtocol) -> None:
+        """Check ``connection``'s deadline from now on (until it has none)."""
+        self._timed.add(connection)
+        if self._sweeping is None:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._sweeping = loop.call_later(self._sweep_every, self._sweep)
+
+    def close(self) -> None:
+        """Stop checking deadlines (the server stopped)."""
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            self._sweeping = None
+        self._timed.clear()
+
+    def forget(self, connection: GuardedProtocol) -> None:
+        """Stop checking ``connection`` (it closed)."""
+        self._timed.discard(connection)
+
+    def _sweep(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for connection in list(self._timed):
+            deadline = connection.deadline
+            if deadline is None:
+                self._timed.discard(connection)
+            elif deadline <= now:
+                self._timed.discard(connection)
+                connection.timed_out()
+        self._sweeping = None
+        if self._timed:
+            self._schedule()
 
     def _log_refusals(self) -> None:
         """One line a minute at most: a flood must not become a flood of log lines too."""
@@ -206,7 +248,8 @@ class GuardedProtocol(asyncio.Protocol):
         self._head = bytearray()
         self._body_left = 0
         self._heads_passed = 0
-        self._timer: asyncio.TimerHandle | None = None
+        # When the head (or body) under way must be complete; None while none is.
+        self.deadline: float | None = None
 
     @override
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -226,6 +269,7 @@ class GuardedProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Hand the end on and give the place back."""
         self._stop_timer()
+        self._guard.forget(self)
         if self._inner is None:
             return
         self._guard.release(self._address)
@@ -261,8 +305,27 @@ class GuardedProtocol(asyncio.Protocol):
         if self._mode is _Mode.OPEN and not _is_websocket(self._inner):
             # The upgrade was refused (401, 503): what follows is HTTP again.
             self._mode = _Mode.HEAD
-        if self._mode is _Mode.OPEN or self._frame(data):
+        if self._mode is _Mode.OPEN or self._plain_head(data) or self._frame(data):
             self._inner.data_received(data)
+
+    def _plain_head(self, data: bytes) -> bool:
+        """Take the common case at once: one whole head, no body, within the caps."""
+        if self._mode is not _Mode.HEAD or self._head or not data.endswith(b"\r\n\r\n"):
+            return False
+        limits = self._guard.limits
+        if (
+            data.find(b"\r\n\r\n") != len(data) - 4
+            or len(data) > limits.max_head_bytes
+            or data.count(b"\n") - 2 > limits.max_headers
+            or data[:1] in (b"\r", b"\n")
+        ):
+            return False
+        lowered = data.lower()
+        if b"content-length" in lowered or b"transfer-encoding" in lowered or b"upgrade" in lowered:
+            return False
+        self._heads_passed += 1
+        self.deadline = None  # complete: the next head's clock starts with its first byte
+        return True
 
     def _frame(self, data: bytes) -> bool:
         """Follow heads and bodies through ``data``; False when the connection was refused."""
@@ -292,7 +355,7 @@ class GuardedProtocol(asyncio.Protocol):
                 position += 1
             if position == len(data):
                 return position
-            if self._timer is None:
+            if self.deadline is None:
                 self._start_timer()
         limits = self._guard.limits
         searched = max(0, len(self._head) - 3)
@@ -338,17 +401,16 @@ class GuardedProtocol(asyncio.Protocol):
         return None
 
     def _start_timer(self) -> None:
-        self._stop_timer()
         seconds = self._guard.limits.request_timeout.total_seconds()
-        self._timer = asyncio.get_running_loop().call_later(seconds, self._timed_out)
+        self.deadline = asyncio.get_running_loop().time() + seconds
+        self._guard.watch(self)
 
     def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.deadline = None
 
-    def _timed_out(self) -> None:
-        self._timer = None
+    def timed_out(self) -> None:
+        """Answer 408 and close: the head or body under way missed its deadline."""
+        self.deadline = None
         if self._mode in (_Mode.HEAD, _Mode.BODY):
             self._refuse(408, "the request did not arrive in time", ErrorCode.BAD_REQUEST)
 
@@ -403,6 +465,13 @@ def _head_end(head: bytearray, start: int) -> int:
 def _framing(head: bytes) -> _Framing:
     """Read ``Content-Length``, ``Transfer-Encoding`` and ``Upgrade`` from a head."""
     framing = _Framing()
+    lowered = head.lower()
+    if (
+        b"content-length" not in lowered
+        and b"transfer-encoding" not in lowered
+        and (b"upgrade" not in lowered)
+    ):
+        return framing  # most requests: a GET without a body
     lengths: set[bytes] = set()
     for line in head.split(b"\n")[1:]:
         name, colon, value = line.partition(b":")

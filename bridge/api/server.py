@@ -209,6 +209,7 @@ class BridgeServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+            self.guard.close()
             for name in FLOOD_LOGGERS:
                 logging.getLogger(name).removeFilter(self._quiet)
 
