@@ -123,6 +123,23 @@ class PinGuard:
         self._filled_at = clock()
         self._attempts: OrderedDict[str, _Attempts] = OrderedDict()
 
+    def refusal(self, address: str) -> LockedOutError | None:
+        """Return the error a PIN from ``address`` would meet now, spending no check.
+
+        The API answers with it before reading the request's body: a storm of guesses
+        costs the unit as little as possible.
+        """
+        wait = self.retry_after(address)
+        if wait is not None:
+            return LockedOutError(wait)
+        attempts = self._attempts.get(address)
+        if attempts is not None and attempts.failures + attempts.pending >= self._max_failures:
+            return LockedOutError(1)
+        tokens = min(self._burst, self._tokens + (self._clock() - self._filled_at) * self._rate)
+        if tokens < 1.0:
+            return RateLimitedError((1.0 - tokens) / self._rate)
+        return None
+
     def retry_after(self, address: str) -> float | None:
         """Seconds this address stays locked out, or None when it may try."""
         attempts = self._attempts.get(address)
@@ -144,13 +161,9 @@ class PinGuard:
         address already running hold its whole budget; ``RateLimitedError`` when the
         unit as a whole checks no more PINs for now.
         """
-        wait = self.retry_after(address)
-        if wait is not None:
-            raise LockedOutError(wait)
-        attempts = self._attempts.get(address)
-        if attempts is not None and attempts.failures + attempts.pending >= self._max_failures:
-            # Parallel guesses: the budget is spoken for until those checks end.
-            raise LockedOutError(1)
+        refusal = self.refusal(address)  # parallel guesses: checks running hold the budget
+        if refusal is not None:
+            raise refusal
         self._take_token()
         attempts = self._attempts.pop(address, None) or _Attempts()
         self._attempts[address] = attempts  # most recent last, for eviction

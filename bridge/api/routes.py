@@ -39,6 +39,7 @@ from bridge.api.routing import (
     Route,
     client_address,
     json_reply,
+    locked_out,
 )
 from bridge.api.web import WEB_ROUTES
 from bridge.auth import CLIENT_ID_PATTERN, AuthError, LockedOutError
@@ -84,12 +85,7 @@ async def check_pin(call: Call[Any], pin: str) -> None:
     try:
         accepted = await call.unit.auth.check_pin(address, pin)
     except LockedOutError as err:
-        raise ServerError(
-            f"{err}: try again later" if err.just_now else f"{err.reason}: try again later",
-            429,
-            code=ErrorCode.LOCKED_OUT,
-            retry_after=err.retry_after,
-        ) from err
+        raise locked_out(err) from err
     if not accepted:
         left = call.unit.auth.guard.tries_left(address)
         raise ServerError(

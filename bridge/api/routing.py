@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 from aiohttp import web
 
 from bridge.api.errors import ErrorCode, ServerError
-from bridge.auth import Session  # noqa: TC001 - a dataclass field, read at run time
+from bridge.auth import LockedOutError, Session  # noqa: TC001 - read at run time
 from bridge.schema import (
     JsonTextError,
     ValidationError,
@@ -294,7 +294,26 @@ async def access_middleware(
     if route is None:  # pragma: no cover - check_declared refuses this at start-up
         raise ServerError("route without a declared access level", 500)
     request[PRINCIPAL_KEY] = authenticate(request, route.access, websocket=route.websocket)
+    if route.access is Access.PIN and not route.websocket:
+        refuse_locked_out(request)  # before the body is even read
     return await handler(request)
+
+
+def refuse_locked_out(request: web.Request) -> None:
+    """Answer 429 at once while this address (or the whole unit) may not try a PIN."""
+    refusal = unit_of(request).auth.guard.refusal(client_address(request))
+    if refusal is not None:
+        raise locked_out(refusal)
+
+
+def locked_out(refusal: LockedOutError) -> ServerError:
+    """Return the API's 429 for a locked-out PIN (or the wrong one that began it)."""
+    return ServerError(
+        f"{refusal}: try again later" if refusal.just_now else f"{refusal.reason}: try again later",
+        429,
+        code=ErrorCode.LOCKED_OUT,
+        retry_after=refusal.retry_after,
+    )
 
 
 def register_routes(app: web.Application, routes: Iterable[Route[Any]]) -> None:

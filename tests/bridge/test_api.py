@@ -235,6 +235,9 @@ async def test_lockout_and_its_expiry(
         assert data["error"]["code"] == "locked_out"
         assert data["error"]["retry_after"] == 30
         assert response.headers["Retry-After"] == "30"
+        # Refused before the body is even read: a locked-out storm costs the unit little.
+        async with http.post(url, data=b"not even JSON") as refused:
+            assert refused.status == 429
         # The web UI login and /ws share the budget.
         status, data, _ = await call(
             http, "POST", f"{server.url}{API}/session", body={"pin": good["pin"]}
