@@ -575,7 +575,7 @@ async def test_the_emulators_limits_are_served_from_its_model(
         **{f"charger.{k}": v for k, v in declared_limits(EmulatedChargerControl).items()},
     }
     assert limits["emulator"]["charger.car.max_current"]["maximum"] == 32
-    load = limits["emulator"]["load"]["additionalProperties"]
+    load = limits["emulator"]["load"]["properties"]["L1"]
     assert (load["minimum"], load["maximum"], load["x-unit"]) == (-63, 63, "A")
     assert limits["emulator"]["ev.current"]["maximum"] == 32
     assert limits["emulator"]["ev.phases"]["enum"] == [1, 3]

@@ -145,7 +145,7 @@ async def test_the_panels_bounds_are_the_served_ones(page: Page, web: RunningBri
     async with aiohttp.ClientSession() as http, http.get(f"{web.url}{API}/limits") as response:
         served: dict[str, Any] = (await response.json())["emulator"]
     await open_emulator(page, web, "en")
-    load = served["load"]["additionalProperties"]
+    load = served["load"]["properties"]["L1"]
     for phase in ("l1", "l2", "l3"):
         box = page.locator(f"#emu-load-{phase}")
         await expect(box).to_have_attribute("min", str(load["minimum"]))

@@ -47,7 +47,12 @@ export function limitOf(name) {
   if (name === "pin") schema = served.pin;
   else if (name.startsWith(EMULATOR)) schema = served.emulator?.[name.slice(EMULATOR.length)];
   else schema = served.settings?.[name];
-  if (schema && typeof schema.additionalProperties === "object") schema = schema.additionalProperties;
+  // A map with a closed set of keys (the phases) lists each; their schemas are alike.
+  if (schema && schema.properties && schema.additionalProperties === false) {
+    schema = Object.values(schema.properties)[0];
+  } else if (schema && typeof schema.additionalProperties === "object") {
+    schema = schema.additionalProperties;
+  }
   return schema && typeof schema === "object" ? schema : null;
 }
 
