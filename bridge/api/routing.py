@@ -10,6 +10,8 @@ reply. The OpenAPI document is written from the same table (``bridge.api.openapi
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import hmac
 import json
 import typing
@@ -280,6 +282,8 @@ def json_reply(data: object, status: int = 200) -> web.Response:
 # The table in the application
 
 DECLARED_KEY: Final[web.AppKey[dict[AbstractRoute, Route[Any]]]] = web.AppKey("declared_routes")
+# PIN exchanges (pairing, web login) let through per turn of the event loop.
+PIN_REQUESTS_PER_TURN: Final = 8
 
 
 @web.middleware
@@ -295,8 +299,52 @@ async def access_middleware(
         raise ServerError("route without a declared access level", 500)
     request[PRINCIPAL_KEY] = authenticate(request, route.access, websocket=route.websocket)
     if route.access is Access.PIN and not route.websocket:
+        # A storm of guesses is worked off a few per turn of the event loop, so readings
+        # and the other clients' requests go in between.
+        await request.app[PIN_TURNSTILE_KEY].enter()
         refuse_locked_out(request)  # before the body is even read
     return await handler(request)
+
+
+class Turnstile:
+    """Let at most ``per_turn`` callers through per turn of the event loop, in order."""
+
+    def __init__(self, per_turn: int) -> None:
+        """Nobody waiting yet."""
+        self._per_turn = per_turn
+        self._passed = 0
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._turning = False
+
+    async def enter(self) -> None:
+        """Go through now, or in a later turn when this one's places are taken."""
+        if self._passed < self._per_turn and not self._waiting:
+            self._passed += 1
+            self._next_turn_soon()
+            return
+        place: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(place)
+        self._next_turn_soon()
+        await place
+
+    def _next_turn_soon(self) -> None:
+        if not self._turning:
+            self._turning = True
+            asyncio.get_running_loop().call_soon(self._turn)
+
+    def _turn(self) -> None:
+        self._turning = False
+        self._passed = 0
+        while self._waiting and self._passed < self._per_turn:
+            place = self._waiting.popleft()
+            if not place.done():  # a caller that gave up (disconnected) takes no place
+                place.set_result(None)
+                self._passed += 1
+        if self._waiting or self._passed:
+            self._next_turn_soon()
+
+
+PIN_TURNSTILE_KEY: Final = web.AppKey("pin_turnstile", Turnstile)
 
 
 def refuse_locked_out(request: web.Request) -> None:
@@ -319,6 +367,7 @@ def locked_out(refusal: LockedOutError) -> ServerError:
 def register_routes(app: web.Application, routes: Iterable[Route[Any]]) -> None:
     """Add each declared route (and HEAD beside GET) to ``app``."""
     declared = app.setdefault(DECLARED_KEY, {})
+    app.setdefault(PIN_TURNSTILE_KEY, Turnstile(PIN_REQUESTS_PER_TURN))
     for route in routes:
         handler = _wrap(route)
         added = [app.router.add_route(route.method, route.path, handler)]

@@ -6,6 +6,8 @@ without a token, and a route added past the table stops the application being bu
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,6 +22,7 @@ from bridge.api.routing import (
     Json,
     Reply,
     Route,
+    Turnstile,
     access_middleware,
     check_declared,
     register_routes,
@@ -186,3 +189,28 @@ async def test_garbage_bodies_are_refused_not_crashed(
         async with http.post(dimmer_url, data=raw, headers=headers) as response:
             assert response.status == 400
             assert (await response.json())["error"]["code"] == "bad_request"
+
+
+async def test_the_turnstile_lets_a_few_through_per_turn_of_the_loop() -> None:
+    """A storm of PIN requests is worked off a few per turn: the loop serves others between."""
+    loop = asyncio.get_running_loop()
+    turn = 0
+
+    def count_turns() -> None:
+        nonlocal turn
+        turn += 1
+        loop.call_soon(count_turns)
+
+    loop.call_soon(count_turns)
+    turnstile = Turnstile(4)
+    passed: list[tuple[int, int]] = []
+
+    async def caller(number: int) -> None:
+        await turnstile.enter()
+        passed.append((turn, number))
+
+    await asyncio.gather(*(caller(number) for number in range(20)))
+    assert [number for _turn, number in passed] == list(range(20))  # in order
+    per_turn = Counter(turn for turn, _number in passed)
+    assert max(per_turn.values()) <= 4
+    assert len(per_turn) >= 5
