@@ -209,6 +209,27 @@ async def _watcher(interface: str) -> Watcher:
     return Watcher(interface)
 
 
+@contextlib.contextmanager
+def _zeroconf_as_it_was() -> Iterator[None]:
+    """Undo what Home Assistant's zeroconf does to the whole process.
+
+    Its shared instance replaces ``zeroconf.Zeroconf``'s constructor, so that nothing
+    else in the process can open one; the later tests of this session must.
+    """
+    original_init = Zeroconf.__dict__["__init__"]
+    try:
+        yield
+    finally:
+        Zeroconf.__init__ = original_init  # type: ignore[method-assign]
+        # Deleting an assigned __new__ leaves CPython's slot calling object.__new__ with
+        # the arguments; a __new__ that takes and drops them is the class as it was.
+        Zeroconf.__new__ = _plain_new  # type: ignore[assignment, method-assign]
+
+
+def _plain_new(cls: type[Zeroconf], *_args: object, **_kwargs: object) -> Zeroconf:
+    return object.__new__(cls)
+
+
 def test_home_assistant_pairs_with_what_it_discovered(
     lan: Lan, hosts: tuple[NamespaceThread, NamespaceThread, NamespaceThread], unit: Unit
 ) -> None:
@@ -216,7 +237,10 @@ def test_home_assistant_pairs_with_what_it_discovered(
     _unit_host, client, _neighbour = hosts
     info = client.run(_find(lan.client_address, _name(unit)))
     assert info is not None, "the unit was not found on its LAN"
-    result = client.run(_pair_in_home_assistant(info, unit.pin))
+    with _zeroconf_as_it_was():
+        result = client.run(_pair_in_home_assistant(info, unit.pin))
+    # Later tests of the session open zeroconf instances of their own.
+    AsyncZeroconf(interfaces=["127.0.0.1"]).zeroconf.close()
     assert result == {"type": "create_entry", "unique_id": unit.serial, "host": lan.unit_address}
 
 
