@@ -797,7 +797,8 @@ _SCALARS: Final[dict[Any, dict[str, Any]]] = {
     bool: {"type": "boolean"},
     int: {"type": "integer"},
     float: {"type": "number"},
-    str: {"type": "string"},
+    # The decoder refuses NUL in every text (a C string ends there): the document says so.
+    str: {"type": "string", "not": {"type": "string", "pattern": "\\u0000"}},
     datetime: {"type": "string", "format": "date-time"},
     type(None): {"type": "null"},
 }
