@@ -797,8 +797,7 @@ _SCALARS: Final[dict[Any, dict[str, Any]]] = {
     bool: {"type": "boolean"},
     int: {"type": "integer"},
     float: {"type": "number"},
-    # The decoder refuses NUL in every text (a C string ends there): the document says so.
-    str: {"type": "string", "not": {"type": "string", "pattern": "\\u0000"}},
+    str: {"type": "string"},
     datetime: {"type": "string", "format": "date-time"},
     type(None): {"type": "null"},
 }

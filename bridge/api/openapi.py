@@ -114,12 +114,25 @@ def _parameters(route: Route[Any], builder: SchemaBuilder) -> list[dict[str, Any
             "name": spec.name,
             "in": "query",
             "required": False,
-            "schema": builder.field_schema(spec),
+            # A query string cannot say null: an absent parameter is the model's None.
+            "schema": _without_null(builder.field_schema(spec)),
         }
         if spec.doc is not None:
             parameter["description"] = spec.doc
         parameters.append(parameter)
     return parameters
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """Return ``schema`` without its null: a parameter is either absent or a value."""
+    schema = dict(schema)
+    kinds = schema.get("type")
+    if isinstance(kinds, list) and "null" in kinds:
+        rest = [kind for kind in kinds if kind != "null"]
+        schema["type"] = rest[0] if len(rest) == 1 else rest
+    if isinstance(schema.get("enum"), list):
+        schema["enum"] = [value for value in schema["enum"] if value is not None]
+    return schema
 
 
 def _parameter(route: Route[Any], name: str) -> dict[str, Any]:
