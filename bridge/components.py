@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from bridge.auth import PinGuard
     from bridge.config import StartupOptions
     from bridge.events import EventBus
     from bridge.identity import Identity
@@ -84,6 +85,13 @@ class UnitContext(Protocol):
     @property
     def extra_loads(self) -> ExtraLoads | None:
         """Where emulated loads join the measured currents; None for a real meter."""
+
+    @property
+    def pin_guard(self) -> PinGuard:
+        """The lock-out for wrong secrets, one budget per address for every door.
+
+        A charger's wrong OCPP password counts like a wrong PIN.
+        """
 
     def publish_state(self, key: str, value: dict[str, object]) -> None:
         """Publish a component's state under ``key`` in the status reply and push.

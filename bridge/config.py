@@ -43,6 +43,24 @@ NETWORK_BACKENDS: Final = ("emulated", "nmcli")
 MAX_EMULATED: Final = 32
 # A Linux interface name: at most 15 bytes (IFNAMSIZ), and never read as an nmcli option.
 INTERFACE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
+# OCPP security profile 2 (TLS): where the bind is not loopback, always, or never.
+OCPP_TLS_MODES: Final = ("auto", "on", "off")
+# A charge point id in the URL: printable ASCII without the URL's and Basic auth's
+# separators, at most 48 characters (OCPP 1.6 security whitepaper).
+CHARGE_POINT_ID: Final = re.compile(r"[A-Za-z0-9._~*@+=-]{1,48}")
+# What an emulated OCPP charge point can be told to get wrong (bridge.balancing.ocpp.emulated).
+OCPP_MISBEHAVIOURS: Final = (
+    "no-max-profile",  # NotSupported to ChargePointMaxProfile
+    "tx-profile-only",  # only TxProfile, on a running transaction
+    "stuck-16a",  # accepts every limit, keeps offering 16 A
+    "zero-means-no-limit",  # a 0 A limit lifts every limit
+    "ignores-limits",  # accepts every limit, applies none
+    "slow",  # applies a limit after 5 s (IEC 61851-1 allows it)
+    "watts-only",  # schedules in W only
+    "no-key",  # cannot take an AuthorizationKey
+    "drops",  # drops the connection every N s ("drops=N", default 60)
+)
+MAX_DROPS: Final = 86400
 
 
 class ConfigError(ValueError):
@@ -157,6 +175,21 @@ class NetworkOptions:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OcppOptions:
+    """The OCPP 1.6J central system that chargers connect to, on a port of its own."""
+
+    enabled: bool = True
+    host: str | None = None  # None: the API's address
+    port: int = 9000
+    tls: str = "auto"
+    tls_port: int = 9443
+    tls_cert: Path | None = None  # None: the unit makes its own in the state folder
+    tls_key: Path | None = None
+    # Emulated charge points that connect over loopback: "id[:misbehaviour,...]".
+    emulate: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StartupOptions:
     """Every start-up option of the process."""
 
@@ -167,6 +200,7 @@ class StartupOptions:
     modbus_server: ModbusServerOptions = field(default_factory=ModbusServerOptions)
     gpio: GpioOptions = field(default_factory=GpioOptions)
     network: NetworkOptions = field(default_factory=NetworkOptions)
+    ocpp: OcppOptions = field(default_factory=OcppOptions)
 
 
 class _Section:
@@ -267,6 +301,18 @@ class _Section:
             raise self._error(option, "must be a table ({ key = value, ... })")
         return dict(value)
 
+    def get_str_list(self, option: str) -> tuple[str, ...]:
+        value = self._get(option)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(item, str) and item for item in value
+        ):
+            raise self._error(option, "must be a list of non-empty texts")
+        return tuple(value)
+
     def get_path(self, option: str, default: Path) -> Path:
         value = self._get(option)
         if value is None:
@@ -327,7 +373,7 @@ def build_options(
             merged.setdefault(name, {}),
             {key: value for key, value in values.items() if value is not None},
         )
-    known = ("server", "source", "meter", "adc", "modbus_server", "gpio", "network")
+    known = ("server", "source", "meter", "adc", "modbus_server", "gpio", "network", "ocpp")
     for name in merged:
         if name not in known:
             _LOGGER.warning("Unknown config section [%s] ignored", name)
@@ -343,6 +389,7 @@ def build_options(
         modbus_server=_modbus_server(sections["modbus_server"]),
         gpio=_gpio(sections["gpio"]),
         network=_network(sections["network"]),
+        ocpp=_ocpp(sections["ocpp"]),
     )
     for section in sections.values():
         section.warn_unread()
@@ -497,3 +544,55 @@ def _network(section: _Section) -> NetworkOptions:
             "must be an interface name: up to 15 letters, digits, '.', '_' or '-'",
         )
     return options
+
+
+def _ocpp(section: _Section) -> OcppOptions:
+    default = OcppOptions()
+    options = OcppOptions(
+        enabled=section.get_bool("enabled", default.enabled),
+        host=section.get_optional_str("host"),
+        port=section.get_int("port", default.port, minval=0, maxval=65535),
+        tls=section.get_choice("tls", default.tls, OCPP_TLS_MODES),
+        tls_port=section.get_int("tls_port", default.tls_port, minval=0, maxval=65535),
+        tls_cert=section.get_optional_path("tls_cert"),
+        tls_key=section.get_optional_path("tls_key"),
+        emulate=section.get_str_list("emulate"),
+    )
+    if (options.tls_cert is None) != (options.tls_key is None):
+        raise ConfigError("ocpp", "tls_key", "tls_cert and tls_key go together")
+    if options.port and options.port == options.tls_port:
+        raise ConfigError("ocpp", "tls_port", "must differ from port")
+    seen: set[str] = set()
+    for spec in options.emulate:
+        charger_id = check_emulated_charger(spec)
+        if charger_id in seen:
+            raise ConfigError("ocpp", "emulate", f"{charger_id} is given twice")
+        seen.add(charger_id)
+    return options
+
+
+def check_emulated_charger(spec: str) -> str:
+    """Check an emulated charge point's "id[:misbehaviour,...]" and return its id."""
+    charger_id, _, extras = spec.partition(":")
+    if not CHARGE_POINT_ID.fullmatch(charger_id):
+        raise ConfigError(
+            "ocpp",
+            "emulate",
+            f"{charger_id!r} is not a charge point id (1 to 48 letters, digits or ._~*@+=-)",
+        )
+    for extra in filter(None, extras.split(",")):
+        name, _, value = extra.partition("=")
+        if name not in OCPP_MISBEHAVIOURS:
+            raise ConfigError(
+                "ocpp",
+                "emulate",
+                f"{charger_id}: unknown misbehaviour {name!r} "
+                f"(one of {', '.join(OCPP_MISBEHAVIOURS)})",
+            )
+        if value and (name != "drops" or not value.isdigit() or not 0 < int(value) <= MAX_DROPS):
+            raise ConfigError(
+                "ocpp",
+                "emulate",
+                f"{charger_id}: {extra!r}: only drops=N takes a value, 1 to 86400 s",
+            )
+    return charger_id

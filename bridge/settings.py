@@ -409,6 +409,39 @@ class BalancingSettings:
         return None
 
 
+# OCPP 1.6: an idTag is a CiString20.
+ID_TAG_LENGTH: Final = 20
+MAX_ID_TAGS: Final = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OcppSettings:
+    """Who may charge at the OCPP chargers: every tag, or only the listed ones."""
+
+    accept_all_tags: Annotated[
+        bool, Doc("Let every RFID tag (idTag) start charging, as a home charger does")
+    ] = True
+    id_tags: Annotated[
+        tuple[str, ...],
+        Length(minimum=1, maximum=ID_TAG_LENGTH),
+        Pattern(r"[ -~]*", "must be printable ASCII"),
+        Doc("The idTags allowed to charge when not all are"),
+    ] = ()
+
+    def __post_init__(self) -> None:
+        """Tags are printable and 1 to 20 characters, at most 200, each once."""
+        check(self, "ocpp")
+        if len(self.id_tags) > MAX_ID_TAGS:
+            raise SettingsError("ocpp.id_tags", f"must list at most {MAX_ID_TAGS} tags")
+        if len({tag.upper() for tag in self.id_tags}) != len(self.id_tags):
+            # OCPP compares idTags case-insensitively (CiString).
+            raise SettingsError("ocpp.id_tags", "must list each tag once")
+
+    def allows(self, id_tag: str) -> bool:
+        """Whether ``id_tag`` may charge (idTags compare without case, as OCPP says)."""
+        return self.accept_all_tags or id_tag.upper() in {tag.upper() for tag in self.id_tags}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Every setting of the unit."""
@@ -419,6 +452,7 @@ class Settings:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
     balancing: BalancingSettings = field(default_factory=BalancingSettings)
+    ocpp: OcppSettings = field(default_factory=OcppSettings)
 
     def __post_init__(self) -> None:
         """Keep the two MQTT outputs apart when they share a broker."""
@@ -540,6 +574,7 @@ __all__ = [
     "MqttSettings",
     "ProtectiveDevice",
     "Rotation",
+    "OcppSettings",
     "Settings",
     "SettingsError",
     "SettingsStore",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 
 from bridge import API_VERSION
 from bridge import events as ev
-from bridge.auth import Auth, Clock
+from bridge.auth import Auth, Clock, PinGuard
 from bridge.components import ExtraLoads
 from bridge.events import EventBus
 from bridge.host_network import NetworkWatch
@@ -181,6 +181,11 @@ class AmpGuardUnit:
         if self._status is None:
             self._status = self._evaluate()
         return self._status
+
+    @property
+    def pin_guard(self) -> PinGuard:
+        """The lock-out for wrong secrets, one budget per address for every door."""
+        return self.auth.guard
 
     def publish_state(self, key: str, value: dict[str, object]) -> None:
         """Show a component's state under ``key`` in the status reply and push it."""
