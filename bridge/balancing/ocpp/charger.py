@@ -213,6 +213,11 @@ class OcppCharger:
         return self._session is not None
 
     @property
+    def awaiting_confirmation(self) -> bool:
+        """Whether the last limit has not been confirmed by what the charger reports yet."""
+        return self._confirm is not None
+
+    @property
     def ready(self) -> bool:
         """Whether this connection's set-up (configuration, fail-safe) is done."""
         return self._ready
@@ -453,7 +458,6 @@ class OcppCharger:
         fail_safe = self._rate(self._fail_safe_amps(), limit.phases)
         stack = LIVE_STACK if (self.config.max_stack_level or LIVE_STACK) >= LIVE_STACK else 0
         periods_allowed = self.config.max_periods is None or self.config.max_periods >= 2  # noqa: PLR2004
-        now = datetime.now(UTC)
         if purpose is Purpose.TX:
             transaction = self.record.transaction
             if transaction is None:
@@ -476,7 +480,7 @@ class OcppCharger:
             limit=self._rate(limit.amps, limit.phases),
             phases=self._number_phases(limit.phases),
             fail_safe=fail_safe if periods_allowed else None,
-            valid_to=now + LIVE_VALIDITY if stack > FAIL_SAFE_STACK else None,
+            valid_for=LIVE_VALIDITY if stack > FAIL_SAFE_STACK else None,
         )
 
     async def _send(self, schedule: Schedule, connector: int) -> str:
@@ -661,7 +665,9 @@ class OcppCharger:
         confirm = self._confirm
         if confirm is None or self._context.clock() < confirm.deadline:
             return
-        if self._report.state is not ChargerState.CHARGING:
+        measured = [value for value in self._report.currents if value is not None]
+        drawing = bool(measured) and max(measured) > MEASURED_TOLERANCE
+        if self._report.state is not ChargerState.CHARGING and not drawing:
             self._confirm = None  # no car draws: nothing to follow
             return
         if confirm.attempts == 1:

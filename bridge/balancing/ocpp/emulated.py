@@ -228,6 +228,11 @@ class EmulatedChargePoint:
         self._stopping = False
         self._needs_boot = True
         self._wants_transaction = False
+        # Cleared while a StartTransaction waits for its answer: a charger's firmware
+        # reads the answer before the next call, so a TxProfile for the new
+        # transaction must wait for it here too.
+        self.transaction_settled = asyncio.Event()
+        self.transaction_settled.set()
         self._changed = asyncio.Event()
         self.accepted = asyncio.Event()
         self.connected = asyncio.Event()
@@ -444,9 +449,10 @@ class EmulatedChargePoint:
             finally:
                 self.connected.clear()
                 self._link = None
-                for task in (reader, chores):
+                tasks = [reader, chores, *link.follow_ups]
+                for task in tasks:
                     task.cancel()
-                await asyncio.gather(reader, chores, return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _chores(self, link: _Link) -> None:
         """Boot (first time or after a reset), then report as a charger does."""
@@ -533,13 +539,17 @@ class EmulatedChargePoint:
         result = await link.request(call.Authorize(id_tag=ID_TAG))
         if result.id_tag_info["status"] != "Accepted":
             return
-        started = await link.request(
-            call.StartTransaction(
-                connector_id=1, id_tag=ID_TAG, meter_start=int(self.energy), timestamp=now_iso()
+        self.transaction_settled.clear()
+        try:
+            started = await link.request(
+                call.StartTransaction(
+                    connector_id=1, id_tag=ID_TAG, meter_start=int(self.energy), timestamp=now_iso()
+                )
             )
-        )
-        if started.id_tag_info["status"] == "Accepted":
-            self.transaction_id = int(started.transaction_id)
+            if started.id_tag_info["status"] == "Accepted":
+                self.transaction_id = int(started.transaction_id)
+        finally:
+            self.transaction_settled.set()
         self._update_draw()
 
     async def _stop_transaction(self, reason: str) -> None:
@@ -702,12 +712,12 @@ class _Link(ChargePoint):
         super().__init__(owner.id, connection, response_timeout=10.0)
         self.owner = owner
         self.boot_now = asyncio.Event()
-        self._follow_ups: set[asyncio.Task[None]] = set()
+        self.follow_ups: set[asyncio.Task[None]] = set()
 
     def _later(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
-        self._follow_ups.add(task)
-        task.add_done_callback(self._follow_ups.discard)
+        self.follow_ups.add(task)
+        task.add_done_callback(self.follow_ups.discard)
 
     @on(Action.change_configuration)
     def on_change_configuration(self, key: str, value: str, **_: object) -> object:
@@ -718,9 +728,11 @@ class _Link(ChargePoint):
         return call_result.GetConfiguration(**self.owner.get_configuration(key))
 
     @on(Action.set_charging_profile)
-    def on_set_charging_profile(
+    async def on_set_charging_profile(
         self, connector_id: int, cs_charging_profiles: dict[str, Any], **_: object
     ) -> object:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.owner.transaction_settled.wait(), 10)
         status = self.owner.set_charging_profile(connector_id, cs_charging_profiles)
         return call_result.SetChargingProfile(status=status)
 

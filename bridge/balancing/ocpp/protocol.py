@@ -252,7 +252,7 @@ class Schedule:
     limit: float  # in unit
     phases: int | None  # numberPhases, only where the charger can switch
     fail_safe: float | None = None  # in unit: after LIVE_VALIDITY, if the unit is gone
-    valid_to: datetime | None = None
+    valid_for: timedelta | None = None
     transaction_id: int | None = None
 
     def payload(self, start: datetime) -> dict[str, object]:
@@ -278,8 +278,8 @@ class Schedule:
                 "charging_schedule_period": periods,
             },
         }
-        if self.valid_to is not None:
-            profile["valid_to"] = now_iso(self.valid_to)
+        if self.valid_for is not None:
+            profile["valid_to"] = now_iso(start + self.valid_for)
         if self.transaction_id is not None:
             profile["transaction_id"] = self.transaction_id
         return profile
