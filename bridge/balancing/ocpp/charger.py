@@ -76,7 +76,7 @@ _LOGGER = logging.getLogger(__name__)
 
 # A charger that connects and says nothing is resuming a connection (no boot): the
 # unit waits this long for a BootNotification before it sends its profiles.
-BOOT_WAIT: Final = 3.0
+BOOT_WAIT: Final = 1.0
 # Current.Offered this far above the limit is not "applied" (chargers round).
 OFFERED_TOLERANCE: Final = 0.5
 # A measured current this far above the limit does not follow it (issue 11's rule).

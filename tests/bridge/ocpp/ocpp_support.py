@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bridge_harness import FakeClock, start_unit, wait_for
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 from websockets.headers import build_authorization_basic
 from websockets.typing import Subprotocol
 
@@ -96,33 +97,62 @@ def frame(action: str, payload: dict[str, Any], unique_id: str | None = None) ->
     return json.dumps([2, unique_id or uuid.uuid4().hex, action, payload])
 
 
+# What a raw charge point answers to the unit's calls (anything else: Accepted).
+RAW_ANSWERS: dict[str, dict[str, Any]] = {
+    "GetConfiguration": {"configurationKey": [], "unknownKey": []},
+    "TriggerMessage": {"status": "Rejected"},
+}
+
+
 class RawCharger:
-    """A charge point made of raw frames, for what a library would never send."""
+    """A charge point made of raw frames, for what a library would never send.
+
+    A reader answers the unit's calls (Accepted, or ``RAW_ANSWERS``) and keeps them
+    in ``received``; ``call`` sends a CALL and returns its answer as a list.
+    """
 
     def __init__(self, connection: ClientConnection) -> None:
-        """Wrap an open connection."""
+        """Wrap an open connection and start reading."""
         self.connection = connection
-        self.unanswered: list[list[Any]] = []  # calls from the unit we have not read
+        self.received: list[list[Any]] = []
+        self._waiting: dict[str, asyncio.Future[list[Any]]] = {}
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for text in self.connection:
+                message = json.loads(text)
+                if message[0] == 2:
+                    self.received.append(message)
+                    answer = RAW_ANSWERS.get(message[2], {"status": "Accepted"})
+                    await self.connection.send(json.dumps([3, message[1], answer]))
+                elif (waiter := self._waiting.pop(message[1], None)) is not None:
+                    waiter.set_result(list(message))
+        except ConnectionClosed:
+            pass
+        finally:
+            if not self.closed.done():
+                self.closed.set_result(None)
 
     async def call(self, action: str, payload: dict[str, Any]) -> list[Any]:
-        """Send a CALL and return its answer (CALLRESULT or CALLERROR) as a list."""
+        """Send a CALL and return its answer (CALLRESULT or CALLERROR)."""
         unique_id = uuid.uuid4().hex
-        await self.connection.send(frame(action, payload, unique_id))
-        return await self.answer(unique_id)
+        return await self.send_for(frame(action, payload, unique_id), unique_id)
 
-    async def send_raw(self, text: str | bytes) -> None:
-        """Send anything."""
+    async def send_for(self, text: str | bytes, unique_id: str) -> list[Any]:
+        """Send anything and wait for the answer that carries ``unique_id``."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[unique_id] = waiter
         await self.connection.send(text)
+        return await asyncio.wait_for(waiter, 10)
 
-    async def answer(self, unique_id: str) -> list[Any]:
-        """Wait for the answer to ``unique_id`` (calls from the unit are kept aside)."""
-        while True:
-            message = json.loads(await asyncio.wait_for(self.connection.recv(), 10))
-            if message[0] == 2:
-                self.unanswered.append(message)
-                continue
-            if message[1] == unique_id:
-                return list(message)
+    async def close(self) -> None:
+        """Close and stop reading."""
+        await self.connection.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
 
 
 @contextlib.asynccontextmanager
@@ -136,7 +166,24 @@ async def raw_charger(
     async with connect(
         system.url + charger_id, subprotocols=[OCPP16], additional_headers=headers
     ) as connection:
-        yield RawCharger(connection)
+        raw = RawCharger(connection)
+        try:
+            yield raw
+        finally:
+            await raw.close()
+
+
+BOOT = {"chargePointVendor": "Raw", "chargePointModel": "Frames"}
+
+
+async def accepted_raw_password(ocpp: Ocpp, charger_id: str) -> str:
+    """Make ``charger_id`` an accepted charger through a raw connection; its password."""
+    async with raw_charger(ocpp.system, charger_id) as raw:
+        await raw.call("BootNotification", BOOT)
+        await ocpp.system.accept(charger_id)
+        await asyncio.wait_for(raw.closed, 10)
+        (key,) = [m[3]["value"] for m in raw.received if m[2] == "ChangeConfiguration"]
+    return bytes.fromhex(key).decode()
 
 
 def calls(point: EmulatedChargePoint, action: str) -> list[dict[str, Any]]:
