@@ -85,6 +85,18 @@ def _parser() -> argparse.ArgumentParser:
         "--network-backend", choices=NETWORK_BACKENDS, help="Wi-Fi and setup AP (default emulated)"
     )
     run.add_argument("--network-interface", help="Wi-Fi interface for nmcli (default wlan0)")
+    ocpp = run.add_mutually_exclusive_group()
+    ocpp.add_argument(
+        "--ocpp", dest="ocpp", action="store_true", default=None, help="OCPP central system (on)"
+    )
+    ocpp.add_argument("--no-ocpp", dest="ocpp", action="store_false", help="no OCPP server")
+    run.add_argument("--ocpp-port", type=int, help="OCPP port (default 9000; 0 = any free port)")
+    run.add_argument(
+        "--ocpp-emulate",
+        action="append",
+        metavar="ID[:MISBEHAVIOUR,...]",
+        help="run an emulated OCPP charger against the unit (repeatable; see docs/ocpp.md)",
+    )
     emulator.add_startup_flags(run)
     label = commands.add_parser("label", parents=[common], help="print the unit's label")
     label.add_argument(
@@ -129,6 +141,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         },
         "modbus_server": {"enabled": get("modbus_server"), "port": get("modbus_server_port")},
         "network": {"backend": get("network_backend"), "interface": get("network_interface")},
+        "ocpp": {"enabled": get("ocpp"), "port": get("ocpp_port"), "emulate": get("ocpp_emulate")},
     }
 
 

@@ -101,6 +101,8 @@ async def _start(state_dir: Path, env: dict[str, str]) -> asyncio.subprocess.Pro
         "127.0.0.1",
         "--port",
         "0",
+        "--ocpp-port",
+        "0",
         "--no-zeroconf",
         "--interval",
         "0.1",
