@@ -43,7 +43,7 @@ from bridge.api.routing import (
 )
 from bridge.api.web import WEB_ROUTES
 from bridge.auth import CLIENT_ID_PATTERN, AuthError, LockedOutError
-from bridge.balancing.charger import ChargerSpec
+from bridge.balancing.charger import ChargerError, ChargerSpec
 from bridge.balancing.emulated import (
     PROVIDER as EMULATED,
 )
@@ -55,6 +55,8 @@ from bridge.balancing.emulated import (
     NewEmulatedCharger,
 )
 from bridge.balancing.log import to_csv
+from bridge.balancing.ocpp.replies import OcppState, ResetReply, ResetRequest
+from bridge.balancing.ocpp.server import CentralSystem
 from bridge.balancing.replies import (
     BalancingState,
     ChargerInfo,
@@ -405,6 +407,33 @@ def _emulator(unit: AmpGuardUnit) -> EmulatorSource:
     return source
 
 
+# OCPP
+
+
+async def ocpp_state(call: Call[None]) -> OcppState:
+    """Say where chargers connect, and show each accepted OCPP charger."""
+    host = call.request.host.rsplit(":", 1)[0] if call.request.host else None
+    return _central_system(call.unit).state(host.strip("[]") if host else None)
+
+
+async def ocpp_reset(call: Call[ResetRequest]) -> ResetReply:
+    """Reboot an OCPP charger (Reset)."""
+    system = _central_system(call.unit)
+    charger_id = call.request.match_info["charger_id"]
+    try:
+        status = await system.reset(charger_id, hard=call.body.hard)
+    except ChargerError as err:
+        raise ServerError(str(err), 404, code=ErrorCode.NOT_FOUND) from err
+    return ResetReply(status=status)
+
+
+def _central_system(unit: AmpGuardUnit) -> CentralSystem:
+    for component in unit.components:
+        if isinstance(component, CentralSystem):
+            return component
+    raise ServerError("the OCPP central system is off", 404, code=ErrorCode.NOT_FOUND)
+
+
 def openapi_document(serial: str | None = None) -> dict[str, Any]:
     """Write the OpenAPI 3.1 document of this API from the table below."""
     return build_document(ROUTES, serial)
@@ -732,6 +761,26 @@ ROUTES: Final[tuple[Route[Any], ...]] = (
         body=None,
         reply=Reply.NO_CONTENT,
         status=204,
+    ),
+    Route(
+        method="GET",
+        path=f"{API}/ocpp",
+        handler=ocpp_state,
+        access=Access.CLIENT,
+        summary="Where OCPP chargers connect, and the accepted ones",
+        body=None,
+        reply=OcppState,
+        errors={404: "The OCPP central system is off"},
+    ),
+    Route(
+        method="POST",
+        path=f"{API}/ocpp/chargers/{{charger_id}}/reset",
+        handler=ocpp_reset,
+        access=Access.CLIENT,
+        summary="Reboot an OCPP charger",
+        body=Json(ResetRequest),
+        reply=ResetReply,
+        errors={404: "No such connected, accepted charger, or OCPP is off"},
     ),
     Route(
         method="GET",

@@ -58,6 +58,8 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("PATCH", "/chargers/abc/settings", {"max_current": 10}),
     ("GET", "/balancing", None),
     ("GET", "/balancing/events", None),
+    ("GET", "/ocpp", None),
+    ("POST", "/ocpp/chargers/abc/reset", {}),
 ]
 # Routes open without a token: who the unit is, the PIN exchanges (rate-limited), the
 # settings' limits and the document. /ws checks the PIN inside its own protocol.

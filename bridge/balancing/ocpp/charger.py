@@ -423,6 +423,11 @@ class OcppCharger:
     def _wish_or_fail_safe(self) -> Limit:
         return self._wish or Limit(amps=self._fail_safe_amps(), phases=self._spec.phases)
 
+    @property
+    def rate_unit(self) -> str:
+        """A, or W for a charger that schedules in watts only."""
+        return self._unit()
+
     def _unit(self) -> str:
         return "A" if "A" in self.config.units else "W"
 

@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
@@ -32,7 +32,7 @@ from websockets.headers import build_authorization_basic
 from websockets.typing import Subprotocol
 
 from bridge.balancing.charger import IEC_MIN_CURRENT
-from bridge.balancing.ocpp.library import ChargePoint, RequestError, on
+from bridge.balancing.ocpp.library import ChargePoint, RequestError, after, on
 from bridge.balancing.ocpp.protocol import NOMINAL_VOLTAGE, SUBPROTOCOL, now_iso
 
 if TYPE_CHECKING:
@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 
     from websockets.asyncio.client import ClientConnection
 
-    from bridge.balancing.ocpp.server import CentralSystem
+    from bridge.balancing.charger import Charger, PendingCharger
+    from bridge.balancing.ocpp.store import OcppStore
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -52,6 +53,27 @@ RECONNECT_MIN: Final = 0.2
 RECONNECT_MAX: Final = 10.0
 ID_TAG: Final = "EMULATED"
 _A: Final = "A"
+
+
+class System(Protocol):
+    """What the emulated charge points need of the central system they connect to."""
+
+    @property
+    def url(self) -> str:
+        """Where to connect (ws://127.0.0.1:<port>/ocpp/)."""
+
+    @property
+    def store(self) -> OcppStore:
+        """The accepted chargers (a restarted emulator knows its passwords from it)."""
+
+    def charger(self, charger_id: str) -> Charger | None:
+        """Return an accepted charger."""
+
+    def pending(self) -> tuple[PendingCharger, ...]:
+        """Return the chargers waiting to be accepted."""
+
+    async def accept(self, charger_id: str) -> Charger:
+        """Accept a pending charger."""
 
 
 class Misbehaviour(StrEnum):
@@ -759,8 +781,12 @@ class _Link(ChargePoint):
     @on(Action.reset)
     def on_reset(self, type: str, **_: object) -> object:  # noqa: A002 - OCPP's name
         self.owner.wire.calls.append(("Reset", {"type": type}))
-        self._later(self.owner.reboot())
         return call_result.Reset(status="Accepted")
+
+    @after(Action.reset)
+    def after_reset(self, **_: object) -> None:
+        # Once the answer is out: rebooting closes the connection.
+        self._later(self.owner.reboot())
 
     @on(Action.trigger_message)
     def on_trigger_message(self, requested_message: str, **_: object) -> object:
@@ -795,9 +821,7 @@ def parse_spec(spec: str) -> tuple[str, frozenset[Misbehaviour], float]:
     return charger_id, frozenset(misbehaviours), drop_every
 
 
-async def start_emulated(
-    system: CentralSystem, specs: tuple[str, ...]
-) -> Callable[[], Awaitable[None]]:
+async def start_emulated(system: System, specs: tuple[str, ...]) -> Callable[[], Awaitable[None]]:
     """Connect emulated charge points to ``system`` over loopback and accept them.
 
     Each has a car plugged in that would take 16 A on three phases. Returns a function
@@ -827,12 +851,12 @@ async def start_emulated(
     return stop
 
 
-def _known_password(system: CentralSystem, charger_id: str) -> str | None:
+def _known_password(system: System, charger_id: str) -> str | None:
     record = system.store.get(charger_id)
     return None if record is None else record.password
 
 
-async def _accept_and_plug(system: CentralSystem, points: list[EmulatedChargePoint]) -> None:
+async def _accept_and_plug(system: System, points: list[EmulatedChargePoint]) -> None:
     """Accept each (the emulator trusts its own chargers), then plug a car in."""
     for point in points:
         while system.charger(point.id) is None:

@@ -42,6 +42,7 @@ from bridge.balancing.charger import ChargerError, PendingCharger
 from bridge.balancing.ocpp.charger import BOOT_WAIT, Context, OcppCharger
 from bridge.balancing.ocpp.library import RequestError
 from bridge.balancing.ocpp.protocol import PATH_PREFIX, SUBPROTOCOL
+from bridge.balancing.ocpp.replies import OcppChargerState, OcppState
 from bridge.balancing.ocpp.session import CentralSession
 from bridge.balancing.ocpp.store import ChargerRecord, OcppStore, new_password, utc_now_iso
 from bridge.balancing.ocpp.tls import (
@@ -320,6 +321,43 @@ class CentralSystem:
             return await session.request_status(call.Reset(type="Hard" if hard else "Soft"))
         except RequestError as err:
             raise ChargerError(f"{charger_id} did not take Reset ({err})") from err
+
+    def state(self, seen_as: str | None = None) -> OcppState:
+        """Say where to connect (``seen_as``: the unit's address as the asker sees it)."""
+        chargers = []
+        for charger in self._chargers.values():
+            record = self._store.get(charger.id)
+            if record is None:
+                continue
+            limit = charger.limit
+            chargers.append(
+                OcppChargerState(
+                    id=charger.id,
+                    connected=charger.connected,
+                    vendor=record.details.get("vendor"),
+                    model=record.details.get("model"),
+                    key_delivered=record.key_delivered,
+                    password=None if record.key_delivered else record.password,
+                    purpose=None if record.purpose is None else str(record.purpose),
+                    rate_unit=charger.rate_unit,
+                    pause=str(charger.pause_method),
+                    limit=None if limit is None else limit.amps,
+                    phases=None if limit is None else limit.phases,
+                    non_compliant=charger.non_compliant,
+                    transaction_id=None if record.transaction is None else record.transaction.id,
+                )
+            )
+        host = self._host
+        if host in {"0.0.0.0", "::", ""} and seen_as:  # noqa: S104 - a wildcard bind
+            host = seen_as
+        host = f"[{host}]" if ":" in host else host
+        return OcppState(
+            url=f"ws://{host}:{self.port}{PATH_PREFIX}",
+            port=self.port,
+            tls_port=self.tls_port,
+            tls_fingerprint=self.tls_fingerprint,
+            chargers=tuple(chargers),
+        )
 
     def sessions_changed(self) -> None:
         """Publish the counts in the unit's status."""
