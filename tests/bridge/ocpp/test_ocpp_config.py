@@ -21,6 +21,7 @@ from bridge.balancing.ocpp.protocol import (
     round_limit,
 )
 from bridge.balancing.ocpp.store import OCPP_FILE, ChargerRecord, OcppStore, Transaction
+from bridge.balancing.ocpp.tls import is_loopback
 from bridge.config import OCPP_MISBEHAVIOURS, ConfigError, OcppOptions, build_options, load_options
 from bridge.settings import Settings, SettingsError
 
@@ -217,3 +218,18 @@ def test_the_store_round_trip(state_dir: Path) -> None:
     assert again.update("nobody", key_delivered=True) is None
     assert again.remove("cp")
     assert not again.remove("cp")
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),  # noqa: S104
+        ("192.168.1.5", False),
+        ("amp-guard.local", False),
+    ],
+)
+def test_tls_is_offered_where_the_bind_is_not_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback

@@ -346,3 +346,16 @@ async def test_an_offline_charger_refuses_a_limit_and_gets_it_when_back(state_di
             await charger.set_limit(9, 3)
         point.start()
         await wait_for(lambda: live_limits(point) == [9.0])
+
+
+async def test_a_charger_that_refuses_every_profile_raises(state_dir: Path) -> None:
+    async with run_ocpp(state_dir) as ocpp:
+        point = ocpp.point("garage")
+        point.set_charging_profile = lambda *_: "Rejected"  # type: ignore[method-assign]
+        charger = await ocpp.accept(point)
+        # Neither purpose takes a permanent profile: only transactions can be limited.
+        assert charger.record.purpose is Purpose.TX
+        await point.plug_in(Car(response=0.0))
+        await wait_for(lambda: charger.record.transaction is not None)
+        with pytest.raises(ChargerError, match="refuses every charging profile"):
+            await charger.set_limit(10, 3)
