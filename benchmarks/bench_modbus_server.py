@@ -21,6 +21,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from bridge.auth import PinGuard
 from bridge.config import ModbusServerOptions, ServerOptions, StartupOptions
 from bridge.events import FACTORY_RESET, READING, REBOOT, SETTINGS, EventBus
 from bridge.metering.sources.emulator import EmulatorSource
@@ -56,6 +57,7 @@ class BenchUnit:
     reading_age: float | None = None
     stale_after: float = 15.0
     extra_loads: ExtraLoads | None = None
+    pin_guard: PinGuard = field(default_factory=PinGuard)
 
     def publish_state(self, key: str, value: dict[str, object]) -> None:
         """Ignore published state."""

@@ -51,6 +51,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from bridge import events as ev
+from bridge.auth import PinGuard
 from bridge.config import ServerOptions, StartupOptions
 from bridge.events import EventBus
 from bridge.identity import Identity
@@ -196,6 +197,7 @@ class FleetUnit:
     reading_age: float | None = None
     stale_after: float = 15.0
     extra_loads: ExtraLoads | None = None
+    pin_guard: PinGuard = field(default_factory=PinGuard)
 
     def publish_state(self, key: str, value: dict[str, object]) -> None:
         """Keep the components' states."""
