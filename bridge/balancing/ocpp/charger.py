@@ -146,8 +146,8 @@ class OcppCharger:
         """Start offline with the record's knowledge; ``attach`` gives it a connection."""
         self._id = record.id
         self._context = context
-        name = record.details.get("model") or record.id
-        self._spec = ChargerSpec(name=name[:64])
+        # Its id until the user names it: the one name that tells two of a model apart.
+        self._spec = ChargerSpec(name=record.id)
         self._session: Session | None = None
         self._statuses: dict[int, str] = {}
         self._sample = MeterSample()

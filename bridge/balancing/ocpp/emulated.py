@@ -19,6 +19,7 @@ import binascii
 import contextlib
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -52,6 +53,7 @@ DEFAULT_DROP_EVERY: Final = 60.0
 RECONNECT_MIN: Final = 0.2
 RECONNECT_MAX: Final = 10.0
 ID_TAG: Final = "EMULATED"
+EMULATOR_METER_INTERVAL: Final = 1
 _A: Final = "A"
 
 
@@ -396,14 +398,14 @@ class EmulatedChargePoint:
             return min(STUCK_CURRENT, self.max_current), self.phases
         profiles = tuple(self.profiles.values())
         if Misbehaviour.SLOW in self.misbehaviours:
-            loop_now = asyncio.get_running_loop().time()
+            loop_now = time.monotonic()
             older = [shot for shot in self._history if shot.at <= loop_now - self.slow_delay]
             profiles = older[-1].profiles if older else ()
         limit, phases = self._composite(profiles, self.now())
         return (limit if limit >= IEC_MIN_CURRENT else 0.0), phases
 
     def _profiles_changed(self) -> None:
-        loop_now = asyncio.get_running_loop().time()
+        loop_now = time.monotonic()
         self._history.append(_Snapshot(at=loop_now, profiles=tuple(self.profiles.values())))
         # Keep what the slow charger still needs, and never more than a few hundred.
         keep = [shot for shot in self._history if shot.at > loop_now - 2 * self.slow_delay]
@@ -413,7 +415,7 @@ class EmulatedChargePoint:
         self._changed.set()
 
     def _update_draw(self) -> None:
-        loop_now = asyncio.get_running_loop().time()
+        loop_now = time.monotonic()
         drawing = self._drawing
         if loop_now - drawing.since >= (self.car.response if self.car else 0.0):
             drawing.current = drawing.target
@@ -753,8 +755,10 @@ class _Link(ChargePoint):
     async def on_set_charging_profile(
         self, connector_id: int, cs_charging_profiles: dict[str, Any], **_: object
     ) -> object:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.owner.transaction_settled.wait(), 10)
+        if cs_charging_profiles.get("charging_profile_purpose") == "TxProfile":
+            # Its transaction's answer came first on the wire; wait until it is read.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.owner.transaction_settled.wait(), 10)
         status = self.owner.set_charging_profile(connector_id, cs_charging_profiles)
         return call_result.SetChargingProfile(status=status)
 
@@ -821,11 +825,19 @@ def parse_spec(spec: str) -> tuple[str, frozenset[Misbehaviour], float]:
     return charger_id, frozenset(misbehaviours), drop_every
 
 
-async def start_emulated(system: System, specs: tuple[str, ...]) -> Callable[[], Awaitable[None]]:
+@dataclass(frozen=True, slots=True)
+class Emulation:
+    """The emulated charge points that run against the unit, and how to stop them."""
+
+    points: tuple[EmulatedChargePoint, ...]
+    stop: Callable[[], Awaitable[None]]
+
+
+async def start_emulated(system: System, specs: tuple[str, ...]) -> Emulation:
     """Connect emulated charge points to ``system`` over loopback and accept them.
 
-    Each has a car plugged in that would take 16 A on three phases. Returns a function
-    that stops them.
+    Each has a car plugged in that would take 16 A on three phases. Returns them with a
+    function that stops them.
     """
     points: list[EmulatedChargePoint] = []
     for spec in specs:
@@ -836,6 +848,8 @@ async def start_emulated(system: System, specs: tuple[str, ...]) -> Callable[[],
             misbehaviours=misbehaviours,
             drop_every=drop_every,
             password=_known_password(system, charger_id),
+            # Each second, as the balancing emulator's chargers report (real ones: 10 s).
+            meter_interval=EMULATOR_METER_INTERVAL,
         )
         points.append(point)
         point.start()
@@ -848,7 +862,7 @@ async def start_emulated(system: System, specs: tuple[str, ...]) -> Callable[[],
         for point in points:
             await point.stop()
 
-    return stop
+    return Emulation(points=tuple(points), stop=stop)
 
 
 def _known_password(system: System, charger_id: str) -> str | None:
@@ -872,4 +886,7 @@ async def _accept_and_plug(system: System, points: list[EmulatedChargePoint]) ->
         if record is not None and not record.key_delivered:
             point.password = record.password  # the user types it into the charger
         await point.accepted.wait()
-        await point.plug_in()
+        try:
+            await point.plug_in()
+        except RequestError as err:  # it dropped meanwhile: it starts when it is back
+            _LOGGER.info("Emulated charger %s: car plugged in, %s", point.id, err)

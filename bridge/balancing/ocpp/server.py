@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from websockets.http11 import Request, Response
 
     from bridge.auth import Clock
+    from bridge.balancing.ocpp.emulated import Emulation
     from bridge.components import UnitContext
     from bridge.config import OcppOptions
     from bridge.settings import OcppSettings, Settings
@@ -155,7 +156,7 @@ class CentralSystem:
         self.port: int | None = None
         self.tls_port: int | None = None
         self.tls_fingerprint: str | None = None
-        self._emulated: list[Callable[[], Awaitable[None]]] = []
+        self.emulation: Emulation | None = None
 
     # Component
 
@@ -184,13 +185,13 @@ class CentralSystem:
         if self._options.emulate:
             from bridge.balancing.ocpp.emulated import start_emulated  # noqa: PLC0415
 
-            self._emulated.append(await start_emulated(self, self._options.emulate))
+            self.emulation = await start_emulated(self, self._options.emulate)
 
     async def close(self) -> None:
         """Close every connection and stop listening."""
-        for stop in self._emulated:
-            await stop()
-        self._emulated.clear()
+        if self.emulation is not None:
+            await self.emulation.stop()
+            self.emulation = None
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self._tick_task is not None:
