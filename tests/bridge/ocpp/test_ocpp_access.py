@@ -96,9 +96,11 @@ async def test_wrong_passwords_are_refused_and_counted_like_wrong_pins(state_dir
         point = ocpp.point("garage")
         await ocpp.accept(point)
         guard = ocpp.unit.pin_guard
-        for _ in range(MAX_FAILURES):
+        for _ in range(MAX_FAILURES - 1):
             assert await _refused(ocpp.system.url, "garage", "not-the-password") == 401
-        # The address is locked out: even the right password waits now.
+        # The wrong one that uses the budget up starts the lock-out, as a PIN's does...
+        assert await _refused(ocpp.system.url, "garage", "not-the-password") == 429
+        # ...and the address is locked out: even the right password waits now.
         assert guard.retry_after("127.0.0.1") is not None
         assert await _refused(ocpp.system.url, "garage", point.password) == 429
         # The same budget as the PIN: the address may not try a PIN either now.
