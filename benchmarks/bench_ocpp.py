@@ -1,14 +1,18 @@
 """Benchmark the OCPP central system.
 
 Prints:
-- limit → SetChargingProfile on the wire: from the controller's ``set_limit`` call to
-  the charge point having the frame, p50/p95 in ms, over real OCPP on loopback;
+- reading → SetChargingProfile on the wire, p50/p95 in ms: house load steps over the
+  fuse with three emulated OCPP chargers (one stuck at 16 A) and the balancing service,
+  from the reading that shows the overload to the first lower profile at a charger;
+  and how long until every phase is back under the fuse (goal: the cars' response time
+  plus one reading);
+- set_limit → SetChargingProfile at the charger, p50/p95: the central system's share;
 - 32 chargers sending MeterValues every 10 s plus heartbeats: the unit's CPU share (of
   one core) and its push latency (new reading → push client, p50/p95), beside the same
   unit without chargers, in one run. The unit runs in a child process with its push
   client; the charge points run here, so they do not count as the unit's CPU.
 
-Run: .venv/bin/python -m benchmarks.bench_ocpp   (about 2.5 minutes, loopback only)
+Run: .venv/bin/python -m benchmarks.bench_ocpp   (about 4 minutes, loopback only)
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -28,10 +34,13 @@ import aiohttp
 from bridge import events as ev
 from bridge.api.server import BridgeServer
 from bridge.balancing.ocpp.emulated import Car, EmulatedChargePoint
+from bridge.balancing.ocpp.protocol import LIVE_PROFILE_ID
 from bridge.balancing.ocpp.server import MAX_CHARGERS, CentralSystem
 from bridge.balancing.ocpp.store import ChargerRecord, OcppStore, new_password
+from bridge.balancing.service import BalancingService
 from bridge.config import OcppOptions, ServerOptions, SourceOptions, StartupOptions
 from bridge.metering.sources.emulator import EmulatorSource
+from bridge.models import Phase
 from bridge.unit import AmpGuardUnit
 
 if TYPE_CHECKING:
@@ -45,6 +54,14 @@ LIMIT_SAMPLES: Final = 200
 WINDOW: Final = 60.0  # s of each measurement of the fleet
 READING_INTERVAL: Final = 1.0
 METER_INTERVAL: Final = 10
+# The house load steps: three OCPP chargers (one stuck at 16 A) under a 40 A fuse, and
+# 10 A more on L1 at each step.
+E2E: Final = ("garage", "drive", "barn:stuck-16a")
+FUSE: Final = 40
+STEP: Final = 10.0
+STEPS: Final = 15
+SETTLE: Final = 5.0
+CAR_RESPONSE: Final = 2.0  # the emulated cars' (Car().response)
 
 
 def _options(state_dir: Path, interval: float) -> StartupOptions:
@@ -118,6 +135,129 @@ async def limit_to_wire(state_dir: Path) -> list[float]:
         finally:
             await point.stop()
     return latencies
+
+
+# Reading → wire: the whole loop, with the balancing service
+
+
+@dataclass
+class StepFigures:
+    """What one run of house load steps showed."""
+
+    to_wire: list[float]  # ms from the reading that shows an overload to the first cut
+    back_under: list[float]  # s from that reading to one with every phase under the fuse
+
+
+class _Watch:
+    """Stamp each reading that shows an overload, and the next one under the fuse.
+
+    A component placed before the balancing service, so it hears each reading first.
+    """
+
+    name = "bench-watch"
+
+    def __init__(self, unit: UnitContext) -> None:
+        self.unit = unit
+        self.over: list[float] = []
+        self.under: list[float] = []
+        self.watching = False
+
+    async def component_init(self) -> None:
+        self.unit.events.subscribe(ev.READING, self.on_reading)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    def on_reading(self, reading: Reading | None, _error: str | None) -> None:
+        if reading is None or not self.watching:
+            return
+        worst = max(phase.current for phase in reading.phases)
+        if worst > FUSE and len(self.over) == len(self.under):
+            self.over.append(time.perf_counter())
+        elif worst <= FUSE and len(self.over) > len(self.under):
+            self.under.append(time.perf_counter())
+
+
+async def reading_to_wire(state_dir: Path) -> StepFigures:
+    """Step the house load over the fuse, again and again, with three OCPP chargers.
+
+    The unit runs the emulated household, the balancing service and its central system
+    with three emulated OCPP chargers (one stuck at 16 A), as
+    ``scripts/emulator --ocpp-emulate ...`` does. For each step: the reading that first
+    shows a phase over the fuse, the first SetChargingProfile with a lower limit to
+    reach a charge point after it, and the first reading with every phase back under.
+    """
+    holder = _Holder()
+    services: list[BalancingService] = []
+    watches: list[_Watch] = []
+
+    def watch(unit: UnitContext) -> _Watch:
+        watches.append(_Watch(unit))
+        return watches[0]
+
+    def factory(unit: UnitContext) -> BalancingService:
+        services.append(BalancingService(unit, providers=[holder.factory(unit)]))
+        return services[0]
+
+    def stuck_one_counted() -> bool:
+        """Tell whether the controller found the stuck charger out (counts its real draw)."""
+        return any(
+            info.id == "barn" and not info.compliant for info in services[0].state().chargers
+        )
+
+    options = replace(
+        _options(state_dir, READING_INTERVAL), ocpp=OcppOptions(port=0, tls="off", emulate=E2E)
+    )
+    source = EmulatorSource(seed=1, household=False, interval=READING_INTERVAL)
+    figures = StepFigures(to_wire=[], back_under=[])
+    cuts: list[float] = []
+    async with AmpGuardUnit(options, source=source, components=[watch, factory]) as unit:
+        await unit.update_settings(
+            {"installation": {"main_fuse": FUSE}, "balancing": {"raise_delay": 1}}
+        )
+        system, stamps = holder.system, watches[0]
+        await _until(lambda: system.emulation is not None)
+        points = system.emulation.points if system.emulation is not None else ()
+        for point in points:
+            _stamp_cuts(point, cuts)
+        await _until(lambda: all(point.draw > 0 for point in points), 0.2)
+        # Steps come once the controller knows the stuck charger (as on a unit that runs).
+        await _until(stuck_one_counted, 0.2)
+        await asyncio.sleep(SETTLE)
+        for _ in range(STEPS):
+            stamps.watching = True
+            seen = len(stamps.over)
+            source.set_load(Phase.L1, STEP)
+            await _until(partial(_passed, stamps.under, stamps.over, seen), 0.05)
+            overload = stamps.over[seen]
+            first_cut = next((cut for cut in cuts if cut >= overload), None)
+            if first_cut is not None:
+                figures.to_wire.append((first_cut - overload) * 1000)
+            figures.back_under.append(stamps.under[seen] - overload)
+            stamps.watching = False
+            source.set_load(Phase.L1, 0.0)
+            await asyncio.sleep(SETTLE)  # the raise delay and the cars following up
+    return figures
+
+
+def _passed(under: list[float], over: list[float], seen: int) -> bool:
+    return len(under) > seen and len(over) > seen
+
+
+def _stamp_cuts(point: EmulatedChargePoint, cuts: list[float]) -> None:
+    """Note when a live profile lower than the one before reaches ``point``."""
+    original = point.set_charging_profile
+    last: list[float] = []
+
+    def stamped(connector: int, data: dict[str, Any]) -> str:
+        if data["charging_profile_id"] == LIVE_PROFILE_ID:
+            limit = float(data["charging_schedule"]["charging_schedule_period"][0]["limit"])
+            if last and limit < last[-1]:
+                cuts.append(time.perf_counter())
+            last.append(limit)
+        return original(connector, data)
+
+    point.set_charging_profile = stamped  # type: ignore[method-assign]
 
 
 # The fleet: the unit in a child process
@@ -238,8 +378,20 @@ async def fleet(state_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 async def main() -> None:
-    """Run both parts and print the figures."""
+    """Run the three parts and print the figures."""
     with tempfile.TemporaryDirectory() as folder:
+        steps = await reading_to_wire(Path(folder) / "steps")
+        p50, p95 = _percentiles(steps.to_wire)
+        print(
+            f"reading showing an overload → SetChargingProfile on the wire: p50 {p50:.1f} ms, "
+            f"p95 {p95:.1f} ms ({len(steps.to_wire)} of {STEPS} house load steps, goal < 1 s)"
+        )
+        back = steps.back_under
+        print(
+            f"every phase back under the fuse after: median {statistics.median(back):.2f} s,"
+            f" worst {max(back):.2f} s (cars follow in {CAR_RESPONSE:g} s, one reading"
+            f" {READING_INTERVAL:g} s: goal ≤ {CAR_RESPONSE + READING_INTERVAL:g} s)"
+        )
         latencies = await limit_to_wire(Path(folder) / "limit")
         p50, p95 = _percentiles(latencies)
         print(f"set_limit → SetChargingProfile at the charger: p50 {p50:.2f} ms, p95 {p95:.2f} ms")

@@ -428,9 +428,12 @@ async def ocpp_reset(call: Call[ResetRequest]) -> ResetReply:
 
 
 def _central_system(unit: AmpGuardUnit) -> CentralSystem:
+    """Find the central system: the balancing service's ``ocpp`` charger provider."""
     for component in unit.components:
-        if isinstance(component, CentralSystem):
-            return component
+        if isinstance(component, BalancingService):
+            provider = component.provider(CentralSystem.name)
+            if isinstance(provider, CentralSystem):
+                return provider
     raise ServerError("the OCPP central system is off", 404, code=ErrorCode.NOT_FOUND)
 
 

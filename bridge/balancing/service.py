@@ -68,7 +68,7 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 # Modules that bring chargers; each offers ``load_provider(unit) -> ChargerProvider | None``.
-PROVIDER_MODULES: Final = ("bridge.balancing.emulated",)
+PROVIDER_MODULES: Final = ("bridge.balancing.emulated", "bridge.balancing.ocpp")
 # How often the service looks at the reading's age between readings (s): fail-safe
 # comes within this of the stale limit.
 TICK: Final = 0.25
@@ -578,11 +578,19 @@ class BalancingService:
         self._refresh()
 
     def _needs_reconcile(self) -> bool:
-        """Return True when a listed charger asks to be managed again (it reconnected)."""
+        """Return True when the managed chargers are not what providers and settings say.
+
+        A listed charger asks to be managed again (it reconnected), or a provider
+        accepted one on its own (the emulator's OCPP chargers accept themselves).
+        """
         return any(
             (provider.name, pending.id) in self._listed
             for provider in self._providers
             for pending in provider.pending()
+        ) or any(
+            (provider.name, charger.id) not in self._listed
+            for provider in self._providers
+            for charger in provider.chargers()
         )
 
     async def _reconcile(self, settings: Settings) -> None:

@@ -1,8 +1,9 @@
 """OCPP 1.6J: the central system that real chargers connect to, and emulated ones.
 
-``load_component(unit)`` makes the central system (``server.CentralSystem``) unless
-the start-up options turn it off; it is the ``ocpp`` charger provider of load
-balancing. docs/ocpp.md says how to point a charger at the unit.
+``load_provider(unit)`` makes the central system (``server.CentralSystem``) unless
+the start-up options turn it off: the ``ocpp`` charger provider of load balancing,
+which starts and stops it with itself. docs/ocpp.md says how to point a charger at
+the unit.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from bridge.components import UnitContext
 
 
-def load_component(unit: UnitContext) -> CentralSystem | None:
+def load_provider(unit: UnitContext) -> CentralSystem | None:
     """Make the central system when the start-up options enable it (on by default)."""
     from bridge.balancing.ocpp.server import CentralSystem  # noqa: PLC0415 - loaded on start
 

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from bridge.balancing.charger import Charger, PendingCharger
     from bridge.balancing.ocpp.store import OcppStore
+    from bridge.components import ExtraLoads
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -833,13 +834,17 @@ class Emulation:
     stop: Callable[[], Awaitable[None]]
 
 
-async def start_emulated(system: System, specs: tuple[str, ...]) -> Emulation:
+async def start_emulated(
+    system: System, specs: tuple[str, ...], loads: ExtraLoads | None = None
+) -> Emulation:
     """Connect emulated charge points to ``system`` over loopback and accept them.
 
-    Each has a car plugged in that would take 16 A on three phases. Returns them with a
-    function that stops them.
+    Each has a car plugged in that would take 16 A on three phases; what it draws joins
+    the emulated meter's currents (``loads``, when the meter is the emulator). Returns
+    them with a function that stops them.
     """
     points: list[EmulatedChargePoint] = []
+    removers: list[Callable[[], None]] = []
     for spec in specs:
         charger_id, misbehaviours, drop_every = parse_spec(spec)
         point = EmulatedChargePoint(
@@ -852,6 +857,8 @@ async def start_emulated(system: System, specs: tuple[str, ...]) -> Emulation:
             meter_interval=EMULATOR_METER_INTERVAL,
         )
         points.append(point)
+        if loads is not None:
+            removers.append(loads.add_load(point.currents))
         point.start()
     acceptor = asyncio.get_running_loop().create_task(_accept_and_plug(system, points))
 
@@ -861,6 +868,8 @@ async def start_emulated(system: System, specs: tuple[str, ...]) -> Emulation:
             await acceptor
         for point in points:
             await point.stop()
+        for remove in removers:
+            remove()
 
     return Emulation(points=tuple(points), stop=stop)
 

@@ -185,7 +185,9 @@ class CentralSystem:
         if self._options.emulate:
             from bridge.balancing.ocpp.emulated import start_emulated  # noqa: PLC0415
 
-            self.emulation = await start_emulated(self, self._options.emulate)
+            self.emulation = await start_emulated(
+                self, self._options.emulate, self._unit.extra_loads
+            )
 
     async def close(self) -> None:
         """Close every connection and stop listening."""

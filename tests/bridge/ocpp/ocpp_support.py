@@ -17,6 +17,7 @@ from websockets.typing import Subprotocol
 
 from bridge.balancing.ocpp.emulated import Car, EmulatedChargePoint
 from bridge.balancing.ocpp.server import CentralSystem
+from bridge.balancing.service import BalancingService
 from bridge.config import OcppOptions
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
     from bridge.balancing.ocpp.charger import OcppCharger
     from bridge.components import UnitContext
+    from bridge.metering.sources import Source
     from bridge.unit import AmpGuardUnit
 
 OCPP16 = Subprotocol("ocpp1.6")
@@ -71,20 +73,33 @@ class Ocpp:
 
 @contextlib.asynccontextmanager
 async def run_ocpp(
-    state_dir: Path, clock: FakeClock | None = None, **options: Any
+    state_dir: Path,
+    clock: FakeClock | None = None,
+    *,
+    balancing: bool = False,
+    source: Source | None = None,
+    **options: Any,
 ) -> AsyncIterator[Ocpp]:
-    """Run a unit with the central system on a free loopback port (TLS off by default)."""
+    """Run a unit with the central system on a free loopback port (TLS off by default).
+
+    Alone (a component of the unit, on ``clock``), or with ``balancing`` as the charger
+    provider of the unit's balancing service, as it runs in a real unit (real clock).
+    """
     clock = clock or FakeClock()
     options.setdefault("port", 0)
     options.setdefault("tls", "off")
     holder: list[CentralSystem] = []
 
-    def factory(unit: UnitContext) -> CentralSystem:
+    def factory(unit: UnitContext) -> CentralSystem | BalancingService:
+        if balancing:
+            system = CentralSystem(unit, OcppOptions(**options), tick=0.05)
+            holder.append(system)
+            return BalancingService(unit, providers=[system])
         system = CentralSystem(unit, OcppOptions(**options), clock=clock, tick=0.05)
         holder.append(system)
         return system
 
-    async with start_unit(state_dir, components=[factory]) as unit:
+    async with start_unit(state_dir, components=[factory], source=source) as unit:
         ocpp = Ocpp(unit=unit, system=holder[0], clock=clock)
         try:
             yield ocpp

@@ -9,7 +9,7 @@ import pytest
 
 from bridge import cli
 from bridge.balancing.charger import ChargerState
-from bridge.balancing.ocpp import load_component
+from bridge.balancing.ocpp import load_provider
 from bridge.balancing.ocpp.emulated import Misbehaviour, parse_spec
 from bridge.balancing.ocpp.protocol import (
     PauseMethod,
@@ -92,7 +92,7 @@ def test_off_means_no_component() -> None:
     class Unit:
         options = build_options({"ocpp": {"enabled": False}})
 
-    assert load_component(Unit()) is None  # type: ignore[arg-type]
+    assert load_provider(Unit()) is None  # type: ignore[arg-type]
 
 
 def test_id_tag_settings() -> None:
