@@ -416,7 +416,7 @@ class CentralSystem:
             return None
         return context
 
-    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
         """Decide at the handshake: path, subprotocol, password, the cap."""
         charger_id = charger_id_of(request.path)
         if charger_id is None:
@@ -432,7 +432,7 @@ class CentralSystem:
         address = str(connection.remote_address[0]) if connection.remote_address else "?"
         record = self._store.get(charger_id)
         if record is not None:
-            return self._check_password(connection, request, record, address)
+            return await self._check_password(connection, request, record, address)
         if len(self._chargers) + self._pending_connections() >= MAX_CHARGERS:
             if charger_id not in self._refused_logged:
                 self._refused_logged.add(charger_id)
@@ -452,7 +452,7 @@ class CentralSystem:
         self._admitted[connection] = False
         return None
 
-    def _check_password(
+    async def _check_password(
         self, connection: ServerConnection, request: Request, record: ChargerRecord, address: str
     ) -> Response | None:
         header = request.headers.get("Authorization")
@@ -462,10 +462,12 @@ class CentralSystem:
             user, given = parse_authorization_basic(header)
         except InvalidHeader:
             return _unauthorized(connection, "Use HTTP Basic authentication")
+
+        async def verify() -> bool:  # a constant-time compare: cheap enough for the loop
+            return user == record.id and _password_matches(given, record.password)
+
         try:
-            good = self._unit.pin_guard.check(
-                address, lambda: user == record.id and _password_matches(given, record.password)
-            )
+            good = await self._unit.pin_guard.check(address, verify)
         except LockedOutError as err:
             response = connection.respond(
                 HTTPStatus.TOO_MANY_REQUESTS, "Too many wrong passwords: try again later\n"

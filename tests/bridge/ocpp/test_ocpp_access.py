@@ -105,7 +105,7 @@ async def test_wrong_passwords_are_refused_and_counted_like_wrong_pins(state_dir
         assert await _refused(ocpp.system.url, "garage", point.password) == 429
         # The same budget as the PIN: the address may not try a PIN either now.
         with pytest.raises(LockedOutError):
-            ocpp.unit.auth.check_pin("127.0.0.1", ocpp.unit.identity.pin)
+            await ocpp.unit.auth.check_pin("127.0.0.1", ocpp.unit.identity.pin)
 
 
 async def test_wrong_user_is_refused(state_dir: Path) -> None:
