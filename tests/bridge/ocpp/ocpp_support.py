@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.headers import build_authorization_basic
 from websockets.typing import Subprotocol
 
+from bridge.balancing.charger import ChargerState
 from bridge.balancing.ocpp.emulated import Car, EmulatedChargePoint
 from bridge.balancing.ocpp.server import CentralSystem
 from bridge.balancing.service import BalancingService
@@ -63,6 +64,9 @@ class Ocpp:
         charger = await self.accept(point)
         await point.plug_in(car or Car(max_current=16.0, phases=3, response=0.0))
         await wait_for(lambda: charger.record.transaction is not None)
+        # Its StatusNotification Charging follows StartTransaction: until then a car that
+        # draws nothing yet has no limit to follow.
+        await wait_for(lambda: charger.report.state is ChargerState.CHARGING)
         return charger
 
     async def stop_points(self) -> None:
