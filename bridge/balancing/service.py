@@ -203,6 +203,13 @@ class BalancingService:
             if isinstance(provider, Startable):
                 try:
                     await provider.component_init()
+                except OSError as err:  # a port in use, a missing certificate: say which
+                    _LOGGER.warning(
+                        "Charger provider %s cannot start: %s; the other chargers are balanced",
+                        provider.name,
+                        err,
+                    )
+                    continue
                 except Exception as err:  # an optional provider never stops balancing
                     _LOGGER.warning(
                         "Charger provider %s failed to start: %s", provider.name, err, exc_info=True

@@ -91,7 +91,9 @@ def test_restart_under_systemd_exits(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == [(sys.executable, [sys.executable, *sys.orig_argv[1:]])]
 
 
-async def _start(state_dir: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+async def _start(
+    state_dir: Path, env: dict[str, str], ocpp_port: int = 0
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -102,7 +104,7 @@ async def _start(state_dir: Path, env: dict[str, str]) -> asyncio.subprocess.Pro
         "--port",
         "0",
         "--ocpp-port",
-        "0",
+        str(ocpp_port),
         "--no-zeroconf",
         "--interval",
         "0.1",
@@ -248,6 +250,7 @@ def test_port_in_use_is_a_one_line_error(
                 "--state-dir",
                 str(tmp_path),
                 "--no-zeroconf",
+                "--no-ocpp",
                 "--interval",
                 "0.05",
             ]
@@ -265,3 +268,29 @@ def test_start_up_objects_leave_the_garbage_collectors_full_passes() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+async def test_an_ocpp_port_in_use_is_one_line_and_the_unit_serves(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        process = await _start(tmp_path, {"INVOCATION_ID": ""}, taken.getsockname()[1])
+        try:
+            url = await _url(process)
+            async with aiohttp.ClientSession() as http:
+                token = await _pair(http, url, tmp_path)
+                async with http.get(
+                    f"{url}/api/v1/readings", headers={"Authorization": f"Bearer {token}"}
+                ) as response:
+                    assert response.status == 200
+            process.send_signal(signal.SIGTERM)
+            _stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 0
+    log = stderr.decode()
+    assert "Charger provider ocpp cannot start:" in log
+    assert "address already in use" in log
+    assert "Traceback" not in log

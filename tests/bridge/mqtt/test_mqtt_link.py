@@ -186,6 +186,7 @@ async def test_the_last_will_says_offline_when_the_unit_dies(
         "--port",
         "0",
         "--no-zeroconf",
+        "--no-ocpp",
         "--state-dir",
         str(state_dir),
         "--interval",

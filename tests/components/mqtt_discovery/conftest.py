@@ -201,6 +201,7 @@ async def unit_process(broker: Broker, tmp_path: Path) -> AsyncIterator[UnitProc
         "--port",
         "0",
         "--no-zeroconf",
+        "--no-ocpp",
         "--state-dir",
         str(state_dir),
         "--interval",
