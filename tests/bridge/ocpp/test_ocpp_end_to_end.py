@@ -67,6 +67,8 @@ async def test_a_house_load_step_brings_every_phase_back_under_the_fuse(state_di
         await wait_for(lambda: _worst(ocpp.unit) <= FUSE, within=30)
         barn = system.charger("barn")
         assert barn is not None
-        assert points["barn"].draw == 16.0
+        # Stuck at 16 A, it draws that, counted; or nothing if the unit chose to pause it
+        # (three 6 A minimums and its 16 A do not all fit): RemoteStop is its only pause.
+        assert points["barn"].draw in {0.0, 16.0}
         for charger_id in ("garage", "drive"):
             assert points[charger_id].draw < 16.0
