@@ -21,6 +21,9 @@ they apply (docs/load-balancing.md says why):
 - Fail-safe: a stale or missing reading puts every charger on its fail-safe current.
 - Compliance: a charger drawing more than its limit + 1 A after max(5 s, two reporting
   intervals) is non-compliant; its real draw is then taken off the others' room.
+- Holds: a user's override (a limit until a time) or pause takes the place of a
+  charger's share, applied at once and taken off the others' room. The trip cuts and
+  the fail-safe still win over an override; a pause stays a pause.
 """
 
 from __future__ import annotations
@@ -103,10 +106,35 @@ class _Track:
     target: float = 0.0
     reason: str = "not decided yet"
     decided_at: float | None = None
+    # A user just set or ended a hold: the next decision is sent at once, whatever the
+    # delays (a pause the user ends is no pause of the controller's to wait out).
+    prompt: bool = False
 
     def hold_off(self) -> None:
         """Forget a raise being held."""
         self.raise_since, self.raise_floor = None, math.inf
+
+
+@dataclass(slots=True)
+class _Hold:
+    """A user's hold on one charger: an override until a time, or a pause (0 A)."""
+
+    name: str
+    amps: float
+    until: float | None  # monotonic; None: until the user resumes it
+    until_words: str  # "until 18:30": how the user is told when it ends
+
+    @property
+    def kind(self) -> EventKind:
+        """The events and commands it makes."""
+        return EventKind.USER_PAUSE if self.amps <= 0.0 else EventKind.OVERRIDE
+
+    @property
+    def cause(self) -> str:
+        """Why the charger's limit is what it is."""
+        if self.amps <= 0.0:
+            return "paused by a user"
+        return f"override {self.until_words}".rstrip()
 
 
 @dataclass(slots=True)
@@ -169,6 +197,9 @@ class Controller:
         self._cap_view: CapView | None = None
         self._phase_views: tuple[PhaseView, ...] = ()
         self._capped: set[str] = set()
+        self._holds: dict[str, _Hold] = {}
+        # Notes made between decisions (an override that ended), sent with the next one.
+        self._pending: list[Note] = []
 
     # Configuration and views
 
@@ -197,6 +228,65 @@ class Controller:
         if track is not None:
             track.limit = None
 
+    def hold(
+        self, key: str, *, name: str, amps: float, until: float | None, until_words: str = ""
+    ) -> Note:
+        """Hold a charger at ``amps`` (0 pauses it) until ``until`` (None: until resumed).
+
+        It replaces any hold the charger had and is sent with the next reading, at once
+        whatever the delays. Returns the event that says so.
+        """
+        hold = _Hold(name=name, amps=amps, until=until, until_words=until_words)
+        self._holds[key] = hold
+        track = self._tracks.get(key)
+        if track is not None:
+            track.prompt = True
+        if hold.kind is EventKind.USER_PAUSE:
+            message = f"{name} paused by a user"
+        else:
+            message = f"{name}: override {amps:g} A {until_words}, set by a user".replace("  ", " ")
+        return Note(kind=hold.kind, key=key, message=message)
+
+    def release(self, key: str) -> Note | None:
+        """End a user's hold: the controller decides the limit again, sent at once.
+
+        Returns the event that says so, None when the charger had no hold.
+        """
+        hold = self._holds.pop(key, None)
+        if hold is None:
+            return None
+        track = self._tracks.get(key)
+        if track is not None:
+            track.prompt = True
+            track.paused_at = None
+        message = f"{hold.name} resumed by a user: balancing decides its limit again"
+        return Note(kind=EventKind.USER_RESUME, key=key, message=message)
+
+    def _expire(self, now: float) -> None:
+        """End the overrides whose time has come."""
+        for key, hold in list(self._holds.items()):
+            if hold.until is not None and now >= hold.until:
+                del self._holds[key]
+                message = (
+                    f"{hold.name}: the override {hold.until_words} ended; "
+                    "balancing decides its limit again"
+                ).replace("  ", " ")
+                self._pending.append(Note(kind=EventKind.OVERRIDE_END, key=key, message=message))
+
+    def _with_pending(self, decision: Decision) -> Decision:
+        """Add the notes made since the last decision to this one."""
+        if not self._pending:
+            return decision
+        notes = (*self._pending, *decision.notes)
+        self._pending.clear()
+        return Decision(commands=decision.commands, notes=notes)
+
+    def _hold_amps(self, view: ChargerView, hold: _Hold) -> float:
+        """Return what a hold gives: 0 for a pause, else its amps within the charger's range."""
+        if hold.amps <= 0.0:
+            return 0.0
+        return min(max(hold.amps, view.spec.min_current), view.spec.max_current)
+
     def view(self) -> ControllerView:
         """Return the state for the API."""
         return ControllerView(
@@ -213,6 +303,8 @@ class Controller:
                     decided_at=track.decided_at,
                     compliant=track.compliant,
                     paused=track.paused_at is not None,
+                    hold=None if key not in self._holds else self._holds[key].amps,
+                    hold_until=None if key not in self._holds else self._holds[key].until,
                 )
                 for key, track in self._tracks.items()
             },
@@ -222,7 +314,11 @@ class Controller:
 
     def reading(self, now: float, grid: Grid, chargers: Sequence[ChargerView]) -> Decision:
         """Decide from a new reading (``grid.age`` s old)."""
+        self._expire(now)
         self._keep(chargers)
+        return self._with_pending(self._decide(now, grid, chargers))
+
+    def _decide(self, now: float, grid: Grid, chargers: Sequence[ChargerView]) -> Decision:
         config = self._config
         if not config.enabled:
             return self._release(now, chargers)
@@ -235,13 +331,18 @@ class Controller:
 
     def unavailable(self, now: float, error: str, chargers: Sequence[ChargerView]) -> Decision:
         """Put every charger on its fail-safe current: the meter has no reading."""
+        self._expire(now)
         self._keep(chargers)
         if not self._config.enabled:
-            return self._release(now, chargers)
-        return self._fail_safe(now, chargers, f"meter unavailable: {error}")
+            return self._with_pending(self._release(now, chargers))
+        return self._with_pending(self._fail_safe(now, chargers, f"meter unavailable: {error}"))
 
     def tick(self, now: float, age: float | None, chargers: Sequence[ChargerView]) -> Decision:
         """Between readings: a reading that grew stale (or none at all) means fail-safe."""
+        self._expire(now)
+        return self._with_pending(self._between(now, age, chargers))
+
+    def _between(self, now: float, age: float | None, chargers: Sequence[ChargerView]) -> Decision:
         config = self._config
         if not config.enabled:
             self._keep(chargers)
@@ -270,10 +371,15 @@ class Controller:
         for key in list(self._tracks):
             if key not in keys:
                 del self._tracks[key]
+        for key in list(self._holds):
+            if key not in keys:
+                del self._holds[key]
         for view in chargers:
             track = self._tracks.get(view.key)
             if track is None:
-                self._tracks[view.key] = _Track(phases=view.spec.phases)
+                self._tracks[view.key] = _Track(
+                    phases=view.spec.phases, prompt=view.key in self._holds
+                )
             elif track.phases > view.spec.phases or not view.spec.can_switch_phases:
                 # The user changed its wiring: it is told its own phase count again.
                 track.phases = view.spec.phases
@@ -295,19 +401,27 @@ class Controller:
         self._mode, self._reason = mode, reason
 
     def _release(self, now: float, chargers: Sequence[ChargerView]) -> Decision:
-        """Balancing off: every charger may take its max (told once)."""
+        """Balancing off: every charger may take its max (told once), or what a user holds."""
         notes: list[Note] = []
         self._enter(Mode.OFF, "balancing is switched off", notes)
         commands = []
         for view in chargers:
             track, spec = self._tracks[view.key], view.spec
-            track.target = spec.max_current
+            track.prompt = False
+            hold = self._holds.get(view.key)
+            if hold is None:
+                target = _Target(spec.max_current, spec.phases, "balancing off")
+                suffix = " (its max)"
+            else:
+                amps = self._hold_amps(view, hold)
+                target = _Target(amps, spec.phases, hold.cause, kind=hold.kind)
+                suffix = ""
+            track.target = target.amps
             if view.report.state is ChargerState.OFFLINE or (
-                track.limit == spec.max_current and track.phases == spec.phases
+                track.limit == target.amps and track.phases == spec.phases
             ):
                 continue
-            target = _Target(spec.max_current, spec.phases, "balancing off")
-            commands.append(self._command(now, view, target, suffix=" (its max)"))
+            commands.append(self._command(now, view, target, suffix=suffix))
         return Decision(commands=tuple(commands), notes=tuple(notes))
 
     def _fail_safe(self, now: float, chargers: Sequence[ChargerView], why: str) -> Decision:
@@ -318,12 +432,22 @@ class Controller:
         for view in chargers:
             track = self._tracks[view.key]
             track.hold_off()
-            amps = view.spec.fail_safe_current
-            track.target = amps
-            if view.report.state is ChargerState.OFFLINE or track.limit == amps:
+            # The fail-safe wins over an override (set again after the raise delay once
+            # readings are back); a user's pause stays a pause, which is safer still.
+            track.prompt = False
+            hold = self._holds.get(view.key)
+            if hold is not None and hold.kind is EventKind.USER_PAUSE:
+                target = _Target(0.0, track.phases, hold.cause, kind=hold.kind)
+                suffix = ""
+            else:
+                target = _Target(
+                    view.spec.fail_safe_current, track.phases, why, kind=EventKind.FAIL_SAFE
+                )
+                suffix = " (fail-safe)"
+            track.target = target.amps
+            if view.report.state is ChargerState.OFFLINE or track.limit == target.amps:
                 continue
-            target = _Target(amps, track.phases, why, kind=EventKind.FAIL_SAFE)
-            commands.append(self._command(now, view, target, suffix=" (fail-safe)"))
+            commands.append(self._command(now, view, target, suffix=suffix))
         return Decision(commands=tuple(commands), notes=tuple(notes))
 
     # The normal loop
@@ -362,6 +486,13 @@ class Controller:
                 # It keeps its limit: telling it less changes nothing it does.
                 limit = view.spec.max_current if track.limit is None else track.limit
                 targets[view.key] = _Target(limit, track.phases, "non-compliant")
+        for view in chargers:
+            hold = self._holds.get(view.key)
+            if hold is not None and view.report.state is not ChargerState.OFFLINE:
+                amps = self._hold_amps(view, hold)
+                phases = self._tracks[view.key].phases
+                targets[view.key] = _Target(amps, phases, hold.cause, kind=hold.kind)
+        # The trip cuts win over everything, a user's override included.
         self._emergencies(chargers, emergencies, targets)
         self._phase_views = tuple(
             PhaseView(
@@ -468,16 +599,22 @@ class Controller:
     ) -> list[ChargerView]:
         """Take off the room what cannot be told; return the chargers that can.
 
-        An offline charger may draw its max; a non-compliant one draws what it draws.
+        An offline charger may draw its max; a non-compliant one draws what it draws; one
+        a user holds may draw what the hold gives it.
         """
         work.free = dict(work.room)
         managed: list[ChargerView] = []
         for view in chargers:
             spec = view.spec
+            hold = self._holds.get(view.key)
             if view.report.state is ChargerState.OFFLINE:
                 fixed = dict.fromkeys(spec.rotation.grid_phases(spec.phases), spec.max_current)
             elif not self._tracks[view.key].compliant:
                 fixed = dict(draws[view.key])
+            elif hold is not None:
+                phases = min(self._tracks[view.key].phases, spec.phases)
+                amps = self._hold_amps(view, hold)
+                fixed = dict.fromkeys(spec.rotation.grid_phases(phases), amps)
             else:
                 managed.append(view)
                 continue
@@ -748,8 +885,8 @@ class Controller:
         """Return the command a target needs now, None while it waits or needs none."""
         track, spec = self._tracks[view.key], view.spec
         limit = track.limit
-        if limit is None:
-            return self._command(now, view, target)
+        if limit is None or track.prompt:
+            return self._prompt(now, view, target)
         if target.phases != track.phases and target.amps > 0.0 < limit:
             # Down to one phase instead of pausing, or up again once the margin held.
             target.kind = EventKind.PHASE_SWITCH
@@ -764,6 +901,20 @@ class Controller:
         track.hold_off()
         return None
 
+    def _prompt(self, now: float, view: ChargerView, target: _Target) -> Command | None:
+        """Send a target now: a first limit, or one a user asked for by setting or ending a hold.
+
+        A pause the user ends is none of the controller's to wait out.
+        """
+        track = self._tracks[view.key]
+        track.prompt = False
+        if track.limit is not None and target.amps == track.limit and target.phases == track.phases:
+            track.hold_off()
+            return None
+        if track.limit is not None:
+            track.paused_at = None
+        return self._command(now, view, target)
+
     def _cut(self, now: float, view: ChargerView, target: _Target) -> Command:
         """Cut at once: by at least MIN_CHANGE, never above the target nor below the minimum."""
         track, spec = self._tracks[view.key], view.spec
@@ -775,7 +926,9 @@ class Controller:
                 amps = spec.min_current if target.amps >= spec.min_current else 0.0
         suffix = ""
         if amps == 0.0 and view.report.state in _CAR:
-            target.kind, suffix = EventKind.PAUSE, " (paused)"
+            suffix = " (paused)"
+            if target.kind is EventKind.LIMIT:
+                target.kind = EventKind.PAUSE
             track.paused_at = now
         return self._command(
             now, view, _Target(amps, target.phases, target.cause, target.kind), suffix=suffix

@@ -54,6 +54,10 @@ class EventKind(StrEnum):
     ACCEPTED = "accepted"
     FORGOTTEN = "forgotten"
     COMMAND_FAILED = "command_failed"
+    OVERRIDE = "override"  # a user holds a charger's limit until a time
+    OVERRIDE_END = "override_end"
+    USER_PAUSE = "user_pause"  # a user paused a charger
+    USER_RESUME = "user_resume"  # a user gave a charger back to the controller
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,6 +183,10 @@ class ChargerDecision:
     decided_at: float | None  # when its limit last changed (monotonic)
     compliant: bool
     paused: bool
+    # A user's hold: the amps it keeps (0: paused by the user) and until when
+    # (monotonic; None: until resumed). None: no hold.
+    hold: float | None = None
+    hold_until: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

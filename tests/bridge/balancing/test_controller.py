@@ -6,7 +6,7 @@ import pytest
 from balancing_loop import Car, Loop
 
 from bridge.balancing.charger import ChargerSpec, ChargerState, Rotation
-from bridge.balancing.model import ControllerConfig, EventKind, Mode
+from bridge.balancing.model import ControllerConfig, Decision, EventKind, Mode
 from bridge.models import Phase
 from bridge.settings import ProtectiveDevice, Settings
 
@@ -590,3 +590,159 @@ def test_a_one_phase_installation_has_no_room_on_l2_and_l3() -> None:
     loop.settle()
     assert loop.limit("l1") == 16.0
     assert loop.limit("l2") == 0.0
+
+
+# A user's holds: overrides and pauses
+
+
+def hold(loop: Loop, key: str, amps: float, seconds: float | None = None) -> None:
+    """Have a user hold ``key`` at ``amps`` (0 pauses) for ``seconds`` (None: until resumed)."""
+    until = None if seconds is None else loop.now + seconds
+    note = loop.controller.hold(
+        key, name=loop.cars[key].spec.name, amps=amps, until=until, until_words="until 18:30"
+    )
+    loop.decisions.append(Decision(notes=(note,)))
+
+
+def test_an_override_is_sent_at_once_and_ends_at_its_time() -> None:
+    loop = Loop([Car("g", THREE)], house=(15.0, 15.0, 15.0))
+    loop.settle()
+    assert loop.limit("g") == 10.0
+    hold(loop, "g", 6.0, seconds=600)
+    loop.step()  # a cut would go out at once anyway; the point is the reason and kind
+    assert loop.limit("g") == 6.0
+    command = loop.cars["g"].sent[-1]
+    assert command.kind is EventKind.OVERRIDE
+    assert command.reason == "override until 18:30: Garage 10 → 6 A"
+    assert loop.controller.view().chargers["g"].hold == 6.0
+    loop.house = (5.0, 5.0, 5.0)  # room for 16 A: the override keeps 6 A
+    loop.run(598)
+    assert loop.limit("g") == 6.0
+    loop.step()  # 600 s after it was set
+    assert EventKind.OVERRIDE_END in kinds(loop)
+    assert loop.controller.view().chargers["g"].hold is None
+    assert loop.decisions[-1].notes[0].message == (
+        "Garage: the override until 18:30 ended; balancing decides its limit again"
+    )
+    loop.run(19)
+    assert loop.limit("g") == 6.0  # back to the normal loop: a raise waits its delay
+    loop.run(2)
+    assert loop.limit("g") == 16.0
+
+
+def test_an_override_upwards_skips_the_raise_delay_and_is_taken_off_the_others() -> None:
+    other = THREE.__class__(name="Other", max_current=16.0)
+    loop = Loop([Car("g", THREE), Car("o", other)], house=(3.0, 3.0, 3.0))
+    loop.settle()
+    assert (loop.limit("g"), loop.limit("o")) == (11.0, 11.0)
+    hold(loop, "g", 16.0, seconds=3600)
+    loop.step()
+    # Set at once; the other gets what is left of the room, cut at once too.
+    assert loop.limit("g") == 16.0
+    assert loop.limit("o") == 6.0
+    assert max(loop.currents().values()) <= 25.0
+
+
+def test_the_trip_cut_wins_over_an_override() -> None:
+    car = Car("g", THREE, response=30.0)
+    loop = Loop([car], house=(2.0, 2.0, 2.0))
+    loop.settle()
+    hold(loop, "g", 16.0, seconds=3600)
+    loop.step()
+    loop.house = (2.0, 22.0, 2.0)  # 38 A on L2: above the tripping current
+    loop.step()
+    assert loop.limit("g") == 0.0
+    assert car.sent[-1].kind is EventKind.PAUSE
+    assert "above the tripping current" in car.sent[-1].reason
+    loop.house = (2.0, 2.0, 2.0)
+    loop.run(30)
+    assert loop.limit("g") == 0.0  # after a cut the override waits the resume delay
+    loop.run(300)
+    assert loop.limit("g") == 16.0
+    assert car.sent[-1].kind is EventKind.RESUME
+
+
+def test_the_trip_budget_wins_over_an_override() -> None:
+    car = Car("g", THREE, response=300.0)  # its car never follows in time
+    loop = Loop([car], house=(2.0, 14.0, 2.0))
+    hold(loop, "g", 16.0, seconds=3600)
+    loop.run(40)  # 30 A on L2: an overload until the budget is half used
+    assert loop.limit("g") == 0.0
+    assert EventKind.BUDGET_CUT in kinds(loop)
+
+
+def test_the_fail_safe_wins_over_an_override_and_a_pause_stays_a_pause() -> None:
+    spec = ChargerSpec(name="Garage", max_current=16.0, fail_safe_current=8.0)
+    loop = Loop([Car("g", spec), Car("p", THREE)], house=(2.0, 2.0, 2.0))
+    loop.settle()
+    hold(loop, "g", 12.0, seconds=3600)
+    hold(loop, "p", 0.0)
+    loop.step()
+    assert (loop.limit("g"), loop.limit("p")) == (12.0, 0.0)
+    assert loop.cars["p"].sent[-1].kind is EventKind.USER_PAUSE
+    assert loop.cars["p"].sent[-1].reason == "paused by a user: Garage 11.5 → 0 A"
+    loop.age = 16.0
+    loop.step()
+    assert (loop.limit("g"), loop.limit("p")) == (8.0, 0.0)
+    loop.age = 0.0
+    loop.run(19)
+    assert loop.limit("g") == 8.0  # fresh readings: the override after the raise delay
+    loop.run(2)
+    assert loop.limit("g") == 12.0
+    assert loop.limit("p") == 0.0
+
+
+def test_a_pause_holds_until_the_user_resumes_and_resuming_is_at_once() -> None:
+    loop = Loop([Car("g", THREE)], house=(2.0, 2.0, 2.0))
+    loop.settle()
+    hold(loop, "g", 0.0)
+    loop.step()
+    assert loop.limit("g") == 0.0
+    loop.run(600)
+    assert loop.limit("g") == 0.0  # room for hours: paused all the same
+    note = loop.controller.release("g")
+    assert note is not None
+    assert note.kind is EventKind.USER_RESUME
+    assert note.message == "Garage resumed by a user: balancing decides its limit again"
+    loop.step()  # neither the raise nor the resume delay: the user asked
+    assert loop.limit("g") == 16.0
+    assert loop.controller.release("g") is None
+
+
+def test_an_override_replaces_a_pause_and_balancing_off_keeps_both() -> None:
+    config = ControllerConfig(enabled=False)
+    loop = Loop([Car("g", THREE)], house=(2.0, 2.0, 2.0), config=config)
+    loop.step()
+    assert loop.limit("g") == 16.0
+    hold(loop, "g", 0.0)
+    loop.step()
+    assert loop.limit("g") == 0.0
+    hold(loop, "g", 9.0, seconds=60)
+    loop.step()
+    assert loop.limit("g") == 9.0
+    assert loop.cars["g"].sent[-1].reason == "override until 18:30: Garage 0 → 9 A"
+    loop.run(60)
+    assert loop.limit("g") == 16.0  # ended: balancing off gives its max again
+
+
+def test_an_override_is_kept_within_the_chargers_range() -> None:
+    loop = Loop([Car("g", THREE)], house=(2.0, 2.0, 2.0))
+    loop.settle()
+    hold(loop, "g", 40.0, seconds=60)
+    loop.step()
+    assert loop.limit("g") == 16.0
+    hold(loop, "g", 3.0, seconds=60)
+    loop.step()
+    assert loop.limit("g") == 6.0
+
+
+def test_an_override_ends_between_readings_too_and_a_forgotten_charger_loses_its_hold() -> None:
+    loop = Loop([Car("g", THREE)], house=(2.0, 2.0, 2.0))
+    loop.settle()
+    hold(loop, "g", 8.0, seconds=10)
+    loop.step()
+    decision = loop.tick(10.0, 0.2)
+    assert [note.kind for note in decision.notes] == [EventKind.OVERRIDE_END]
+    hold(loop, "g", 8.0, seconds=10)
+    loop.controller.reading(loop.now, loop.grid(), [])  # the charger was forgotten
+    assert loop.controller.release("g") is None
