@@ -4,4 +4,4 @@ from typing import Final
 
 __version__: Final = "0.1.0"
 MODEL: Final = "Amp Guard (open)"
-API_VERSION: Final = "1.3"
+API_VERSION: Final = "1.4"

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 from bridge.api.errors import ErrorCode  # noqa: TC001
 from bridge.auth import CLIENT_NAME_MAX, PairedClient
 from bridge.balancing.log import BalancingEvent  # noqa: TC001
+from bridge.balancing.replies import BalancingState  # noqa: TC001
 from bridge.identity import PIN_PATTERN, PIN_RULE
 from bridge.models import Info, MeterHealth, Readings, Status
 from bridge.schema import Doc, Length, Pattern, fields_of
@@ -174,7 +175,22 @@ class PushBalancingEvent:
     data: BalancingEvent
 
 
-PUSH_MESSAGES: Final = (PushHello, PushReadings, PushStatus, PushSettings, PushBalancingEvent)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushBalancing:
+    """The controller now (GET /balancing): with each decision, else once a second at most."""
+
+    type: Literal["balancing"]
+    data: BalancingState
+
+
+PUSH_MESSAGES: Final = (
+    PushHello,
+    PushReadings,
+    PushStatus,
+    PushSettings,
+    PushBalancingEvent,
+    PushBalancing,
+)
 
 
 def kind_of(message: type) -> str:

@@ -19,6 +19,7 @@ from aiohttp import WSCloseCode, web
 from bridge import API_VERSION
 from bridge import events as ev
 from bridge.api.models import (
+    PushBalancing,
     PushBalancingEvent,
     PushHello,
     PushReadings,
@@ -29,10 +30,13 @@ from bridge.api.models import (
 from bridge.api.routing import client_address
 from bridge.api.sockets import REVOKED, SOCKETS_KEY, OpenSocket, require_upgrade
 from bridge.balancing.log import BALANCING_EVENT
+from bridge.balancing.replies import BALANCING_STATE
+from bridge.schema import encode
 
 if TYPE_CHECKING:
     from bridge.api.routing import Call
     from bridge.balancing.log import BalancingEvent
+    from bridge.balancing.replies import BalancingState
     from bridge.models import MeterHealth, Reading, Status
     from bridge.settings import Settings
     from bridge.unit import AmpGuardUnit
@@ -45,7 +49,8 @@ HELLO: Final = kind_of(PushHello)
 READINGS: Final = kind_of(PushReadings)
 STATUS: Final = kind_of(PushStatus)
 SETTINGS: Final = kind_of(PushSettings)
-BALANCING: Final = kind_of(PushBalancingEvent)
+BALANCING_EVENT_KIND: Final = kind_of(PushBalancingEvent)
+BALANCING_STATE_KIND: Final = kind_of(PushBalancing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,7 @@ class PushHub:
             unit.events.subscribe(ev.METER, self._on_meter),
             unit.events.subscribe(ev.SETTINGS, self._on_settings),
             unit.events.subscribe(BALANCING_EVENT, self._on_balancing),
+            unit.events.subscribe(BALANCING_STATE, self._on_balancing_state),
         ]
 
     @classmethod
@@ -143,7 +149,11 @@ class PushHub:
 
     def _on_balancing(self, event: BalancingEvent) -> None:
         if self._clients:
-            self._broadcast(_encode(BALANCING, event.as_dict()))
+            self._broadcast(_encode(BALANCING_EVENT_KIND, event.as_dict()))
+
+    def _on_balancing_state(self, state: BalancingState) -> None:
+        if self._clients:  # encoded only when someone listens
+            self._broadcast(_encode(BALANCING_STATE_KIND, encode(state)))
 
     async def serve(self, socket: web.WebSocketResponse, entry: OpenSocket) -> None:
         """Send the greeting and snapshot, then every message, until either side closes.

@@ -61,6 +61,7 @@ from bridge.balancing.replies import (
     BalancingState,
     ChargerInfo,
     ChargerList,
+    ChargerOverride,
     EventFormat,
     EventList,
     EventQuery,
@@ -376,6 +377,32 @@ async def patch_charger_settings(call: Call[dict[str, Any]]) -> ChargerSpec:
         raise _balancing_error(err) from err
 
 
+async def override_charger(call: Call[ChargerOverride]) -> ChargerInfo:
+    """Hold a charger at a limit for a while; the trip cuts and the fail-safe still win."""
+    try:
+        return await _balancing(call.unit).override(
+            call.request.match_info["charger_id"], call.body.current, call.body.duration
+        )
+    except BalancingError as err:
+        raise _balancing_error(err) from err
+
+
+async def pause_charger(call: Call[None]) -> ChargerInfo:
+    """Pause a charger until a user resumes it."""
+    try:
+        return await _balancing(call.unit).pause(call.request.match_info["charger_id"])
+    except BalancingError as err:
+        raise _balancing_error(err) from err
+
+
+async def resume_charger(call: Call[None]) -> ChargerInfo:
+    """End a user's override or pause: balancing decides the charger's limit again."""
+    try:
+        return await _balancing(call.unit).resume(call.request.match_info["charger_id"])
+    except BalancingError as err:
+        raise _balancing_error(err) from err
+
+
 async def balancing_state(call: Call[None]) -> BalancingState:
     """Return the controller now: mode and why, each phase's room and budget, the cap."""
     try:
@@ -388,7 +415,9 @@ async def balancing_events(call: Call[None]) -> EventList | web.Response:
     """Return the event log in a time range (oldest first), as JSON or as CSV."""
     query: EventQuery = call.query
     try:
-        events = _balancing(call.unit).events(query.since, query.until, query.limit)
+        events = _balancing(call.unit).events(
+            query.since, query.until, query.limit, kind=query.kind, charger=query.charger
+        )
     except ServerError:
         events = []
     if query.format is EventFormat.CSV:
@@ -714,6 +743,36 @@ ROUTES: Final[tuple[Route[Any], ...]] = (
         summary="Change a managed charger's settings",
         body=Patch(ChargerSpec),
         reply=ChargerSpec,
+        errors=_NOT_MANAGED,
+    ),
+    Route(
+        method="POST",
+        path=f"{_CHARGER}/override",
+        handler=override_charger,
+        access=Access.CLIENT,
+        summary="Hold a charger at a limit for a while (the trip cuts and fail-safe still win)",
+        body=Json(ChargerOverride),
+        reply=ChargerInfo,
+        errors=_NOT_MANAGED,
+    ),
+    Route(
+        method="POST",
+        path=f"{_CHARGER}/pause",
+        handler=pause_charger,
+        access=Access.CLIENT,
+        summary="Pause a charger until it is resumed",
+        body=None,
+        reply=ChargerInfo,
+        errors=_NOT_MANAGED,
+    ),
+    Route(
+        method="POST",
+        path=f"{_CHARGER}/resume",
+        handler=resume_charger,
+        access=Access.CLIENT,
+        summary="End a charger's override or pause: balancing decides its limit again",
+        body=None,
+        reply=ChargerInfo,
         errors=_NOT_MANAGED,
     ),
     Route(

@@ -126,16 +126,26 @@ class EventLog:
         self._pending.append(event)
 
     def select(
-        self, since: datetime | None = None, until: datetime | None = None, limit: int | None = None
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        *,
+        kind: EventKind | None = None,
+        charger: str | None = None,
     ) -> list[BalancingEvent]:
         """Return the events from ``since`` (included) to ``until`` (excluded), oldest first.
 
-        With ``limit``, only the newest ``limit`` of them.
+        Only those of ``kind`` and about ``charger`` (its id) when given; with ``limit``,
+        only the newest ``limit`` of them.
         """
         chosen = [
             event
             for event in self._events
-            if (since is None or event.time >= since) and (until is None or event.time < until)
+            if (since is None or event.time >= since)
+            and (until is None or event.time < until)
+            and (kind is None or event.kind is kind)
+            and (charger is None or event.charger == charger)
         ]
         return chosen[-limit:] if limit is not None else chosen
 

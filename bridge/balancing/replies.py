@@ -12,14 +12,22 @@ from enum import StrEnum
 from typing import Annotated, Final
 
 # Models' annotations are read at run time (bridge.schema): their imports stay here.
-from bridge.balancing.charger import ChargerSpec, ChargerState  # noqa: TC001
+from bridge.balancing.charger import (
+    IEC_MIN_CURRENT,
+    MAX_CHARGER_CURRENT,
+    ChargerSpec,
+    ChargerState,
+)
 from bridge.balancing.device import Zone  # noqa: TC001
 from bridge.balancing.log import CAPACITY, BalancingEvent
-from bridge.balancing.model import Mode  # noqa: TC001
+from bridge.balancing.model import EventKind, Mode  # noqa: TC001
+from bridge.events import Event
 from bridge.models import Phase  # noqa: TC001
-from bridge.schema import Doc, Range, Round, Unit
+from bridge.schema import Doc, Length, Range, Round, Unit
 
 AMPS: Final = Unit("A")
+# The longest override a user may set (s): a day.
+MAX_OVERRIDE: Final = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,7 +53,24 @@ class ChargerInfo:
     reason: Annotated[str, Doc("Why its limit is what it is")]
     decided_at: Annotated[datetime | None, Doc("When its limit last changed")]
     compliant: Annotated[bool, Doc("False: it draws more than its limit + 1 A")]
-    paused: bool
+    paused: Annotated[bool, Doc("Paused by the controller (no room for its minimum)")]
+    override: Annotated[
+        float | None, Round(1), AMPS, Doc("The limit a user holds it at; null: none")
+    ] = None
+    override_until: Annotated[datetime | None, Doc("When the override ends")] = None
+    user_paused: Annotated[bool, Doc("Paused by a user until resumed")] = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargerOverride:
+    """Hold a charger at a limit for a while, whatever the room (the trip cuts still win)."""
+
+    current: Annotated[
+        float,
+        Range(IEC_MIN_CURRENT, MAX_CHARGER_CURRENT, "A"),
+        Doc("The limit to hold, within the charger's min_current and max_current"),
+    ]
+    duration: Annotated[float, Range(1, MAX_OVERRIDE, "s"), Doc("For how long")]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,6 +150,10 @@ class EventQuery:
     since: Annotated[datetime | None, Doc("From this time (ISO 8601, included)")] = None
     until: Annotated[datetime | None, Doc("Up to this time (ISO 8601, excluded)")] = None
     limit: Annotated[int | None, Range(1, CAPACITY), Doc("Only the newest this many")] = None
+    kind: Annotated[EventKind | None, Doc("Only events of this kind")] = None
+    charger: Annotated[
+        str | None, Length(minimum=1, maximum=64), Doc("Only events about this charger (its id)")
+    ] = None
     format: Annotated[EventFormat, Doc("json, or csv for a spreadsheet")] = EventFormat.JSON
 
 
@@ -133,3 +162,8 @@ class EventList:
     """Events of the balancing log, oldest first."""
 
     events: tuple[BalancingEvent, ...]
+
+
+# The controller's state changed: a decision, a charger added or forgotten, a hold, or
+# a second went by with a new reading (pushed as a ``balancing`` message).
+BALANCING_STATE: Final[Event[BalancingState]] = Event("balancing:state")

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import math
 import time
 import typing
 from dataclasses import dataclass, replace
@@ -47,6 +48,7 @@ from bridge.balancing.model import (
     Mode,
 )
 from bridge.balancing.replies import (
+    BALANCING_STATE,
     BalancingState,
     CapState,
     ChargerInfo,
@@ -74,9 +76,13 @@ PROVIDER_MODULES: Final = ("bridge.balancing.emulated", "bridge.balancing.ocpp")
 TICK: Final = 0.25
 # A charger that takes longer than this to take a limit has not taken it.
 COMMAND_TIMEOUT: Final = 10.0
+# The controller's state is pushed with each decision, and otherwise at most this
+# often (s): what the chargers draw changes with every reading.
+STATE_PUSH_INTERVAL: Final = 1.0
 PERCENT: Final = 100.0
 SECONDS_PER_MINUTE: Final = 60.0
 WATTS_PER_KW: Final = 1000.0
+DAY: Final = 24 * 3600.0
 STATE_KEY: Final = "balancing"
 
 
@@ -187,6 +193,7 @@ class BalancingService:
         self._unsubscribe: list[Callable[[], None]] = []
         self._reconciling: asyncio.Task[None] | None = None
         self._failures: dict[str, str] = {}
+        self._pushed_at = -math.inf
 
     # Life cycle
 
@@ -344,6 +351,7 @@ class BalancingService:
             self._listed.add((provider.name, charger_id))
             await self._note(EventKind.ACCEPTED, provider.name, charger, "is managed from now on")
         self._refresh()
+        await self._push_state(force=True)
         return self._info(self._find_managed(charger_id))
 
     async def forget(self, charger_id: str) -> None:
@@ -362,6 +370,7 @@ class BalancingService:
             await self._write_chargers(entries)
             await self._note(EventKind.FORGOTTEN, name, managed.charger, "is no longer managed")
         self._refresh()
+        await self._push_state(force=True)
 
     def spec_of(self, charger_id: str) -> ChargerSpec:
         """Return a managed charger's settings."""
@@ -387,6 +396,8 @@ class BalancingService:
                 raise BalancingError(err.message, 422, err.field) from err
             entries[index] = replace(entries[index], spec=spec)
             await self._write_chargers(entries)
+        self._refresh()
+        await self._push_state(force=True)
         return spec
 
     def events(
@@ -394,13 +405,71 @@ class BalancingService:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int | None = None,
+        *,
+        kind: EventKind | None = None,
+        charger: str | None = None,
     ) -> list[BalancingEvent]:
-        """Return the logged events in a time range (a naive time is local time)."""
+        """Return the logged events in a time range (a naive time is local time).
+
+        Only those of ``kind`` and about ``charger`` (its id) when given.
+        """
         return self.log.select(
             None if since is None else since.astimezone(UTC),
             None if until is None else until.astimezone(UTC),
             limit,
+            kind=kind,
+            charger=charger,
         )
+
+    # A user's holds
+
+    async def override(self, charger_id: str, amps: float, duration: float) -> ChargerInfo:
+        """Hold a charger at ``amps`` for ``duration`` s (422 outside its min and max)."""
+        self._refresh()
+        managed = self._find_managed(charger_id)
+        spec = managed.charger.spec
+        if not spec.min_current <= amps <= spec.max_current:
+            raise BalancingError(
+                f"must be between {spec.min_current:g} and {spec.max_current:g} A "
+                f"(the charger's min_current and max_current)",
+                422,
+                "current",
+            )
+        ends = datetime.now().astimezone() + timedelta(seconds=duration)
+        words = f"until {ends:%H:%M}" if duration < DAY else f"until {ends:%Y-%m-%d %H:%M}"
+        note = self._controller.hold(
+            managed.key,
+            name=spec.name,
+            amps=amps,
+            until=self._clock() + duration,
+            until_words=words,
+        )
+        await self._note(note.kind, managed.provider.name, managed.charger, note.message, raw=True)
+        await self._push_state(force=True)
+        return self._info(managed)
+
+    async def pause(self, charger_id: str) -> ChargerInfo:
+        """Pause a charger until a user resumes it (the next reading sends it)."""
+        self._refresh()
+        managed = self._find_managed(charger_id)
+        note = self._controller.hold(
+            managed.key, name=managed.charger.spec.name, amps=0.0, until=None
+        )
+        await self._note(note.kind, managed.provider.name, managed.charger, note.message, raw=True)
+        await self._push_state(force=True)
+        return self._info(managed)
+
+    async def resume(self, charger_id: str) -> ChargerInfo:
+        """End a user's override or pause: the controller decides the limit again."""
+        self._refresh()
+        managed = self._find_managed(charger_id)
+        note = self._controller.release(managed.key)
+        if note is not None:
+            await self._note(
+                note.kind, managed.provider.name, managed.charger, note.message, raw=True
+            )
+            await self._push_state(force=True)
+        return self._info(managed)
 
     # Readings and ticks
 
@@ -414,6 +483,7 @@ class BalancingService:
             decision = self._controller.reading(now, self._grid(reading), views)
         await self._act(decision)
         self._housekeep(now)
+        await self._push_state(force=bool(decision))
 
     async def _tick_forever(self) -> None:
         failing = False
@@ -425,6 +495,7 @@ class BalancingService:
                 decision = self._controller.tick(now, self._unit.reading_age, self._views(now))
                 if decision:
                     await self._act(decision)
+                    await self._push_state(force=True)
                 self._housekeep(now)
             except asyncio.CancelledError:
                 raise
@@ -485,6 +556,19 @@ class BalancingService:
                 sender = self._senders[command.key] = _Sender(command.key, self._command_failed)
             sender.send(managed.charger, command.amps, command.phases)
         now = datetime.now(UTC)
+        # What happened first (a fail-safe entered, an override ended), then what was sent.
+        for note in decision.notes:
+            managed = None if note.key is None else self._managed.get(note.key)
+            await self._announce(
+                BalancingEvent(
+                    time=now,
+                    kind=note.kind,
+                    provider=None if managed is None else managed.provider.name,
+                    charger=None if managed is None else managed.charger.id,
+                    name=None if managed is None else managed.charger.spec.name,
+                    message=note.message,
+                )
+            )
         for command in decision.commands:
             managed = self._managed.get(command.key)
             await self._announce(
@@ -498,18 +582,6 @@ class BalancingService:
                     limit=command.amps,
                     phases=command.phases,
                     message=command.reason,
-                )
-            )
-        for note in decision.notes:
-            managed = None if note.key is None else self._managed.get(note.key)
-            await self._announce(
-                BalancingEvent(
-                    time=now,
-                    kind=note.kind,
-                    provider=None if managed is None else managed.provider.name,
-                    charger=None if managed is None else managed.charger.id,
-                    name=None if managed is None else managed.charger.spec.name,
-                    message=note.message,
                 )
             )
 
@@ -528,7 +600,10 @@ class BalancingService:
                 )
             )
 
-    async def _note(self, kind: EventKind, provider: str, charger: Charger, message: str) -> None:
+    async def _note(
+        self, kind: EventKind, provider: str, charger: Charger, message: str, *, raw: bool = False
+    ) -> None:
+        """Log an event about one charger (``raw``: the message names it already)."""
         await self._announce(
             BalancingEvent(
                 time=datetime.now(UTC),
@@ -536,9 +611,17 @@ class BalancingService:
                 provider=provider,
                 charger=charger.id,
                 name=charger.spec.name,
-                message=f"{charger.spec.name} {message}",
+                message=message if raw else f"{charger.spec.name} {message}",
             )
         )
+
+    async def _push_state(self, *, force: bool = False) -> None:
+        """Send the controller's state: at once when ``force``, else once a second at most."""
+        now = self._clock()
+        if not force and now - self._pushed_at < STATE_PUSH_INTERVAL:
+            return
+        self._pushed_at = now
+        await self._unit.events.send_event(BALANCING_STATE, self.state())
 
     async def _announce(self, event: BalancingEvent) -> None:
         if self._log is not None:
@@ -694,9 +777,12 @@ class BalancingService:
             _LOGGER.exception("Charger %s failed to report", managed.key)
             report = _offline(now)
         decision = self._controller.view().chargers.get(managed.key)
+        wall = datetime.now(UTC)
         decided_at = None
         if decision is not None and decision.decided_at is not None:
-            decided_at = datetime.now(UTC) - timedelta(seconds=now - decision.decided_at)
+            decided_at = wall - timedelta(seconds=now - decision.decided_at)
+        hold = None if decision is None else decision.hold
+        until = None if decision is None else decision.hold_until
         spec = charger.spec
         return ChargerInfo(
             id=charger.id,
@@ -714,6 +800,9 @@ class BalancingService:
             decided_at=decided_at,
             compliant=True if decision is None else decision.compliant,
             paused=False if decision is None else decision.paused,
+            override=hold or None,
+            override_until=None if until is None else wall + timedelta(seconds=until - now),
+            user_paused=hold == 0.0,
         )
 
     def _pending(self) -> tuple[PendingInfo, ...]:

@@ -124,6 +124,11 @@ class Client:
             and (kind is None or message["data"]["kind"] == kind)
         ]
 
+    def balancing(self) -> dict[str, Any] | None:
+        """Return the latest pushed state of the controller (a ``balancing`` message)."""
+        states = [m["data"] for m in self.pushed if m["type"] == "balancing"]
+        return states[-1] if states else None
+
     def balancing_status(self) -> dict[str, Any] | None:
         """Return the balancing part of the latest pushed status."""
         statuses = [m["data"] for m in self.pushed if m["type"] == "status"]
@@ -260,6 +265,83 @@ async def test_charger_settings_the_event_log_and_forgetting(
     assert [p["id"] for p in listed["pending"]] == ["emulated-1"]  # still installed
     assert unit.settings.balancing.chargers == ()
     await wait_for(lambda: client.events("forgotten"))
+
+
+async def test_an_override_out_of_the_chargers_range_is_refused_at_its_field(
+    emulated: tuple[AmpGuardUnit, EmulatorSource, Client],
+) -> None:
+    _unit, _source, client = emulated
+    await client.call("POST", "/chargers/emulated-1/accept")
+    # Refusals: beyond the charger's range (at its field), no such charger, no duration.
+    override = "/chargers/emulated-1/override"
+    error = await client.call("POST", override, {"current": 20, "duration": 60}, 422)
+    assert error["error"]["field"] == "current"
+    assert "between 6 and 16 A" in error["error"]["message"]
+    error = await client.call("POST", override, {"current": 8, "duration": 0}, 422)
+    assert error["error"]["field"] == "duration"
+    await client.call("POST", override, {"current": 8}, 400)
+    await client.call("POST", "/chargers/nope/override", {"current": 8, "duration": 60}, 404)
+    await client.call("POST", "/chargers/nope/pause", None, 404)
+
+
+async def test_override_pause_and_resume_through_the_api_and_push(
+    emulated: tuple[AmpGuardUnit, EmulatorSource, Client],
+) -> None:
+    _unit, _source, client = emulated
+    await client.call("POST", "/chargers/emulated-1/accept")
+    await client.call("POST", "/emulator/chargers/emulated-1", {"car": {"max_current": 32}})
+    await wait_for(lambda: [e for e in client.events() if e["limit"] == 16.0])  # its max
+
+    override = "/chargers/emulated-1/override"
+    info = await client.call("POST", override, {"current": 8, "duration": 600})
+    assert (info["override"], info["user_paused"]) == (8.0, False)
+    assert info["override_until"] is not None
+    note = await wait_for(lambda: client.events("override"))
+    assert note[0]["message"].startswith("Garage: override 8 A until ")
+    assert note[0]["message"].endswith(", set by a user")
+    sent = await wait_for(lambda: [e for e in client.events("override") if e["limit"] == 8.0])
+    assert sent[0]["message"].startswith("override until ")
+    assert sent[0]["message"].endswith(": Garage 16 → 8 A")
+
+    # Pushed: the controller's state says who holds what, and the reason.
+    def pushed_limit() -> float | None:
+        chargers = (client.balancing() or {}).get("chargers") or [{}]
+        return chargers[0].get("limit")
+
+    await wait_for(lambda: pushed_limit() == 8.0)
+    pushed = (client.balancing() or {})["chargers"][0]
+    assert pushed["override"] == 8.0
+    assert pushed["reason"] == sent[0]["message"]
+
+    # The log by kind and by charger, as JSON and as CSV.
+    only = await client.call("GET", "/balancing/events?kind=override&charger=emulated-1")
+    assert {event["kind"] for event in only["events"]} == {"override"}
+    assert len(only["events"]) == 2  # the user's word, then the limit sent
+    assert (await client.call("GET", "/balancing/events?charger=nobody"))["events"] == []
+    text = await client.call("GET", "/balancing/events?kind=override&format=csv")
+    assert len(list(csv.reader(io.StringIO(text)))) == 3
+    bad = await client.call("GET", "/balancing/events?kind=kettle", expect=422)
+    assert bad["error"]["field"] == "kind"
+
+    # A pause replaces the override and holds until resumed, which is at once.
+    info = await client.call("POST", "/chargers/emulated-1/pause")
+    assert (info["user_paused"], info["override"]) == (True, None)
+    await wait_for(lambda: [e for e in client.events("user_pause") if e["limit"] == 0.0])
+    info = await client.call("POST", "/chargers/emulated-1/resume")
+    assert info["user_paused"] is False
+    await wait_for(lambda: client.events("user_resume"))
+    back = await wait_for(lambda: [e for e in client.events("limit") if e["previous"] == 0.0])
+    assert back[0]["limit"] == 16.0
+    # Resuming a charger with no hold changes nothing.
+    await client.call("POST", "/chargers/emulated-1/resume")
+    assert len(client.events("user_resume")) == 1
+
+    # An override ends at its time, and balancing decides the limit again.
+    await client.call("POST", override, {"current": 10, "duration": 1})
+    ended = await wait_for(lambda: client.events("override_end"))
+    assert ended[0]["message"].startswith("Garage: the override until ")
+    info = await client.call("GET", "/chargers/emulated-1")
+    assert info["override"] is None
 
 
 async def test_a_car_that_ignores_its_limit_is_reported_non_compliant(
