@@ -84,4 +84,14 @@ export const api = {
   emulatedChargers: () => request("GET", "/emulator/chargers"),
   setEmulatedCharger: (id, body) =>
     request("POST", `/emulator/chargers/${encodeURIComponent(id)}`, body),
+  balancing: () => request("GET", "/balancing"),
+  balancingEvents: (query) => request("GET", `/balancing/events?${query}`),
+  chargers: () => request("GET", "/chargers"),
+  acceptCharger: (id) => request("POST", `/chargers/${encodeURIComponent(id)}/accept`),
+  forgetCharger: (id) => request("DELETE", `/chargers/${encodeURIComponent(id)}`),
+  patchChargerSettings: (id, spec) =>
+    request("PATCH", `/chargers/${encodeURIComponent(id)}/settings`, spec),
+  overrideCharger: (id, body) => request("POST", `/chargers/${encodeURIComponent(id)}/override`, body),
+  pauseCharger: (id) => request("POST", `/chargers/${encodeURIComponent(id)}/pause`),
+  resumeCharger: (id) => request("POST", `/chargers/${encodeURIComponent(id)}/resume`),
 };

@@ -1,6 +1,6 @@
-// The Installation tab: fuse, grid, phases, voltage wiring (with the installation manual's
-// advice) and
-// the troubleshooting-only supply voltage and current scheme.
+// The Installation tab: fuse and its kind, grid, phases, voltage wiring (with the
+// installation manual's advice) and the troubleshooting-only supply voltage and current
+// scheme. The load-balancing card below it is js/balancing.js.
 
 import { api } from "./api.js";
 import {
@@ -106,6 +106,7 @@ export function fillInstallation(settings) {
   const inst = settings.installation;
   $("main-fuse").value = String(inst.main_fuse);
   $("safety-margin").value = String(inst.safety_margin);
+  setChecked("protective_device", inst.protective_device);
   setChecked("grid_type", inst.grid_type);
   setChecked("phases", inst.phases);
   $("generation").checked = inst.generation;
@@ -142,6 +143,7 @@ function collect(form) {
   return {
     main_fuse: mainFuse,
     safety_margin: margin,
+    protective_device: checked("protective_device"),
     grid_type: checked("grid_type"),
     phases: Number(checked("phases")),
     generation: $("generation").checked,

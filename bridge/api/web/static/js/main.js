@@ -1,6 +1,18 @@
 // The admin UI's entry point: language, login and session, tabs and the live feed.
 
 import { api, setCsrfToken, setUnauthorizedHandler } from "./api.js";
+import { fillBalancing, setupBalancingForm } from "./balancing.js";
+import {
+  balancingEvent,
+  closeChargers,
+  detectBalancing,
+  openChargers,
+  pendingCount,
+  refresh as refreshChargers,
+  renderBalancing,
+  rerenderChargers,
+  setupChargers,
+} from "./chargers.js";
 import { setMessage } from "./forms.js";
 import {
   initLanguage,
@@ -35,7 +47,7 @@ import { fillWifi, renderWifiState, rerenderWifi, setupWifiForm } from "./wifi.j
 
 const $ = (id) => document.getElementById(id);
 // Every tab; a hidden one (the Emulator tab of a real unit) is left out.
-const ALL_TABS = ["status", "wifi", "installation", "system", "emulator"];
+const ALL_TABS = ["status", "chargers", "wifi", "installation", "system", "emulator"];
 const tabs = () => ALL_TABS.filter((tab) => !$(`tab-${tab}`).hidden);
 // setTimeout holds at most about 24 days; a session never lives that long.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -55,10 +67,16 @@ const feed = new LiveFeed({
     renderStatus(status);
     renderMeter(status);
     if (status && "wifi" in status) renderWifiState(status.wifi);
+    if (status && status.balancing) pendingCount(status.balancing.pending);
   },
   onSettings: (settings) => {
     settingsWritten();
     applySettings(settings, { fromPush: true });
+  },
+  onBalancing: renderBalancing,
+  onBalancingEvent: balancingEvent,
+  onPoll: () => {
+    if (currentTab === "chargers") refreshChargers();
   },
   onMode: renderLiveMode,
   onRevoked: () => {
@@ -73,11 +91,12 @@ function applySettings(settings, { fromPush = false } = {}) {
   // A pushed change (another client, a Wi-Fi rollback) must not wipe what the user types.
   fillWifi(settings, { keepInput: fromPush && dirty.has("wifi-form") });
   if (!(fromPush && dirty.has("installation-form"))) fillInstallation(settings);
+  if (!(fromPush && dirty.has("balancing-form"))) fillBalancing(settings);
   if (!fromPush) dirty.clear();
 }
 
 function trackDirty() {
-  for (const id of ["wifi-form", "installation-form"]) {
+  for (const id of ["wifi-form", "installation-form", "balancing-form"]) {
     const form = $(id);
     form.addEventListener("input", () => dirty.add(id));
     form.addEventListener("change", () => dirty.add(id));
@@ -112,6 +131,8 @@ function selectTab(name, { focus = false } = {}) {
   if (currentTab === "wifi" || currentTab === "installation") loadSettings();
   if (currentTab === "system") loadClients();
   if (currentTab === "emulator") loadEmulator();
+  if (currentTab === "chargers") openChargers();
+  else closeChargers();
   watchMeter(currentTab === "installation");
 }
 
@@ -186,6 +207,8 @@ async function showApp() {
   feed.start();
   // Only an emulated unit has the Emulator tab (it answers GET /emulator).
   $("tab-emulator").hidden = !(await detectEmulator());
+  // Only a unit with the balancing service has the Chargers tab.
+  $("tab-chargers").hidden = !(await detectBalancing());
   selectTab(window.location.hash.slice(1) || currentTab);
   $(`tab-${currentTab}`).focus();
   try {
@@ -293,6 +316,7 @@ function setupLanguage() {
     rerenderInstallation();
     rerenderSystem();
     rerenderEmulator();
+    rerenderChargers();
   });
 }
 
@@ -315,6 +339,8 @@ function start() {
   setupWifiForm();
   setupInstallationForm();
   setupEmulator();
+  setupBalancingForm();
+  setupChargers();
   // A factory reset ends every session: back to the login, saying why.
   setupSystem(() => showLogin("reset_login", "ok"));
   setUnauthorizedHandler(() => {

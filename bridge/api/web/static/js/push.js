@@ -10,6 +10,7 @@ const REVOKED = 4001;
 export class LiveFeed {
   /**
    * @param {{onReadings: Function, onStatus: Function, onSettings: Function,
+   *          onBalancing: Function, onBalancingEvent: Function, onPoll: Function,
    *          onMode: Function, onRevoked: Function}} handlers
    */
   constructor(handlers) {
@@ -75,6 +76,8 @@ export class LiveFeed {
     if (message.type === "readings") this.handlers.onReadings(message.data);
     else if (message.type === "status") this.handlers.onStatus(message.data);
     else if (message.type === "settings") this.handlers.onSettings(message.data);
+    else if (message.type === "balancing") this.handlers.onBalancing(message.data);
+    else if (message.type === "balancing_event") this.handlers.onBalancingEvent(message.data);
   }
 
   startPolling() {
@@ -85,6 +88,8 @@ export class LiveFeed {
         const state = await api.state();
         this.handlers.onReadings(state.readings);
         this.handlers.onStatus(state.status);
+        // What the socket would push besides (the open Chargers tab's state).
+        this.handlers.onPoll();
       } catch (err) {
         if (err instanceof ApiError && err.status === 401) {
           this.stop();

@@ -9,6 +9,12 @@ const LIGHTS = new Set(["green", "blue", "red", "off"]);
 let lastReadings = null;
 let lastStatus = null;
 let lastInfo = null;
+let receivedAt = 0; // when the last readings arrived (ms since the epoch)
+// The age shown grows between readings, once a second.
+const AGE_TICK_MS = 1000;
+setInterval(() => {
+  if (lastReadings) renderAge();
+}, AGE_TICK_MS);
 
 function setLight(name, light, words) {
   const dot = $(`light-${name}`);
@@ -99,6 +105,16 @@ function sequenceText(voltage) {
   return t("sequence_unknown");
 }
 
+/** Load balancing in a line: its mode, how many chargers it manages, who asks or strays. */
+function balancingText(balancing) {
+  if (!balancing) return t("balancing_not_running");
+  const parts = [t("balancing_summary", { mode: t(`mode_${balancing.mode}`), count: balancing.chargers })];
+  if (balancing.pending) parts.push(t("balancing_summary_pending", { count: balancing.pending }));
+  const strays = (balancing.non_compliant || []).length;
+  if (strays) parts.push(t("balancing_summary_noncompliant", { count: strays }));
+  return parts.join(" · ");
+}
+
 export function renderStatus(status) {
   if (status) lastStatus = status;
   const s = lastStatus;
@@ -112,6 +128,7 @@ export function renderStatus(status) {
   $("network-state").textContent = networkText(s);
   $("cloud-state").textContent = cloudText(s.cloud);
   $("setup-ap-state").textContent = setupApText(s.setup_ap);
+  $("balancing-status").textContent = balancingText(s.balancing);
   const settingsError = $("settings-error");
   settingsError.hidden = !s.settings_error;
   settingsError.textContent = s.settings_error ? t("settings_unusable", { error: s.settings_error }) : "";
@@ -158,7 +175,24 @@ export function renderReadings(readings) {
   }
   $("frequency").textContent = frequency;
   $("last-update").textContent = reading ? formatTime(reading.timestamp) : "–";
+  if (readings) receivedAt = Date.now();
+  renderAge();
   $("phases").dataset.sequence = reading ? String(reading.sequence) : "";
+}
+
+/** The reading's age as the unit said it, grown by the time since it said so: a meter
+ *  that falls silent shows an age that keeps growing. */
+function renderAge() {
+  const r = lastReadings;
+  const known = r && typeof r.age === "number";
+  const seconds = known ? r.age + (Date.now() - receivedAt) / 1000 : null;
+  $("reading-age").textContent = known
+    ? t("reading_age_value", { seconds: formatNumber(seconds, seconds < 10 ? 1 : 0) })
+    : "–";
+  $("reading-age").dataset.stale = String(Boolean(r && r.stale));
+  const stale = $("stale-message");
+  stale.hidden = !(r && r.stale);
+  stale.textContent = stale.hidden ? "" : t("reading_stale", { seconds: formatNumber(seconds, 0) });
 }
 
 export function renderInfo(info) {
