@@ -641,6 +641,9 @@ async def test_keyboard_only(page: Page, web: RunningBridge) -> None:
     await page.keyboard.press("Enter")
     await expect(page.locator("#tab-status")).to_be_focused()
 
+    await page.keyboard.press("ArrowRight")  # the balancing service runs: the Chargers tab
+    await expect(page.locator("#tab-chargers")).to_be_focused()
+    await expect(page.locator("#panel-chargers")).to_be_visible()
     await page.keyboard.press("ArrowRight")
     await expect(page.locator("#tab-wifi")).to_be_focused()
     await expect(page.locator("#panel-wifi")).to_be_visible()

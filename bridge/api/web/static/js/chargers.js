@@ -324,6 +324,8 @@ function setupCard(card, id) {
     await whileBusy(button, async () => {
       try {
         const info = await action();
+        // The reply is the charger now: its hold shows at once, the rest follows.
+        renderCard(card, info);
         setMessage(holdMessage, done(info), "ok");
         await refresh();
       } catch (err) {
@@ -419,10 +421,16 @@ function renderChargers(s) {
       cards.delete(id);
     }
   }
-  // In the unit's order; appending an element already there only moves it.
+  // In the unit's order, moving only a card out of place: a moved element loses the focus.
+  let before = null;
   for (const charger of s.chargers) {
     const { root } = cards.get(charger.id);
-    if (container.lastElementChild !== root || root.parentElement !== container) container.append(root);
+    const expected = before ? before.nextElementSibling : container.firstElementChild;
+    if (root !== expected) {
+      if (before) before.after(root);
+      else container.prepend(root);
+    }
+    before = root;
   }
   $("chargers-empty").hidden = s.chargers.length > 0;
 }
