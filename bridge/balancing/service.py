@@ -593,7 +593,7 @@ class BalancingService:
         self._failures[key] = why
         managed = self._managed.get(key)
         if managed is not None:
-            message = f"{managed.charger.spec.name} did not take its limit: {why}"
+            message = f"did not take its limit: {why}"  # _note puts the name first
             self._spawn(
                 self._note(
                     EventKind.COMMAND_FAILED, managed.provider.name, managed.charger, message

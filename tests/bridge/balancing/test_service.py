@@ -23,7 +23,7 @@ import pytest
 from bridge_harness import pair, start_bridge, start_unit, unit_options, wait_for
 
 from bridge.api.routes import openapi_document
-from bridge.balancing.charger import ChargerSpec
+from bridge.balancing.charger import ChargerError, ChargerSpec
 from bridge.balancing.emulated import EmulatedChargers
 from bridge.balancing.service import BalancingService, load_component
 from bridge.metering.sources.emulator import EmulatorSource
@@ -568,3 +568,45 @@ async def test_a_provider_that_cannot_start_leaves_the_others_balancing(tmp_path
         assert service.provider("broken") is None
         await service.accept("emulated-1")
         assert [info.id for info in service.charger_list().chargers] == ["emulated-1"]
+
+
+async def test_a_limit_the_charger_does_not_take_is_logged_once_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    providers: list[EmulatedChargers] = []
+
+    def factory(unit: UnitContext) -> BalancingService:
+        provider = EmulatedChargers(unit=unit, response_time=0.0)
+        provider.add(GARAGE)
+        providers.append(provider)
+        return BalancingService(unit, providers=[provider])
+
+    source = EmulatorSource(seed=1, household=False, interval=0.05)
+    async with (
+        start_unit(tmp_path / "state", source=source, components=[factory]) as unit,
+        start_bridge(unit) as server,
+        aiohttp.ClientSession() as http,
+    ):
+        token = await pair(http, server.url, unit)
+        client = Client(http, server.url, token, unit.identity.serial)
+        charger = providers[0].get("emulated-1")
+
+        async def unreachable(amps: float, phases: int) -> None:
+            # What a charger off the network does; an emulated one always answers.
+            raise ChargerError(f"no answer to {amps:g} A on {phases} phases")
+
+        monkeypatch.setattr(charger, "set_limit", unreachable)
+        await client.call("POST", f"/chargers/{charger.id}/accept")
+
+        async def logged() -> list[dict[str, Any]]:
+            events = await client.call("GET", "/balancing/events?kind=command_failed")
+            return list(events["events"])
+
+        deadline = asyncio.get_running_loop().time() + 10.0
+        events: list[dict[str, Any]] = []
+        while not events and asyncio.get_running_loop().time() < deadline:
+            events = await logged()
+            await asyncio.sleep(0.05)
+        assert events, "no command_failed event"
+        assert events[0]["message"].startswith("Garage did not take its limit: no answer to ")
+        assert events[0]["charger"] == charger.id
