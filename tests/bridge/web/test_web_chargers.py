@@ -348,10 +348,15 @@ async def test_a_hold_with_the_keyboard_alone(page: Page, balanced: RunningBridg
             "Garage is held at 10.0 A"
         )
         assert (await unit.charger("emulated-1"))["override"] == 10.0
+        await expect(garage.locator('[data-role="hold"]')).to_be_visible()
         for _ in range(4):  # the duration, hold, pause, resume
             await page.keyboard.press("Tab")
         await expect(garage.locator('[data-role="resume"]')).to_be_focused()
         await page.keyboard.press("Enter")
+        # The unit's reply to the resume says this; only then is the hold over.
+        await expect(garage.locator(".charger-hold .form-message")).to_have_text(
+            "Garage is balanced again."
+        )
         await expect(garage.locator('[data-role="hold"]')).to_be_hidden()
         assert (await unit.charger("emulated-1"))["override"] is None
 
