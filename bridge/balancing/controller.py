@@ -29,7 +29,7 @@ they apply (docs/load-balancing.md says why):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
 from bridge.balancing.allocate import BOUND_CAP, BOUND_MAX, Demand, Share, share
@@ -47,6 +47,7 @@ from bridge.balancing.device import (
 from bridge.balancing.model import (
     SECONDS_PER_MINUTE,
     WATTS_PER_KW,
+    Cause,
     ChargerDecision,
     ChargerView,
     Command,
@@ -105,6 +106,7 @@ class _Track:
     car_phases: int | None = None
     target: float = 0.0
     reason: str = "not decided yet"
+    cause: Cause = Cause.NOT_DECIDED
     decided_at: float | None = None
     # A user just set or ended a hold: the next decision is sent at once, whatever the
     # delays (a pause the user ends is no pause of the controller's to wait out).
@@ -130,6 +132,11 @@ class _Hold:
         return EventKind.USER_PAUSE if self.amps <= 0.0 else EventKind.OVERRIDE
 
     @property
+    def why(self) -> Cause:
+        """The cause it gives a charger's limit."""
+        return Cause.USER_PAUSE if self.amps <= 0.0 else Cause.OVERRIDE
+
+    @property
     def cause(self) -> str:
         """Why the charger's limit is what it is."""
         if self.amps <= 0.0:
@@ -145,6 +152,7 @@ class _Target:
     phases: int
     cause: str
     kind: EventKind = EventKind.LIMIT
+    why: Cause = Cause.ROOM  # the cause, for machines
     # A safety cut: sent even when it changes the limit by less than MIN_CHANGE.
     urgent: bool = False
     capped: bool = False
@@ -300,6 +308,7 @@ class Controller:
                     phases=track.phases,
                     target=track.target,
                     reason=track.reason,
+                    cause=track.cause,
                     decided_at=track.decided_at,
                     compliant=track.compliant,
                     paused=track.paused_at is not None,
@@ -410,11 +419,11 @@ class Controller:
             track.prompt = False
             hold = self._holds.get(view.key)
             if hold is None:
-                target = _Target(spec.max_current, spec.phases, "balancing off")
+                target = _Target(spec.max_current, spec.phases, "balancing off", why=Cause.OFF)
                 suffix = " (its max)"
             else:
                 amps = self._hold_amps(view, hold)
-                target = _Target(amps, spec.phases, hold.cause, kind=hold.kind)
+                target = _Target(amps, spec.phases, hold.cause, kind=hold.kind, why=hold.why)
                 suffix = ""
             track.target = target.amps
             if view.report.state is ChargerState.OFFLINE or (
@@ -437,11 +446,15 @@ class Controller:
             track.prompt = False
             hold = self._holds.get(view.key)
             if hold is not None and hold.kind is EventKind.USER_PAUSE:
-                target = _Target(0.0, track.phases, hold.cause, kind=hold.kind)
+                target = _Target(0.0, track.phases, hold.cause, kind=hold.kind, why=hold.why)
                 suffix = ""
             else:
                 target = _Target(
-                    view.spec.fail_safe_current, track.phases, why, kind=EventKind.FAIL_SAFE
+                    view.spec.fail_safe_current,
+                    track.phases,
+                    why,
+                    kind=EventKind.FAIL_SAFE,
+                    why=Cause.FAIL_SAFE,
                 )
                 suffix = " (fail-safe)"
             track.target = target.amps
@@ -485,13 +498,15 @@ class Controller:
             if not track.compliant and view.report.state is not ChargerState.OFFLINE:
                 # It keeps its limit: telling it less changes nothing it does.
                 limit = view.spec.max_current if track.limit is None else track.limit
-                targets[view.key] = _Target(limit, track.phases, "non-compliant")
+                targets[view.key] = _Target(
+                    limit, track.phases, "non-compliant", why=Cause.NON_COMPLIANT
+                )
         for view in chargers:
             hold = self._holds.get(view.key)
             if hold is not None and view.report.state is not ChargerState.OFFLINE:
                 amps = self._hold_amps(view, hold)
                 phases = self._tracks[view.key].phases
-                targets[view.key] = _Target(amps, phases, hold.cause, kind=hold.kind)
+                targets[view.key] = _Target(amps, phases, hold.cause, kind=hold.kind, why=hold.why)
         # The trip cuts win over everything, a user's override included.
         self._emergencies(chargers, emergencies, targets)
         self._phase_views = tuple(
@@ -510,15 +525,16 @@ class Controller:
 
     def _zones(
         self, work: _Round, grid: Grid, used: set[Phase], curve: DeviceCurve
-    ) -> dict[Phase, str]:
+    ) -> dict[Phase, tuple[str, Cause]]:
         """Update each phase's budget; return the phases that need every charger cut."""
-        emergencies: dict[Phase, str] = {}
+        emergencies: dict[Phase, tuple[str, Cause]] = {}
         for phase in grid.phases:
             if phase.phase not in used:
                 continue
             state, why = self._zone(work.now, phase, curve)
             if state in {"trip", "cut"}:
-                emergencies[phase.phase] = why
+                cut = Cause.TRIP_CUT if state == "trip" else Cause.BUDGET_CUT
+                emergencies[phase.phase] = (why, cut)
             previous = self._budget_state[phase.phase]
             if state == previous:
                 continue
@@ -655,8 +671,10 @@ class Controller:
                 wanting.append(view)
                 continue
             track.paused_at = track.switch_since = track.idle_since = track.car_phases = None
-            state = "no car" if view.report.state is ChargerState.AVAILABLE else "charger fault"
-            targets[view.key] = _Target(0.0, track.phases, state)
+            no_car = view.report.state is ChargerState.AVAILABLE
+            state = "no car" if no_car else "charger fault"
+            why = Cause.NO_CAR if no_car else Cause.CHARGER_FAULT
+            targets[view.key] = _Target(0.0, track.phases, state, why=why)
         phases_of = {view.key: self._tracks[view.key].phases for view in wanting}
         switched: dict[str, str] = {}
         shares, paused = self._fill(work, wanting, phases_of, switched)
@@ -669,12 +687,19 @@ class Controller:
             phases = phases_of[key]
             if key in paused:
                 cause = f"{self._tightest(work, view)}, below {spec.min_current:g} A"
-                targets[key] = _Target(0.0, phases, cause, kind=EventKind.PAUSE)
+                targets[key] = _Target(
+                    0.0, phases, cause, kind=EventKind.PAUSE, why=Cause.BELOW_MINIMUM
+                )
                 continue
             given = shares[key]
             cause = switched.get(key) or self._bound_words(work, given, view)
+            capped = given.bound == BOUND_CAP
             targets[key] = _Target(
-                _floor(given.amps), phases, cause, capped=given.bound == BOUND_CAP
+                _floor(given.amps),
+                phases,
+                cause,
+                capped=capped,
+                why=Cause.SITE_CAP if capped else Cause.ROOM,
             )
         return targets
 
@@ -836,7 +861,7 @@ class Controller:
     def _emergencies(
         self,
         chargers: Sequence[ChargerView],
-        emergencies: Mapping[Phase, str],
+        emergencies: Mapping[Phase, tuple[str, Cause]],
         targets: dict[str, _Target],
     ) -> None:
         """Pause every charger on a phase above its tripping zone or out of budget."""
@@ -848,8 +873,9 @@ class Controller:
             for phase in view.spec.rotation.grid_phases(view.spec.phases):
                 if phase in emergencies:
                     phases = self._tracks[view.key].phases
+                    words, cut = emergencies[phase]
                     targets[view.key] = _Target(
-                        0.0, phases, emergencies[phase], kind=EventKind.PAUSE, urgent=True
+                        0.0, phases, words, kind=EventKind.PAUSE, urgent=True, why=cut
                     )
                     break
 
@@ -890,6 +916,7 @@ class Controller:
         if target.phases != track.phases and target.amps > 0.0 < limit:
             # Down to one phase instead of pausing, or up again once the margin held.
             target.kind = EventKind.PHASE_SWITCH
+            target.why = Cause.PHASE_SWITCH
             track.switched_at, track.switch_since = now, None
             return self._command(now, view, target)
         if target.amps <= 0.0 < limit or (
@@ -930,9 +957,7 @@ class Controller:
             if target.kind is EventKind.LIMIT:
                 target.kind = EventKind.PAUSE
             track.paused_at = now
-        return self._command(
-            now, view, _Target(amps, target.phases, target.cause, target.kind), suffix=suffix
-        )
+        return self._command(now, view, replace(target, amps=amps), suffix=suffix)
 
     def _raise(self, now: float, view: ChargerView, target: _Target) -> Command | None:
         """Raise once the room has held for the raise delay (and a pause its resume delay)."""
@@ -958,9 +983,7 @@ class Controller:
             suffix = " (resumed)" if track.paused_at is not None else " (started)"
         track.last_raise = now
         track.paused_at = None
-        return self._command(
-            now, view, _Target(amps, target.phases, target.cause, target.kind), suffix=suffix
-        )
+        return self._command(now, view, replace(target, amps=amps), suffix=suffix)
 
     def _command(
         self, now: float, view: ChargerView, target: _Target, *, suffix: str = ""
@@ -979,6 +1002,7 @@ class Controller:
         track.limit, track.phases = target.amps, target.phases
         track.commanded_at = track.decided_at = now
         track.reason = reason
+        track.cause = target.why
         track.hold_off()
         return Command(
             key=view.key,

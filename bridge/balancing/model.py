@@ -60,6 +60,25 @@ class EventKind(StrEnum):
     USER_RESUME = "user_resume"  # a user gave a charger back to the controller
 
 
+class Cause(StrEnum):
+    """Why a charger's limit is what it is, for machines (the reason says it in words)."""
+
+    NOT_DECIDED = "not_decided"  # nothing sent yet
+    ROOM = "room"  # its share of the room on its phases (or its max)
+    SITE_CAP = "site_cap"  # the site cap's window holds it down
+    BELOW_MINIMUM = "below_minimum"  # paused: its share is below its minimum
+    PHASE_SWITCH = "phase_switch"  # moved to one phase or back to three
+    NO_CAR = "no_car"
+    CHARGER_FAULT = "charger_fault"
+    NON_COMPLIANT = "non_compliant"  # it keeps its limit while it draws more
+    TRIP_CUT = "trip_cut"  # a phase above its tripping current
+    BUDGET_CUT = "budget_cut"  # a phase out of trip budget
+    FAIL_SAFE = "fail_safe"
+    OFF = "off"  # balancing switched off: its max
+    OVERRIDE = "override"  # a user holds its limit
+    USER_PAUSE = "user_pause"  # a user paused it
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ControllerConfig:
     """What the controller needs of the settings (``from_settings``)."""
@@ -187,6 +206,7 @@ class ChargerDecision:
     # (monotonic; None: until resumed). None: no hold.
     hold: float | None = None
     hold_until: float | None = None
+    cause: Cause = Cause.NOT_DECIDED  # the reason, for machines
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,7 +20,7 @@ from bridge.balancing.charger import (
 )
 from bridge.balancing.device import Zone  # noqa: TC001
 from bridge.balancing.log import CAPACITY, BalancingEvent
-from bridge.balancing.model import EventKind, Mode  # noqa: TC001
+from bridge.balancing.model import Cause, EventKind, Mode
 from bridge.events import Event
 from bridge.models import Phase  # noqa: TC001
 from bridge.schema import Doc, Length, Range, Round, Unit
@@ -51,6 +51,9 @@ class ChargerInfo:
     phases: Annotated[int, Doc("Phases the unit last told it to use")]
     target: Annotated[float, Round(1), AMPS, Doc("What the room gives it now, before delays")]
     reason: Annotated[str, Doc("Why its limit is what it is")]
+    cause: Annotated[
+        Cause, Doc("The reason as a word for machines: room, site_cap, fail_safe, ...")
+    ] = Cause.NOT_DECIDED
     decided_at: Annotated[datetime | None, Doc("When its limit last changed")]
     compliant: Annotated[bool, Doc("False: it draws more than its limit + 1 A")]
     paused: Annotated[bool, Doc("Paused by the controller (no room for its minimum)")]

@@ -39,6 +39,7 @@ from bridge.balancing.charger import (
 from bridge.balancing.controller import Controller
 from bridge.balancing.log import BALANCING_EVENT, BalancingEvent, EventLog
 from bridge.balancing.model import (
+    Cause,
     ChargerView,
     ControllerConfig,
     Decision,
@@ -797,6 +798,7 @@ class BalancingService:
             phases=spec.phases if decision is None else decision.phases,
             target=0.0 if decision is None else decision.target,
             reason="not decided yet" if decision is None else decision.reason,
+            cause=Cause.NOT_DECIDED if decision is None else decision.cause,
             decided_at=decided_at,
             compliant=True if decision is None else decision.compliant,
             paused=False if decision is None else decision.paused,

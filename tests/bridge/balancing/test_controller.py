@@ -6,7 +6,7 @@ import pytest
 from balancing_loop import Car, Loop
 
 from bridge.balancing.charger import ChargerSpec, ChargerState, Rotation
-from bridge.balancing.model import ControllerConfig, Decision, EventKind, Mode
+from bridge.balancing.model import Cause, ControllerConfig, Decision, EventKind, Mode
 from bridge.models import Phase
 from bridge.settings import ProtectiveDevice, Settings
 
@@ -105,6 +105,9 @@ def test_below_the_minimum_the_lowest_priority_is_paused() -> None:
     assert loop.limit("low") == 0.0
     assert loop.cars["low"].sent[-1].kind is EventKind.PAUSE
     assert loop.cars["low"].sent[-1].reason == "L1 room 17.0 A, below 6 A: Low 7 → 0 A (paused)"
+    # The reason for machines, beside the words.
+    assert loop.controller.view().chargers["low"].cause is Cause.BELOW_MINIMUM
+    assert loop.controller.view().chargers["high"].cause is Cause.ROOM
 
 
 def test_equals_below_the_minimum_one_pauses_and_the_other_gets_the_room() -> None:
@@ -334,6 +337,7 @@ def test_mcb_overload_is_allowed_while_the_budget_lasts() -> None:
     assert loop.limit("g") == 0.0
     assert kinds(loop).count(EventKind.BUDGET_CUT) == 1
     assert "trip budget" in car.sent[-1].reason
+    assert loop.controller.view().chargers["g"].cause is Cause.BUDGET_CUT
 
 
 def test_mcb_above_the_tripping_current_cuts_at_once() -> None:
@@ -345,6 +349,7 @@ def test_mcb_above_the_tripping_current_cuts_at_once() -> None:
     assert loop.limit("g") == 0.0
     assert EventKind.TRIP_CUT in kinds(loop)
     assert "above the tripping current (1.45 × In)" in car.sent[-1].reason  # noqa: RUF001
+    assert loop.controller.view().chargers["g"].cause is Cause.TRIP_CUT
 
 
 def test_mcb_below_the_non_tripping_current_uses_no_budget() -> None:
@@ -407,8 +412,10 @@ def test_the_site_cap_keeps_each_windows_average_under_it(window: int) -> None:
     loop = Loop([Car("g", THREE)], house=(4.0, 4.0, 4.0), config=config)
     loop.wall = 1_700_000_000.0 - 1_700_000_000.0 % (window * 60.0)  # a window starts
     imported: dict[int, float] = {}
+    causes = set()
     for _ in range(3 * window * 60):
         loop.step()
+        causes.add(loop.controller.view().chargers["g"].cause)
         power = sum(loop.currents().values()) * 230.0
         slot = int(loop.wall // (window * 60.0))
         imported[slot] = imported.get(slot, 0.0) + power
@@ -419,6 +426,7 @@ def test_the_site_cap_keeps_each_windows_average_under_it(window: int) -> None:
     assert loop.limit("g") < 16.0
     assert EventKind.CAP in kinds(loop)
     assert any("cap 9 kW over" in c.reason for c in loop.cars["g"].sent)
+    assert Cause.SITE_CAP in causes
 
 
 def test_the_cap_window_is_aligned_on_the_clock() -> None:
@@ -614,6 +622,7 @@ def test_an_override_is_sent_at_once_and_ends_at_its_time() -> None:
     command = loop.cars["g"].sent[-1]
     assert command.kind is EventKind.OVERRIDE
     assert command.reason == "override until 18:30: Garage 10 → 6 A"
+    assert loop.controller.view().chargers["g"].cause is Cause.OVERRIDE
     assert loop.controller.view().chargers["g"].hold == 6.0
     loop.house = (5.0, 5.0, 5.0)  # room for 16 A: the override keeps 6 A
     loop.run(598)
@@ -681,8 +690,11 @@ def test_the_fail_safe_wins_over_an_override_and_a_pause_stays_a_pause() -> None
     assert (loop.limit("g"), loop.limit("p")) == (12.0, 0.0)
     assert loop.cars["p"].sent[-1].kind is EventKind.USER_PAUSE
     assert loop.cars["p"].sent[-1].reason == "paused by a user: Garage 11.5 → 0 A"
+    assert loop.controller.view().chargers["p"].cause is Cause.USER_PAUSE
     loop.age = 16.0
     loop.step()
+    assert loop.controller.view().chargers["g"].cause is Cause.FAIL_SAFE
+    assert loop.controller.view().chargers["p"].cause is Cause.USER_PAUSE
     assert (loop.limit("g"), loop.limit("p")) == (8.0, 0.0)
     loop.age = 0.0
     loop.run(19)

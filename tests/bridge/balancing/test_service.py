@@ -195,6 +195,7 @@ async def test_accept_balance_and_fail_safe_through_the_api_and_push(
     assert state["mode"] == "normal"
     assert state["chargers"][0]["limit"] == 13.0
     assert state["chargers"][0]["reason"] == "L2 room 13.0 A: Garage 16 → 13 A"
+    assert state["chargers"][0]["cause"] == "room"
     assert [phase["zone"] for phase in state["phases"]] == ["normal"] * 3
 
     # The meter goes offline: fail-safe current (6 A) within the same reading, and why.
