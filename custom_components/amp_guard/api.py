@@ -176,6 +176,52 @@ class GridType(StrEnum):
     IT = "IT"
 
 
+class ChargerState(StrEnum):
+    """What a managed charger says it is doing (API 1.3)."""
+
+    OFFLINE = "offline"
+    AVAILABLE = "available"
+    CONNECTED = "connected"
+    CHARGING = "charging"
+    FAULT = "fault"
+
+
+class ChargerCause(StrEnum):
+    """Why a charger's limit is what it is, as a word for machines (API 1.4)."""
+
+    NOT_DECIDED = "not_decided"
+    ROOM = "room"
+    SITE_CAP = "site_cap"
+    BELOW_MINIMUM = "below_minimum"
+    PHASE_SWITCH = "phase_switch"
+    NO_CAR = "no_car"
+    CHARGER_FAULT = "charger_fault"
+    NON_COMPLIANT = "non_compliant"
+    TRIP_CUT = "trip_cut"
+    BUDGET_CUT = "budget_cut"
+    FAIL_SAFE = "fail_safe"
+    OFF = "off"
+    OVERRIDE = "override"
+    USER_PAUSE = "user_pause"
+
+
+class BalancingMode(StrEnum):
+    """What the balancing controller is doing."""
+
+    WAITING = "waiting"
+    NORMAL = "normal"
+    FAIL_SAFE = "fail_safe"
+    OFF = "off"
+
+
+class Zone(StrEnum):
+    """Where a phase's current sits against its protective device."""
+
+    NORMAL = "normal"
+    OVERLOAD = "overload"
+    TRIP = "trip"
+
+
 def _object(data: object, what: str) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
         raise AmpGuardResponseError(f"{what} is not a JSON object")
@@ -222,6 +268,28 @@ def _bound(data: Mapping[str, Any], key: str, what: str) -> float | None:
         return None
     _number(data, key, what)
     value: float = data[key]
+    return value
+
+
+def _optional_time(data: Mapping[str, Any], key: str, what: str) -> datetime | None:
+    moment = _optional_text(data, key, what)
+    try:
+        return None if moment is None else datetime.fromisoformat(moment)
+    except ValueError as err:
+        raise AmpGuardResponseError(f"{what}.{key} is not an ISO time") from err
+
+
+def _time(data: Mapping[str, Any], key: str, what: str) -> datetime:
+    moment = _optional_time(data, key, what)
+    if moment is None:
+        raise AmpGuardResponseError(f"{what}.{key} is not an ISO time")
+    return moment
+
+
+def _list(data: Mapping[str, Any], key: str, what: str) -> list[Any]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        raise AmpGuardResponseError(f"{what}.{key} is not a list")
     return value
 
 
@@ -405,16 +473,23 @@ class Readings:
     available: bool
     error: str | None
     reading: Reading | None
+    # Seconds since the meter measured the reading, and whether the unit calls it stale
+    # (API 1.3); None from an older bridge and from a real unit.
+    age: float | None = None
+    stale: bool | None = None
 
     @classmethod
     def from_dict(cls, data: object) -> Self:
         """Validate a /readings reply."""
         body = _object(data, "readings")
         raw = body.get("reading")
+        stale = body.get("stale")
         return cls(
             available=bool(body.get("available", raw is not None)),
             error=_optional_text(body, "error", "readings"),
             reading=None if raw is None else Reading.from_dict(raw),
+            age=_optional_number(body, "age", "readings"),
+            stale=stale if isinstance(stale, bool) else None,
         )
 
 
@@ -559,17 +634,246 @@ class Installation:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BalancingSettings:
+    """The load-balancing settings Home Assistant shows and changes (API 1.3)."""
+
+    enabled: bool
+    site_cap: float
+    cap_window: int
+    raise_delay: float
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate the balancing section of the settings."""
+        body = _object(data, "balancing")
+        return cls(
+            enabled=bool(body.get("enabled", True)),
+            site_cap=_number(body, "site_cap", "balancing"),
+            cap_window=int(_number(body, "cap_window", "balancing")),
+            raise_delay=_number(body, "raise_delay", "balancing"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """The unit's settings as the API shows them (secrets only as ``*_set`` flags)."""
 
     installation: Installation
     raw: dict[str, Any]
+    # None from a bridge before load balancing (API 1.3).
+    balancing: BalancingSettings | None = None
 
     @classmethod
     def from_dict(cls, data: object) -> Self:
         """Validate a /settings reply, keeping the rest for diagnostics."""
         body = _object(data, "settings")
-        return cls(installation=Installation.from_dict(body.get("installation")), raw=dict(body))
+        balancing = body.get("balancing")
+        return cls(
+            installation=Installation.from_dict(body.get("installation")),
+            raw=dict(body),
+            balancing=None if balancing is None else BalancingSettings.from_dict(balancing),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChargerSpec:
+    """A managed charger's settings: wiring, range, priority and fail-safe current."""
+
+    name: str
+    phases: int
+    rotation: str
+    min_current: float
+    max_current: float
+    priority: int
+    can_switch_phases: bool
+    fail_safe_current: float
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate a charger's spec."""
+        body = _object(data, "spec")
+        return cls(
+            name=_text(body, "name", "spec"),
+            phases=int(_number(body, "phases", "spec")),
+            rotation=_text(body, "rotation", "spec"),
+            min_current=_number(body, "min_current", "spec"),
+            max_current=_number(body, "max_current", "spec"),
+            priority=int(_number(body, "priority", "spec")),
+            can_switch_phases=bool(body.get("can_switch_phases", False)),
+            fail_safe_current=_number(body, "fail_safe_current", "spec"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Charger:
+    """A managed charger: its settings, what it reports, the unit's decision and holds."""
+
+    id: str
+    provider: str
+    spec: ChargerSpec
+    state: ChargerState | None
+    currents: tuple[float | None, float | None, float | None]
+    offered: float | None
+    limit: float | None
+    phases: int
+    target: float
+    reason: str
+    # None: a cause newer than this client knows, or a bridge before API 1.4.
+    cause: ChargerCause | None
+    decided_at: datetime | None
+    compliant: bool
+    paused: bool
+    override: float | None = None
+    override_until: datetime | None = None
+    user_paused: bool = False
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate a /chargers/{id} reply."""
+        body = _object(data, "charger")
+        currents = _list(body, "currents", "charger")
+        if len(currents) != len(PHASE_NAMES):
+            raise AmpGuardResponseError("charger.currents does not have three phases")
+        amps = {str(index): value for index, value in enumerate(currents)}
+        l1, l2, l3 = (_optional_number(amps, str(index), "currents") for index in range(3))
+        return cls(
+            id=_text(body, "id", "charger"),
+            provider=_text(body, "provider", "charger"),
+            spec=ChargerSpec.from_dict(body.get("spec")),
+            state=_known(ChargerState, body.get("state")),
+            currents=(l1, l2, l3),
+            offered=_optional_number(body, "offered", "charger"),
+            limit=_optional_number(body, "limit", "charger"),
+            phases=int(_number(body, "phases", "charger")),
+            target=_number(body, "target", "charger"),
+            reason=_text(body, "reason", "charger"),
+            cause=_known(ChargerCause, body.get("cause")),
+            decided_at=_optional_time(body, "decided_at", "charger"),
+            compliant=bool(body.get("compliant", True)),
+            paused=bool(body.get("paused", False)),
+            override=_optional_number(body, "override", "charger"),
+            override_until=_optional_time(body, "override_until", "charger"),
+            user_paused=bool(body.get("user_paused", False)),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BalancingPhase:
+    """One phase as the controller sees it: room, zone and the trip budget used."""
+
+    phase: str
+    current: float
+    headroom: float | None
+    room: float
+    zone: Zone | None
+    budget: float  # % of the trip budget used
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate one phase of the balancing state."""
+        body = _object(data, "phase")
+        return cls(
+            phase=_text(body, "phase", "phase"),
+            current=_number(body, "current", "phase"),
+            headroom=_optional_number(body, "headroom", "phase"),
+            room=_number(body, "room", "phase"),
+            zone=_known(Zone, body.get("zone")),
+            budget=_number(body, "budget", "phase"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapWindow:
+    """The site cap's present window: the cap, and the average import it heads for."""
+
+    cap: float  # kW
+    window: int  # minutes
+    window_start: datetime
+    imported: float  # kWh so far
+    projected: float  # kW: the window's average if it goes on
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate the balancing state's cap object."""
+        body = _object(data, "cap")
+        return cls(
+            cap=_number(body, "cap", "cap"),
+            window=int(_number(body, "window", "cap")),
+            window_start=_time(body, "window_start", "cap"),
+            imported=_number(body, "imported", "cap"),
+            projected=_number(body, "projected", "cap"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Balancing:
+    """The balancing controller now: mode and why, each phase, the cap, each charger."""
+
+    running: bool
+    enabled: bool
+    mode: BalancingMode | None
+    reason: str | None
+    stale_after: float
+    reading_age: float | None
+    phases: tuple[BalancingPhase, ...]
+    cap: CapWindow | None
+    chargers: tuple[Charger, ...]
+
+    def charger(self, charger_id: str) -> Charger | None:
+        """Return the managed charger ``charger_id``, None when the unit has none such."""
+        return next((charger for charger in self.chargers if charger.id == charger_id), None)
+
+    def phase(self, name: str) -> BalancingPhase | None:
+        """Return the phase called ``name``, None when the state lacks it."""
+        return next((phase for phase in self.phases if phase.phase == name), None)
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate a /balancing reply."""
+        body = _object(data, "balancing")
+        cap = body.get("cap")
+        return cls(
+            running=body.get("service") == "running",
+            enabled=bool(body.get("enabled", True)),
+            mode=_known(BalancingMode, body.get("mode")),
+            reason=_optional_text(body, "reason", "balancing"),
+            stale_after=_number(body, "stale_after", "balancing"),
+            reading_age=_optional_number(body, "reading_age", "balancing"),
+            phases=tuple(
+                BalancingPhase.from_dict(phase) for phase in _list(body, "phases", "balancing")
+            ),
+            cap=None if cap is None else CapWindow.from_dict(cap),
+            chargers=tuple(
+                Charger.from_dict(charger) for charger in _list(body, "chargers", "balancing")
+            ),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BalancingEvent:
+    """One thing load balancing did or saw, as its event log keeps it."""
+
+    time: datetime
+    kind: str
+    message: str
+    charger: str | None = None
+    name: str | None = None
+    previous: float | None = None
+    limit: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        """Validate one event of the log."""
+        body = _object(data, "event")
+        return cls(
+            time=_time(body, "time", "event"),
+            kind=_text(body, "kind", "event"),
+            message=_text(body, "message", "event"),
+            charger=_optional_text(body, "charger", "event"),
+            name=_optional_text(body, "name", "event"),
+            previous=_optional_number(body, "previous", "event"),
+            limit=_optional_number(body, "limit", "event"),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -662,8 +966,17 @@ class Limits:
         )
 
 
-PushMessage = Readings | Status | Settings
+PushMessage = Readings | Status | Settings | Balancing | BalancingEvent
 PushCallback = Callable[[PushMessage], None]
+
+
+_PUSH_MODELS: Final[dict[str, Callable[[object], PushMessage]]] = {
+    "readings": Readings.from_dict,
+    "status": Status.from_dict,
+    "settings": Settings.from_dict,
+    "balancing": Balancing.from_dict,
+    "balancing_event": BalancingEvent.from_dict,
+}
 
 
 def parse_push_message(data: object) -> PushMessage | None:
@@ -675,13 +988,8 @@ def parse_push_message(data: object) -> PushMessage | None:
         if _major(version) != SUPPORTED_API_MAJOR:
             raise AmpGuardUnsupportedVersionError(version)
         return None
-    if kind == "readings":
-        return Readings.from_dict(body.get("data"))
-    if kind == "status":
-        return Status.from_dict(body.get("data"))
-    if kind == "settings":
-        return Settings.from_dict(body.get("data"))
-    return None
+    model = _PUSH_MODELS.get(str(kind))
+    return None if model is None else model(body.get("data"))
 
 
 def _url(host: str, port: int, path: str, scheme: str = "http") -> URL:
@@ -738,12 +1046,15 @@ class AmpGuardBridge:
         path: str,
         *,
         body: Mapping[str, Any] | None = None,
+        query: Mapping[str, str] | None = None,
         auth: bool = True,
     ) -> object:
         headers = {"Accept": "application/json"}
         if auth and self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         url = _url(self.host, self.port, f"/api/v1/{path}")
+        if query:
+            url = url.with_query(query)
         try:
             async with (
                 asyncio.timeout(self.request_timeout),
@@ -806,6 +1117,51 @@ class AmpGuardBridge:
         except AmpGuardNotFoundError as err:
             raise AmpGuardNotSupportedError(f"{self.host} serves no setting limits") from err
         return Limits.from_dict(reply)
+
+    async def balancing(self) -> Balancing:
+        """Return the balancing controller's state with every managed charger.
+
+        A bridge before API 1.3 has no such route: AmpGuardNotSupportedError.
+        """
+        try:
+            reply = await self._request("GET", "balancing")
+        except AmpGuardNotFoundError as err:
+            raise AmpGuardNotSupportedError(f"{self.host} does no load balancing") from err
+        return Balancing.from_dict(reply)
+
+    async def events(
+        self, *, limit: int | None = None, kind: str | None = None, charger: str | None = None
+    ) -> tuple[BalancingEvent, ...]:
+        """Return the newest events of the balancing log (oldest first)."""
+        query = {
+            key: str(value)
+            for key, value in (("limit", limit), ("kind", kind), ("charger", charger))
+            if value is not None
+        }
+        reply = await self._request("GET", "balancing/events", query=query)
+        body = _object(reply, "events")
+        return tuple(BalancingEvent.from_dict(event) for event in _list(body, "events", "events"))
+
+    async def update_charger(self, charger_id: str, patch: Mapping[str, Any]) -> ChargerSpec:
+        """Merge ``patch`` into a charger's settings; returns its new settings."""
+        path = f"chargers/{charger_id}/settings"
+        return ChargerSpec.from_dict(await self._request("PATCH", path, body=patch))
+
+    async def override(self, charger_id: str, *, current: float, duration: float) -> Charger:
+        """Hold a charger at ``current`` A for ``duration`` s, whatever the room."""
+        body = {"current": current, "duration": duration}
+        path = f"chargers/{charger_id}/override"
+        return Charger.from_dict(await self._request("POST", path, body=body))
+
+    async def pause(self, charger_id: str) -> Charger:
+        """Pause a charger until it is resumed."""
+        path = f"chargers/{charger_id}/pause"
+        return Charger.from_dict(await self._request("POST", path))
+
+    async def resume(self, charger_id: str) -> Charger:
+        """End a charger's override or pause: the unit decides its limit again."""
+        path = f"chargers/{charger_id}/resume"
+        return Charger.from_dict(await self._request("POST", path))
 
     async def reboot(self) -> None:
         """Restart the unit."""

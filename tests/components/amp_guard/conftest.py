@@ -28,6 +28,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.amp_guard.api import (
     AmpGuardConnectionError,
     ApiKind,
+    Balancing,
     Info,
     Limits,
     Pairing,
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 
 if TYPE_CHECKING:
     from bridge.api.server import BridgeServer
+    from bridge.balancing.emulated import EmulatedChargers
+    from bridge.components import UnitContext
     from bridge.metering.sources.emulator import EmulatorSource
     from bridge.unit import AmpGuardUnit
 
@@ -146,6 +149,11 @@ def settings_fixture() -> Settings:
     return Settings.from_dict(load_json_object_fixture("settings.json"))
 
 
+def balancing_fixture() -> Balancing:
+    """Return the bridge's /balancing reply: a 3-phase Garage charging, a 1-phase Carport."""
+    return Balancing.from_dict(load_json_object_fixture("balancing.json"))
+
+
 def limits_fixture() -> Limits:
     """Return the bridge's /limits reply."""
     return Limits.from_dict(load_json_object_fixture("limits.json"))
@@ -243,6 +251,7 @@ def mock_bridge(push_feed: PushFeed) -> Generator[MagicMock]:
         bridge.settings.return_value = settings_fixture()
         bridge.update_settings.return_value = settings_fixture()
         bridge.limits.return_value = limits_fixture()
+        bridge.balancing.return_value = balancing_fixture()
         bridge.pair.return_value = Pairing(token=TOKEN, client_id="client-1")
         bridge.listen.side_effect = push_feed.listen
         yield bridge
@@ -311,6 +320,8 @@ class RealBridge:
     unit: AmpGuardUnit
     source: EmulatorSource
     server: BridgeServer
+    # The emulated chargers the unit balances (balancing_bridge only).
+    chargers: EmulatedChargers | None = None
 
     @property
     def port(self) -> int:
@@ -344,6 +355,45 @@ async def real_bridge(tmp_path: Path, socket_enabled: None) -> AsyncIterator[Rea
     unit = AmpGuardUnit(options, source=source, components=())
     async with unit, BridgeServer(unit, host=LOOPBACK, port=0, zeroconf=False) as server:
         yield RealBridge(unit=unit, source=source, server=server)
+
+
+@pytest.fixture
+async def balancing_bridge(tmp_path: Path, socket_enabled: None) -> AsyncIterator[RealBridge]:
+    """Run the real bridge balancing two emulated chargers: Garage (3-phase) and Carport.
+
+    Garage: 3-phase, 16 A, a car plugged in; Carport: 1-phase on L2, 32 A, priority 3, no
+    car. Cars follow a limit at once, and the raise and resume delays are 1 s.
+    """
+    from bridge.api.server import BridgeServer  # noqa: PLC0415
+    from bridge.balancing.charger import ChargerSpec, Rotation  # noqa: PLC0415
+    from bridge.balancing.emulated import CarControl, EmulatedChargers  # noqa: PLC0415
+    from bridge.balancing.service import BalancingService  # noqa: PLC0415
+    from bridge.config import ServerOptions, SourceOptions, StartupOptions  # noqa: PLC0415
+    from bridge.metering.sources.emulator import EmulatorSource  # noqa: PLC0415
+    from bridge.unit import AmpGuardUnit  # noqa: PLC0415
+
+    made: list[EmulatedChargers] = []
+
+    def balancing(unit: UnitContext) -> BalancingService:
+        chargers = EmulatedChargers(unit=unit, response_time=0.0)
+        garage = chargers.add(ChargerSpec(name="Garage", max_current=16.0), accepted=True)
+        garage.plug(CarControl(max_current=16.0))
+        carport = ChargerSpec(
+            name="Carport", phases=1, rotation=Rotation.L2_L3_L1, max_current=32.0, priority=3
+        )
+        chargers.add(carport, accepted=True)
+        made.append(chargers)
+        return BalancingService(unit, providers=[chargers])
+
+    options = StartupOptions(
+        server=ServerOptions(host=LOOPBACK, port=0, state_dir=tmp_path / "state", zeroconf=False),
+        source=SourceOptions(seed=1, interval=0.05),
+    )
+    source = EmulatorSource(seed=1, household=False, interval=0.05)
+    unit = AmpGuardUnit(options, source=source, components=(balancing,))
+    async with unit, BridgeServer(unit, host=LOOPBACK, port=0, zeroconf=False) as server:
+        await unit.update_settings({"balancing": {"raise_delay": 1, "resume_delay": 1}})
+        yield RealBridge(unit=unit, source=source, server=server, chargers=made[0])
 
 
 @pytest.fixture

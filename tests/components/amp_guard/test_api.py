@@ -10,6 +10,7 @@ import asyncio
 import json
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,6 +27,7 @@ from custom_components.amp_guard.api import (
     AmpGuardConnectionError,
     AmpGuardLockedOutError,
     AmpGuardNative,
+    AmpGuardNotFoundError,
     AmpGuardNotSupportedError,
     AmpGuardResponseError,
     AmpGuardSerialMismatchError,
@@ -34,6 +36,12 @@ from custom_components.amp_guard.api import (
     AmpGuardUnsupportedVersionError,
     AmpGuardValidationError,
     ApiKind,
+    Balancing,
+    BalancingEvent,
+    BalancingMode,
+    Charger,
+    ChargerCause,
+    ChargerState,
     CurrentReason,
     CurrentState,
     GridType,
@@ -49,6 +57,8 @@ from custom_components.amp_guard.api import (
 )
 
 from .conftest import LOOPBACK, RealBridge
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -629,3 +639,164 @@ def test_malformed_limits(reply: object, message: str) -> None:
     """Limits that break the contract are refused with the setting named."""
     with pytest.raises(AmpGuardResponseError, match=message):
         Limits.from_dict(reply)
+
+
+async def test_balancing(balancing_bridge: RealBridge, http: aiohttp.ClientSession) -> None:
+    """The client reads the controller and its chargers, and holds and sets a charger."""
+    bridge = AmpGuardBridge(host=LOOPBACK, port=balancing_bridge.port, session=http)
+    await bridge.pair(
+        serial=balancing_bridge.serial, pin=balancing_bridge.pin, client_name="pytest"
+    )
+    balancing_bridge.source.set_load(Phase.L2, 14.0)
+
+    async def garage_decided() -> Balancing:
+        while True:
+            state = await bridge.balancing()
+            garage = state.charger("emulated-1")
+            if garage is not None and garage.cause is ChargerCause.ROOM and garage.limit == 11:
+                return state
+            await asyncio.sleep(0.05)
+
+    state = await asyncio.wait_for(garage_decided(), 10)
+    assert state.running
+    assert state.enabled
+    assert state.mode is BalancingMode.NORMAL
+    assert [phase.phase for phase in state.phases] == ["L1", "L2", "L3"]
+    assert state.phase("L2") is not None
+    assert state.cap is None
+    garage, carport = state.chargers
+    assert garage.spec.name == "Garage"
+    assert garage.state is ChargerState.CHARGING
+    assert garage.reason.startswith("L2 room")
+    assert carport.spec.phases == 1
+    assert carport.cause is ChargerCause.NO_CAR
+    assert carport.currents[1:] == (None, None)
+
+    spec = await bridge.update_charger("emulated-2", {"max_current": 20, "priority": 7})
+    assert (spec.max_current, spec.priority) == (20.0, 7)
+    with pytest.raises(AmpGuardValidationError) as refused:
+        await bridge.update_charger("emulated-2", {"max_current": 3})
+    assert refused.value.field == "max_current"
+
+    held = await bridge.override("emulated-1", current=8, duration=600)
+    assert held.override == 8.0
+    assert held.override_until is not None
+    with pytest.raises(AmpGuardValidationError) as refused:
+        await bridge.override("emulated-1", current=20, duration=600)
+    assert refused.value.field == "current"
+    paused = await bridge.pause("emulated-1")
+    assert paused.user_paused
+    resumed = await bridge.resume("emulated-1")
+    assert not resumed.user_paused
+    assert resumed.override is None
+    with pytest.raises(AmpGuardNotFoundError):
+        await bridge.pause("no-such-charger")
+
+    events = await bridge.events(kind="override", charger="emulated-1", limit=5)
+    assert events
+    assert {event.kind for event in events} == {"override"}
+    assert events[0].name == "Garage"
+    assert "override 8 A" in events[0].message
+
+
+async def test_balancing_push(balancing_bridge: RealBridge, http: aiohttp.ClientSession) -> None:
+    """The push channel brings the controller's state and each event of its log."""
+    bridge = AmpGuardBridge(host=LOOPBACK, port=balancing_bridge.port, session=http)
+    await bridge.pair(
+        serial=balancing_bridge.serial, pin=balancing_bridge.pin, client_name="pytest"
+    )
+    messages: list[PushMessage] = []
+    task = asyncio.create_task(bridge.listen(messages.append))
+    try:
+        await _wait_for(lambda: any(isinstance(m, Balancing) for m in messages))
+        await bridge.pause("emulated-1")
+        await _wait_for(
+            lambda: any(isinstance(m, BalancingEvent) and m.kind == "user_pause" for m in messages)
+        )
+        await _wait_for(
+            lambda: any(
+                isinstance(m, Balancing)
+                and (garage := m.charger("emulated-1")) is not None
+                and garage.cause is ChargerCause.USER_PAUSE
+                for m in messages
+            )
+        )
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_unit_without_balancing(paired: AmpGuardBridge) -> None:
+    """A unit without the balancing service says so: nothing managed, not running."""
+    state = await paired.balancing()
+    assert not state.running
+    assert state.chargers == ()
+    settings = await paired.settings()
+    assert settings.balancing is not None
+    assert settings.balancing.enabled
+
+
+async def test_balancing_from_an_older_bridge(
+    http: aiohttp.ClientSession, fake_server: Any
+) -> None:
+    """A bridge before API 1.3 has no /balancing: 'not supported', not garbage."""
+
+    async def not_found(_: web.Request) -> web.Response:
+        return web.json_response(
+            {"error": {"code": "not_found", "message": "Not Found"}},
+            status=404,
+            headers={"X-Amp-Guard-Api-Version": "1.2"},
+        )
+
+    port = await fake_server({"/api/v1/{tail:.*}": not_found})
+    bridge = AmpGuardBridge(host=LOOPBACK, port=port, session=http)
+    with pytest.raises(AmpGuardNotSupportedError, match="does no load balancing"):
+        await bridge.balancing()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"chargers": "none"}, "balancing.chargers is not a list"),
+        ({"cap": {"cap": 11}}, "cap.window is not a number"),
+        (
+            {
+                "cap": {
+                    "cap": 11,
+                    "window": 15,
+                    "window_start": "soon",
+                    "imported": 1,
+                    "projected": 2,
+                }
+            },
+            "cap.window_start is not an ISO time",
+        ),
+        (
+            {"cap": {"cap": 11, "window": 15, "imported": 1, "projected": 2}},
+            "cap.window_start is not an ISO time",
+        ),
+    ],
+)
+def test_malformed_balancing(change: dict[str, object], message: str) -> None:
+    """A balancing reply that breaks the contract is a clear error."""
+    reply = json.loads((FIXTURES / "balancing.json").read_text(encoding="utf-8"))
+    with pytest.raises(AmpGuardResponseError, match=message):
+        Balancing.from_dict(reply | change)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"currents": [1.0, 2.0]}, "charger.currents does not have three phases"),
+        ({"decided_at": "later"}, "charger.decided_at is not an ISO time"),
+    ],
+)
+def test_malformed_charger(change: dict[str, object], message: str) -> None:
+    """A charger that breaks the contract is a clear error; an unknown state is no state."""
+    reply = json.loads((FIXTURES / "balancing.json").read_text(encoding="utf-8"))
+    charger = reply["chargers"][0]
+    with pytest.raises(AmpGuardResponseError, match=message):
+        Charger.from_dict(charger | change)
+    newer = Charger.from_dict(charger | {"state": "levitating", "cause": "moon_phase"})
+    assert (newer.state, newer.cause) == (None, None)

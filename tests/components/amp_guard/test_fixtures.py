@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 FIXTURES: Final = Path(__file__).parent / "fixtures"
 # The route whose successful reply each fixture stands for.
 ROUTES: Final = {
+    "balancing.json": ("get", "/api/v1/balancing"),
     "info.json": ("get", "/api/v1/info"),
     "limits.json": ("get", "/api/v1/limits"),
     "settings.json": ("get", "/api/v1/settings"),
