@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import suppress
 from typing import TYPE_CHECKING, Final
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PIN, CONF_PORT, CONF_TOKEN, Platform
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
@@ -25,11 +26,13 @@ from .coordinator import (
     AmpGuardCoordinator,
     AmpGuardRuntimeData,
 )
+from .devices import async_charger_of_device
 from .issues import async_clear_all_issues, async_clear_version_issues, async_raise_version_issue
 from .services import async_setup_services
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
+    from homeassistant.helpers import device_registry as dr
     from homeassistant.helpers.typing import ConfigType
 
 PLATFORMS: Final = [
@@ -38,6 +41,7 @@ PLATFORMS: Final = [
     Platform.NUMBER,
     Platform.SELECT,
     Platform.SENSOR,
+    Platform.SWITCH,
 ]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -89,7 +93,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AmpGuardConfigEntry) -> 
     else:
         client = AmpGuardBridge(host=host, port=port, token=entry.data[CONF_TOKEN], session=session)
         info = await _bridge_info(hass, entry, client)
-    coordinator = AmpGuardCoordinator(hass, entry, client)
+    coordinator = AmpGuardCoordinator(hass, entry, client, info)
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = AmpGuardRuntimeData(coordinator=coordinator, info=info)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
@@ -118,3 +122,19 @@ async def async_remove_entry(hass: HomeAssistant, entry: AmpGuardConfigEntry) ->
     )
     with suppress(AmpGuardError):
         await bridge.unpair(entry.data[CONF_CLIENT_ID])
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: AmpGuardConfigEntry, device_entry: dr.DeviceEntry
+) -> bool:
+    """Let a user remove the device of a charger the unit no longer manages.
+
+    The unit's own device goes only with its entry, and a managed charger's device would
+    come back with the next update: forget the charger on the unit instead.
+    """
+    charger_id = async_charger_of_device(hass, entry, device_entry)
+    if charger_id is None:
+        return False
+    if entry.state is not ConfigEntryState.LOADED:
+        return True
+    return entry.runtime_data.coordinator.data.charger(charger_id) is None

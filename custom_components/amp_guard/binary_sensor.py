@@ -1,4 +1,4 @@
-"""Problem sensors: wiring faults the status indicators show, and the meter's link."""
+"""Problem sensors: wiring faults, the meter's link, and chargers above their limits."""
 
 from __future__ import annotations
 
@@ -14,13 +14,15 @@ from homeassistant.const import EntityCategory
 
 from .api import ApiKind, CurrentState, Status, VoltageState
 from .coordinator import AmpGuardConfigEntry, AmpGuardCoordinator
-from .entity import AmpGuardEntity
+from .entity import AmpGuardChargerEntity, AmpGuardEntity, async_add_charger_entities
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+    from .api import Charger
 
 PARALLEL_UPDATES = 0
 
@@ -64,6 +66,25 @@ DESCRIPTIONS: tuple[AmpGuardBinarySensorDescription, ...] = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class AmpGuardChargerBinarySensorDescription(BinarySensorEntityDescription):
+    """A binary sensor of one managed charger."""
+
+    is_on_fn: Callable[[Charger], bool]
+    has_fn: Callable[[Charger], bool] = lambda _: True
+
+
+CHARGER_DESCRIPTIONS: tuple[AmpGuardChargerBinarySensorDescription, ...] = (
+    AmpGuardChargerBinarySensorDescription(
+        key="non_compliant",
+        translation_key="charger_non_compliant",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        # It draws more than its limit + 1 A for longer than a car may take to follow.
+        is_on_fn=lambda charger: not charger.compliant,
+    ),
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: AmpGuardConfigEntry,
@@ -76,6 +97,14 @@ async def async_setup_entry(
     async_add_entities(
         AmpGuardBinarySensorEntity(entry=entry, coordinator=coordinator, description=description)
         for description in DESCRIPTIONS
+    )
+    async_add_charger_entities(
+        entry,
+        async_add_entities,
+        CHARGER_DESCRIPTIONS,
+        lambda charger_id, description: AmpGuardChargerBinarySensorEntity(
+            entry=entry, coordinator=coordinator, description=description, charger_id=charger_id
+        ),
     )
 
 
@@ -97,3 +126,15 @@ class AmpGuardBinarySensorEntity(AmpGuardEntity[AmpGuardCoordinator], BinarySens
         """Return the state from the latest status."""
         status = self.coordinator.data.status
         return None if status is None else self.entity_description.is_on_fn(status)
+
+
+class AmpGuardChargerBinarySensorEntity(AmpGuardChargerEntity, BinarySensorEntity):
+    """A binary sensor of one charger that forwards to its description."""
+
+    entity_description: AmpGuardChargerBinarySensorDescription
+
+    @property
+    def is_on(self) -> bool | None:
+        """Return the state from the charger's latest state."""
+        charger = self.charger
+        return None if charger is None else self.entity_description.is_on_fn(charger)

@@ -26,3 +26,8 @@ PUSH_BACKOFF_MAX: Final = timedelta(minutes=1)
 PHASES: Final = ("L1", "L2", "L3")
 
 ZEROCONF_SERIAL_KEYS: Final = ("serial", "sn")
+
+# A fail-safe this long is no passing hiccup of the meter: a repair issue says what to check.
+FAIL_SAFE_REPAIR_AFTER: Final = timedelta(minutes=10)
+# How many of the balancing log's latest events diagnostics show.
+RECENT_EVENTS: Final = 20

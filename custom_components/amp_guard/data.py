@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING
 from .const import PHASES
 
 if TYPE_CHECKING:
-    from .api import ApiKind, Limits, Reading, Readings, SettingLimits, Settings, Status
+    from .api import (
+        ApiKind,
+        Balancing,
+        Charger,
+        Limits,
+        Reading,
+        Readings,
+        SettingLimits,
+        Settings,
+        Status,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,6 +31,8 @@ class AmpGuardData:
     settings: Settings | None = None
     # Fetched once at set-up; None from a real unit and from a bridge before API 1.1.
     limits: Limits | None = None
+    # The balancing controller and its chargers; None when the unit does no balancing.
+    balancing: Balancing | None = None
 
     @property
     def reading(self) -> Reading | None:
@@ -36,3 +48,7 @@ class AmpGuardData:
     def setting_limits(self, name: str) -> SettingLimits | None:
         """Return the unit's limits of the setting ``name``, None when it serves none."""
         return None if self.limits is None else self.limits.settings.get(name)
+
+    def charger(self, charger_id: str) -> Charger | None:
+        """Return the managed charger ``charger_id``, None when the unit has none such."""
+        return None if self.balancing is None else self.balancing.charger(charger_id)

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 # access point's SSID.
 TO_REDACT = {
     CONF_CLIENT_ID,
+    # A charger's id: an OCPP charge point's is often its serial number.
+    "charger",
+    "id",
     # Where the unit's meter is: a LAN address or a serial port.
     "address",
     CONF_HOST,
@@ -52,6 +55,7 @@ async def async_get_config_entry_diagnostics(
             "push_connected": coordinator.push_connected,
             "last_update_success": coordinator.last_update_success,
             "data": asdict(coordinator.data),
+            "recent_balancing_events": [asdict(event) for event in coordinator.recent_events],
         },
         TO_REDACT,
     )

@@ -3,6 +3,9 @@
 Wiring faults cannot be fixed from Home Assistant: each issue explains the fix (work
 for a certified electrician with the power off) and goes away when the unit reports
 OK again. Below 2 A a CT's state is indeterminate; that neither raises nor clears.
+Load balancing adds two: a charger that does not follow its limit, and a fail-safe that
+lasts (the meter's readings are gone or stale); each names what to check and clears
+when the unit reports the charger compliant, or the fail-safe over.
 """
 
 from __future__ import annotations
@@ -13,10 +16,14 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
 from .api import AmpGuardUnsupportedVersionError, CurrentState, Status, VoltageState
-from .const import DOMAIN, PHASES
+from .const import DOMAIN, FAIL_SAFE_REPAIR_AFTER, PHASES
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from homeassistant.config_entries import ConfigEntry
+
+    from .api import Charger
 
 WRONG_PHASE_SEQUENCE = "wrong_phase_sequence"
 REVERSED_CT = "reversed_ct"
@@ -24,6 +31,8 @@ CT_WRONG_PHASE = "ct_wrong_phase"
 UNIT_TOO_NEW = "unit_api_too_new"
 UNIT_TOO_OLD = "unit_api_too_old"
 STORAGE_ERROR = "storage_error"
+CHARGER_NON_COMPLIANT = "charger_non_compliant"
+FAIL_SAFE = "fail_safe"
 
 _CT_FAULTS = {CurrentState.REVERSED: REVERSED_CT, CurrentState.WRONG_PHASE_SEQUENCE: CT_WRONG_PHASE}
 
@@ -112,10 +121,81 @@ def async_clear_version_issues(hass: HomeAssistant, entry: ConfigEntry) -> None:
         ir.async_delete_issue(hass, DOMAIN, _issue_id(entry, kind))
 
 
+def _charger_issue_id(entry: ConfigEntry, charger_id: str) -> str:
+    return f"{entry.entry_id}_{CHARGER_NON_COMPLIANT}_{charger_id}"
+
+
+@callback
+def async_update_charger_issues(
+    hass: HomeAssistant, entry: ConfigEntry, chargers: Iterable[Charger]
+) -> None:
+    """Raise an issue for each charger above its limit; clear the rest (forgotten ones too)."""
+    raised = set()
+    for charger in chargers:
+        issue_id = _charger_issue_id(entry, charger.id)
+        if charger.compliant:
+            continue
+        raised.add(issue_id)
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=CHARGER_NON_COMPLIANT,
+            translation_placeholders={
+                "name": entry.title,
+                "charger": charger.spec.name,
+                "limit": f"{charger.limit or 0:g}",
+            },
+        )
+    _delete_charger_issues(hass, entry, keep=raised)
+
+
+def _delete_charger_issues(hass: HomeAssistant, entry: ConfigEntry, keep: set[str]) -> None:
+    prefix = f"{entry.entry_id}_{CHARGER_NON_COMPLIANT}_"
+    stale = [
+        issue_id
+        for domain, issue_id in ir.async_get(hass).issues
+        if domain == DOMAIN and issue_id.startswith(prefix) and issue_id not in keep
+    ]
+    for issue_id in stale:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+
+@callback
+def async_raise_fail_safe_issue(
+    hass: HomeAssistant, entry: ConfigEntry, reason: str | None
+) -> None:
+    """Tell the user the chargers have run on their fail-safe currents for a while, and why."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        _issue_id(entry, FAIL_SAFE),
+        is_fixable=False,
+        is_persistent=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=FAIL_SAFE,
+        translation_placeholders={
+            "name": entry.title,
+            "reason": reason or "-",
+            "minutes": f"{FAIL_SAFE_REPAIR_AFTER.total_seconds() / 60:g}",
+        },
+    )
+
+
+@callback
+def async_clear_fail_safe_issue(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Clear the fail-safe issue: readings are back, or balancing is off."""
+    ir.async_delete_issue(hass, DOMAIN, _issue_id(entry, FAIL_SAFE))
+
+
 @callback
 def async_clear_all_issues(hass: HomeAssistant, entry: ConfigEntry) -> None:
     """Remove every issue of a config entry that is being removed."""
-    kinds = (WRONG_PHASE_SEQUENCE, UNIT_TOO_NEW, UNIT_TOO_OLD, STORAGE_ERROR)
+    _delete_charger_issues(hass, entry, keep=set())
+    kinds = (WRONG_PHASE_SEQUENCE, UNIT_TOO_NEW, UNIT_TOO_OLD, STORAGE_ERROR, FAIL_SAFE)
     for kind in kinds:
         ir.async_delete_issue(hass, DOMAIN, _issue_id(entry, kind))
     for phase in PHASES:

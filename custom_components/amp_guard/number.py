@@ -1,4 +1,4 @@
-"""The main fuse limit, written to the unit's installation settings."""
+"""The main fuse limit, and each managed charger's max current and priority."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from homeassistant.const import EntityCategory, UnitOfElectricCurrent
 from .api import ApiKind, SettingLimits, Settings
 from .const import LOGGER
 from .coordinator import AmpGuardConfigEntry, AmpGuardCoordinator
-from .entity import AmpGuardEntity
+from .entity import AmpGuardChargerEntity, AmpGuardEntity, async_add_charger_entities
 from .helpers import action_exception_handler
 
 if TYPE_CHECKING:
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+    from .api import Charger, ChargerSpec
 
 PARALLEL_UPDATES = 1
 
@@ -48,6 +50,47 @@ DESCRIPTIONS: tuple[AmpGuardNumberDescription, ...] = (
         mode=NumberMode.BOX,
         value_fn=lambda settings: settings.installation.main_fuse,
         patch_fn=lambda value: {"installation": {"main_fuse": int(value)}},
+    ),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AmpGuardChargerNumberDescription(NumberEntityDescription):
+    """A number backed by one of a charger's settings, within the unit's limits for it.
+
+    The unit refuses a max current below the charger's min current, so that is the
+    lower bound of the max current's range.
+    """
+
+    limits_key: str
+    value_fn: Callable[[ChargerSpec], float]
+    minimum_fn: Callable[[ChargerSpec], float | None] = lambda _: None
+    patch_fn: Callable[[float], dict[str, object]]
+    has_fn: Callable[[Charger], bool] = lambda _: True
+
+
+CHARGER_DESCRIPTIONS: tuple[AmpGuardChargerNumberDescription, ...] = (
+    AmpGuardChargerNumberDescription(
+        key="max_current",
+        translation_key="charger_max_current",
+        limits_key="balancing.chargers[].spec.max_current",
+        device_class=NumberDeviceClass.CURRENT,
+        entity_category=EntityCategory.CONFIG,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        native_step=1,
+        mode=NumberMode.BOX,
+        value_fn=lambda spec: spec.max_current,
+        minimum_fn=lambda spec: spec.min_current,
+        patch_fn=lambda value: {"max_current": value},
+    ),
+    AmpGuardChargerNumberDescription(
+        key="priority",
+        translation_key="charger_priority",
+        limits_key="balancing.chargers[].spec.priority",
+        entity_category=EntityCategory.CONFIG,
+        mode=NumberMode.BOX,
+        value_fn=lambda spec: spec.priority,
+        patch_fn=lambda value: {"priority": int(value)},
     ),
 )
 
@@ -82,6 +125,18 @@ async def async_setup_entry(
             AmpGuardNumberEntity(entry=entry, coordinator=coordinator, description=description)
         )
     async_add_entities(entities)
+    async_add_charger_entities(
+        entry,
+        async_add_entities,
+        [
+            description
+            for description in CHARGER_DESCRIPTIONS
+            if _bounded(data.setting_limits(description.limits_key))
+        ],
+        lambda charger_id, description: AmpGuardChargerNumberEntity(
+            entry=entry, coordinator=coordinator, description=description, charger_id=charger_id
+        ),
+    )
 
 
 class AmpGuardNumberEntity(AmpGuardEntity[AmpGuardCoordinator], NumberEntity):
@@ -125,3 +180,51 @@ class AmpGuardNumberEntity(AmpGuardEntity[AmpGuardCoordinator], NumberEntity):
         """Write the setting; the unit validates it."""
         patch = self.entity_description.patch_fn(value)
         await self.coordinator.async_write_settings(patch)
+
+
+class AmpGuardChargerNumberEntity(AmpGuardChargerEntity, NumberEntity):
+    """A number of one charger's settings, within the unit's limits."""
+
+    entity_description: AmpGuardChargerNumberDescription
+
+    @property
+    def _limits(self) -> SettingLimits | None:
+        return self.coordinator.data.setting_limits(self.entity_description.limits_key)
+
+    @property
+    def native_min_value(self) -> float:
+        """Return the unit's minimum, or the charger's own where that is higher."""
+        limits, charger = self._limits, self.charger
+        bounds = [limits.minimum if limits else None]
+        if charger is not None:
+            bounds.append(self.entity_description.minimum_fn(charger.spec))
+        known = [bound for bound in bounds if bound is not None]
+        return max(known) if known else super().native_min_value
+
+    @property
+    def native_max_value(self) -> float:
+        """Return the unit's maximum for the setting."""
+        limits = self._limits
+        maximum = None if limits is None else limits.maximum
+        return super().native_max_value if maximum is None else maximum
+
+    @property
+    def native_step(self) -> float | None:
+        """Return the description's step, else 1 for a setting in whole numbers."""
+        if self.entity_description.native_step is not None:
+            return self.entity_description.native_step
+        limits = self._limits
+        return 1 if limits is not None and limits.integer else super().native_step
+
+    @property
+    def native_value(self) -> float | None:
+        """Return the setting's current value."""
+        charger = self.charger
+        return None if charger is None else self.entity_description.value_fn(charger.spec)
+
+    @action_exception_handler
+    async def async_set_native_value(self, value: float) -> None:
+        """Write the charger's setting; the unit validates it."""
+        await self.coordinator.async_write_charger(
+            self.charger_id, self.entity_description.patch_fn(value)
+        )

@@ -1,4 +1,4 @@
-"""Sensors: per-phase and total measurements, energy counters and status indicators."""
+"""Sensors: measurements, energy counters, status indicators, balancing and its chargers."""
 
 from __future__ import annotations
 
@@ -13,16 +13,21 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import (
     DEGREE,
+    PERCENTAGE,
     EntityCategory,
     UnitOfElectricCurrent,
     UnitOfElectricPotential,
     UnitOfEnergy,
     UnitOfFrequency,
     UnitOfPower,
+    UnitOfTime,
 )
 
 from .api import (
     ApiKind,
+    BalancingMode,
+    ChargerCause,
+    ChargerState,
     Communication,
     CurrentIndicator,
     CurrentReason,
@@ -32,19 +37,23 @@ from .api import (
 )
 from .const import PHASES
 from .coordinator import AmpGuardConfigEntry, AmpGuardCoordinator
-from .entity import AmpGuardEntity
+from .entity import AmpGuardChargerEntity, AmpGuardEntity, async_add_charger_entities
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
 
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+    from .api import Charger
     from .data import AmpGuardData
 
 PARALLEL_UPDATES = 0
 
 type SensorValue = float | str | None
+# A state longer than this is refused by Home Assistant's state machine.
+MAX_STATE_LENGTH = 255
 
 
 def _is_bridge(data: AmpGuardData) -> bool:
@@ -232,6 +241,103 @@ def _phase_descriptions(phase: str) -> tuple[AmpGuardSensorDescription, ...]:
     )
 
 
+def _has_balancing(data: AmpGuardData) -> bool:
+    return data.balancing is not None
+
+
+def _has_balancing_phase(phase: str) -> Callable[[AmpGuardData], bool]:
+    def has(data: AmpGuardData) -> bool:
+        return data.balancing is not None and data.has_phase(phase)
+
+    return has
+
+
+def _budget(phase: str) -> Callable[[AmpGuardData], SensorValue]:
+    def value(data: AmpGuardData) -> SensorValue:
+        state = data.balancing.phase(phase) if data.balancing else None
+        return None if state is None else state.budget
+
+    return value
+
+
+def _cap_projected(data: AmpGuardData) -> SensorValue:
+    cap = data.balancing.cap if data.balancing else None
+    return None if cap is None else cap.projected
+
+
+def _cap_share(data: AmpGuardData) -> SensorValue:
+    cap = data.balancing.cap if data.balancing else None
+    return None if cap is None or cap.cap <= 0 else round(100 * cap.projected / cap.cap, 1)
+
+
+def _balancing_descriptions() -> tuple[AmpGuardSensorDescription, ...]:
+    """Return the unit's balancing sensors: trip budget per phase, the cap's window, the mode."""
+    budgets = tuple(
+        AmpGuardSensorDescription(
+            key=f"fuse_budget_{phase.lower()}",
+            translation_key="phase_fuse_budget",
+            placeholders={"phase": phase},
+            native_unit_of_measurement=PERCENTAGE,
+            state_class=SensorStateClass.MEASUREMENT,
+            suggested_display_precision=0,
+            needs_reading=False,
+            unmeasured_is_unavailable=True,
+            has_fn=_has_balancing_phase(phase),
+            value_fn=_budget(phase),
+        )
+        for phase in PHASES
+    )
+    return (
+        *budgets,
+        AmpGuardSensorDescription(
+            key="cap_average",
+            translation_key="cap_average",
+            device_class=SensorDeviceClass.POWER,
+            native_unit_of_measurement=UnitOfPower.KILO_WATT,
+            state_class=SensorStateClass.MEASUREMENT,
+            suggested_display_precision=2,
+            needs_reading=False,
+            # No site cap set: no window to average.
+            unmeasured_is_unavailable=True,
+            has_fn=_has_balancing,
+            value_fn=_cap_projected,
+        ),
+        AmpGuardSensorDescription(
+            key="cap_share",
+            translation_key="cap_share",
+            native_unit_of_measurement=PERCENTAGE,
+            state_class=SensorStateClass.MEASUREMENT,
+            suggested_display_precision=0,
+            needs_reading=False,
+            unmeasured_is_unavailable=True,
+            has_fn=_has_balancing,
+            value_fn=_cap_share,
+        ),
+        AmpGuardSensorDescription(
+            key="balancing_mode",
+            translation_key="balancing_mode",
+            device_class=SensorDeviceClass.ENUM,
+            options=[mode.value for mode in BalancingMode],
+            needs_reading=False,
+            has_fn=_has_balancing,
+            value_fn=lambda data: (
+                data.balancing.mode.value if data.balancing and data.balancing.mode else None
+            ),
+        ),
+        AmpGuardSensorDescription(
+            key="reading_age",
+            translation_key="reading_age",
+            device_class=SensorDeviceClass.DURATION,
+            native_unit_of_measurement=UnitOfTime.SECONDS,
+            state_class=SensorStateClass.MEASUREMENT,
+            suggested_display_precision=1,
+            entity_category=EntityCategory.DIAGNOSTIC,
+            has_fn=lambda data: _is_bridge(data) and data.readings.age is not None,
+            value_fn=lambda data: data.readings.age,
+        ),
+    )
+
+
 DESCRIPTIONS: tuple[AmpGuardSensorDescription, ...] = (
     AmpGuardSensorDescription(
         key="power",
@@ -303,6 +409,71 @@ DESCRIPTIONS: tuple[AmpGuardSensorDescription, ...] = (
         value_fn=lambda data: _current_state(data.status.current) if data.status else None,
     ),
     *(description for phase in PHASES for description in _phase_descriptions(phase)),
+    *_balancing_descriptions(),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AmpGuardChargerSensorDescription(SensorEntityDescription):
+    """A sensor of one managed charger."""
+
+    value_fn: Callable[[Charger], SensorValue | datetime]
+    has_fn: Callable[[Charger], bool] = lambda _: True
+    placeholders: dict[str, str] | None = None
+
+
+def _charger_current(index: int) -> AmpGuardChargerSensorDescription:
+    """Return the sensor of what a charger draws on its own phase ``index`` (0: its L1)."""
+    return AmpGuardChargerSensorDescription(
+        key=f"current_{PHASES[index].lower()}",
+        translation_key="charger_current",
+        placeholders={"phase": PHASES[index]},
+        device_class=SensorDeviceClass.CURRENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        has_fn=lambda charger: charger.spec.phases > index,
+        value_fn=lambda charger: charger.currents[index],
+    )
+
+
+CHARGER_DESCRIPTIONS: tuple[AmpGuardChargerSensorDescription, ...] = (
+    AmpGuardChargerSensorDescription(
+        key="limit",
+        translation_key="charger_limit",
+        device_class=SensorDeviceClass.CURRENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda charger: charger.limit,
+    ),
+    *(_charger_current(index) for index in range(len(PHASES))),
+    AmpGuardChargerSensorDescription(
+        key="state",
+        translation_key="charger_state",
+        device_class=SensorDeviceClass.ENUM,
+        options=[state.value for state in ChargerState],
+        value_fn=lambda charger: charger.state.value if charger.state else None,
+    ),
+    AmpGuardChargerSensorDescription(
+        key="reason",
+        translation_key="charger_reason",
+        device_class=SensorDeviceClass.ENUM,
+        options=[cause.value for cause in ChargerCause],
+        value_fn=lambda charger: charger.cause.value if charger.cause else None,
+    ),
+    AmpGuardChargerSensorDescription(
+        key="decision",
+        translation_key="charger_decision",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda charger: charger.reason[:MAX_STATE_LENGTH],
+    ),
+    AmpGuardChargerSensorDescription(
+        key="override_until",
+        translation_key="charger_override_until",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda charger: charger.override_until,
+    ),
 )
 
 
@@ -322,6 +493,18 @@ async def async_setup_entry(
         )
         for description in DESCRIPTIONS
         if description.has_fn(coordinator.data)
+    )
+    async_add_charger_entities(
+        entry,
+        async_add_entities,
+        CHARGER_DESCRIPTIONS,
+        lambda charger_id, description: AmpGuardChargerSensorEntity(
+            entry=entry,
+            coordinator=coordinator,
+            description=description,
+            charger_id=charger_id,
+            placeholders=description.placeholders,
+        ),
     )
 
 
@@ -349,3 +532,15 @@ class AmpGuardSensorEntity(AmpGuardEntity[AmpGuardCoordinator], SensorEntity):
     def native_value(self) -> SensorValue:
         """Return the value from the latest data."""
         return self.entity_description.value_fn(self.coordinator.data)
+
+
+class AmpGuardChargerSensorEntity(AmpGuardChargerEntity, SensorEntity):
+    """A sensor of one charger that forwards to its description."""
+
+    entity_description: AmpGuardChargerSensorDescription
+
+    @property
+    def native_value(self) -> SensorValue | datetime:
+        """Return the value from the charger's latest state."""
+        charger = self.charger
+        return None if charger is None else self.entity_description.value_fn(charger)

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 from homeassistant.helpers import issue_registry as ir
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from custom_components.amp_guard.api import CurrentIndicator, CurrentState, Status, VoltageState
+from custom_components.amp_guard.api import (
+    BalancingMode,
+    CurrentIndicator,
+    CurrentState,
+    Status,
+    VoltageState,
+)
 from custom_components.amp_guard.const import DOMAIN
 
-from .conftest import PushFeed, state_fixture
+from .conftest import PushFeed, balancing_fixture, state_fixture
 
 if TYPE_CHECKING:
+    from freezegun.api import FrozenDateTimeFactory
     from homeassistant.core import HomeAssistant
     from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -182,3 +191,101 @@ async def test_storage_error(
     push_feed.send(status)
     await hass.async_block_till_done()
     assert _issue(issue_registry, init_integration, "storage_error") is None
+
+
+async def test_non_compliant_charger(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    push_feed: PushFeed,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """A charger above its limit raises an issue naming it; it clears when it follows."""
+    garage, carport = balancing_fixture().chargers
+    push_feed.send(
+        replace(balancing_fixture(), chargers=(replace(garage, compliant=False), carport))
+    )
+    await hass.async_block_till_done()
+    issue = _issue(issue_registry, init_integration, "charger_non_compliant_emulated-1")
+    assert issue is not None
+    assert not issue.is_fixable
+    assert issue.translation_key == "charger_non_compliant"
+    assert issue.translation_placeholders == {
+        "name": "Amp Guard 5678",
+        "charger": "Garage",
+        "limit": "11",
+    }
+    assert hass.states.get("binary_sensor.garage_over_its_limit").state == "on"
+
+    push_feed.send(balancing_fixture())
+    await hass.async_block_till_done()
+    assert _issue(issue_registry, init_integration, "charger_non_compliant_emulated-1") is None
+    assert hass.states.get("binary_sensor.garage_over_its_limit").state == "off"
+
+    # Forgotten while non-compliant: its issue goes with it.
+    push_feed.send(replace(balancing_fixture(), chargers=(replace(garage, compliant=False),)))
+    await hass.async_block_till_done()
+    assert _issue(issue_registry, init_integration, "charger_non_compliant_emulated-1")
+    push_feed.send(replace(balancing_fixture(), chargers=(carport,)))
+    await hass.async_block_till_done()
+    assert _issue(issue_registry, init_integration, "charger_non_compliant_emulated-1") is None
+
+
+async def test_fail_safe_that_lasts(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    push_feed: PushFeed,
+    issue_registry: ir.IssueRegistry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A fail-safe is a repair only after 10 minutes, and clears when readings are back."""
+    reason = "meter unavailable: the emulated meter does not answer"
+    fail_safe = replace(balancing_fixture(), mode=BalancingMode.FAIL_SAFE, reason=reason)
+    push_feed.send(fail_safe)
+    await hass.async_block_till_done()
+    freezer.tick(timedelta(minutes=9))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert _issue(issue_registry, init_integration, "fail_safe") is None
+
+    # Back within the ten minutes: nothing to repair, and the count starts again.
+    push_feed.send(balancing_fixture())
+    await hass.async_block_till_done()
+    push_feed.send(fail_safe)
+    await hass.async_block_till_done()
+    freezer.tick(timedelta(minutes=9))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert _issue(issue_registry, init_integration, "fail_safe") is None
+    freezer.tick(timedelta(minutes=1, seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    issue = _issue(issue_registry, init_integration, "fail_safe")
+    assert issue is not None
+    assert issue.severity is ir.IssueSeverity.ERROR
+    assert issue.translation_placeholders == {
+        "name": "Amp Guard 5678",
+        "reason": reason,
+        "minutes": "10",
+    }
+    assert hass.states.get("sensor.amp_guard_5678_balancing").state == "fail_safe"
+
+    push_feed.send(balancing_fixture())
+    await hass.async_block_till_done()
+    assert _issue(issue_registry, init_integration, "fail_safe") is None
+
+
+async def test_removed_entry_takes_its_balancing_issues(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    push_feed: PushFeed,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """Removing the unit's entry removes its chargers' issues."""
+    garage, carport = balancing_fixture().chargers
+    push_feed.send(
+        replace(balancing_fixture(), chargers=(replace(garage, compliant=False), carport))
+    )
+    await hass.async_block_till_done()
+    await hass.config_entries.async_remove(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert _issue(issue_registry, init_integration, "charger_non_compliant_emulated-1") is None

@@ -36,12 +36,21 @@ async def test_bridge_entities(
     device_registry: dr.DeviceRegistry,
     init_integration: MockConfigEntry,
 ) -> None:
-    """A bridge gets every measurement, energy counter and indicator, on one device."""
+    """A bridge gets its measurements and balancing sensors; chargers get their own devices.
+
+    Every measurement, counter, indicator and balancing sensor is on the unit's
+    device, and each charger's sensors on the charger's device under it.
+    """
     await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
     device = device_registry.async_get_device(identifiers={(DOMAIN, SERIAL)})
     assert device is not None
     for entity in er.async_entries_for_config_entry(entity_registry, init_integration.entry_id):
-        assert entity.device_id == device.id
+        if "_charger_" not in entity.unique_id:
+            assert entity.device_id == device.id
+            continue
+        charger = device_registry.async_get(str(entity.device_id))
+        assert charger is not None
+        assert charger.via_device_id == device.id
 
 
 @pytest.mark.freeze_time("2026-11-25 10:00:00")

@@ -59,7 +59,7 @@ def test_language_complete(language: str) -> None:
 def test_entity_translation_keys_exist() -> None:
     """Every sensor translation key and enum state has its string."""
     strings = _load("strings.json")
-    for description in sensor.DESCRIPTIONS:
+    for description in (*sensor.DESCRIPTIONS, *sensor.CHARGER_DESCRIPTIONS):
         if description.translation_key is None:
             continue
         assert f"entity.sensor.{description.translation_key}.name" in strings
@@ -131,7 +131,7 @@ def test_problem_sensors_show_their_problem() -> None:
     binary = icons["entity"]["binary_sensor"]
     for key in (
         description.translation_key
-        for description in binary_sensor.DESCRIPTIONS
+        for description in (*binary_sensor.DESCRIPTIONS, *binary_sensor.CHARGER_DESCRIPTIONS)
         if description.device_class is BinarySensorDeviceClass.PROBLEM
     ):
         assert binary[key]["state"]["on"] != binary[key]["default"], key
