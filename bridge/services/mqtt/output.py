@@ -194,7 +194,10 @@ class MqttOutput:
             return
         if not self._sampler.take(asyncio.get_running_loop().time()):
             return
-        self._enqueue(Message(topics.feed(Feed.READING), _json(reading.as_dict()), qos=0))
+        # Its age as it leaves: what the Home Assistant integration shows as Reading age.
+        age = self._unit.reading_age
+        payload = {**reading.as_dict(), "age": None if age is None else round(age, 2)}
+        self._enqueue(Message(topics.feed(Feed.READING), _json(payload), qos=0))
 
     def _on_status(self, status: Status) -> None:
         topics = self._topics

@@ -77,11 +77,13 @@ async def test_off_by_default_then_on_through_the_api(
             "commands": False,
             "error": None,
         }
-        # One message per reading: the API's reading model, encoded as /api/v1/readings.
+        # One message per reading: the API's reading model, encoded as /api/v1/readings,
+        # with the reading's age as it leaves (Home Assistant's Reading age).
         async with http.get(f"{server.url}/api/v1/readings", headers=headers) as reply:
             api_reading = (await reply.json())["reading"]
         reading = listener.last(f"{base(serial)}/reading")
-        assert set(reading) == set(api_reading)
+        assert set(reading) == {*api_reading, "age"}
+        assert 0 <= reading["age"] < 5
         assert [phase["phase"] for phase in reading["phases"]] == ["L1", "L2", "L3"]
         assert not listener.on(f"{base(serial)}/reading")[-1].retain
 
