@@ -6,6 +6,7 @@ context. Screenshots of every tab land in artifacts/web/ (not committed).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -322,6 +323,28 @@ async def test_a_british_browser_reads_english_in_24_hours(page: Page, web: Runn
 
 
 # ---- Wi-Fi ----------------------------------------------------------------------------
+
+
+async def test_a_late_settings_reply_keeps_what_the_user_typed(
+    page: Page, web: RunningBridge
+) -> None:
+    typed = asyncio.Event()
+
+    async def late(route: Route) -> None:
+        if route.request.method == "GET":
+            await typed.wait()  # a slow unit: the reply comes after the typing began
+        await route.continue_()
+
+    await page.route(f"**{API}/settings", late)
+    await log_in(page, web)
+    await open_tab(page, "wifi")
+    await page.fill("#wifi-ssid", "Home")
+    typed.set()
+    # The reply has been filled in where nobody typed (the main fuse, on another tab)...
+    fuse = str(int(web.unit.settings.installation.main_fuse))
+    await expect(page.locator("#main-fuse")).to_have_value(fuse)
+    # ...and not over what the user typed.
+    await expect(page.locator("#wifi-ssid")).to_have_value("Home")
 
 
 async def test_wifi_update_and_rollback(page: Page, web: RunningBridge) -> None:

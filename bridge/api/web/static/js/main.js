@@ -71,7 +71,7 @@ const feed = new LiveFeed({
   },
   onSettings: (settings) => {
     settingsWritten();
-    applySettings(settings, { fromPush: true });
+    applySettings(settings);
   },
   onBalancing: renderBalancing,
   onBalancingEvent: balancingEvent,
@@ -87,12 +87,12 @@ const feed = new LiveFeed({
 // Forms the user has typed in since they were last filled or saved.
 const dirty = new Set();
 
-function applySettings(settings, { fromPush = false } = {}) {
-  // A pushed change (another client, a Wi-Fi rollback) must not wipe what the user types.
-  fillWifi(settings, { keepInput: fromPush && dirty.has("wifi-form") });
-  if (!(fromPush && dirty.has("installation-form"))) fillInstallation(settings);
-  if (!(fromPush && dirty.has("balancing-form"))) fillBalancing(settings);
-  if (!fromPush) dirty.clear();
+function applySettings(settings) {
+  // What the user is typing is never wiped by values that arrive meanwhile: a push from
+  // another client, a Wi-Fi rollback, or a load that answers after the typing began.
+  fillWifi(settings, { keepInput: dirty.has("wifi-form") });
+  if (!dirty.has("installation-form")) fillInstallation(settings);
+  if (!dirty.has("balancing-form")) fillBalancing(settings);
 }
 
 function trackDirty() {
@@ -185,6 +185,7 @@ function startSession(reply) {
 
 function showLogin(messageKey = null, kind = "error") {
   loggedIn = false;
+  dirty.clear(); // the next session starts from the unit's values
   feed.stop();
   watchMeter(false);
   setCsrfToken(null);
