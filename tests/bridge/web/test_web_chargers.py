@@ -349,6 +349,9 @@ async def test_a_hold_with_the_keyboard_alone(page: Page, balanced: RunningBridg
         )
         assert (await unit.charger("emulated-1"))["override"] == 10.0
         await expect(garage.locator('[data-role="hold"]')).to_be_visible()
+        # Busy while the tab refreshes after the reply, the hold button is out of the tab
+        # order until then.
+        await expect(garage.locator('[data-role="override"]')).to_be_enabled()
         for _ in range(4):  # the duration, hold, pause, resume
             await page.keyboard.press("Tab")
         await expect(garage.locator('[data-role="resume"]')).to_be_focused()
