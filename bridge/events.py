@@ -47,6 +47,11 @@ REBOOT: Final[Event[()]] = Event("system:reboot")
 FACTORY_RESET: Final[Event[()]] = Event("system:factory_reset")
 # The reset button was pressed (before it reboots).
 BUTTON_PRESSED: Final[Event[()]] = Event("gpio:button_pressed")
+# The balancing controller's state changed: a decision, a charger added or forgotten, a
+# hold, or a second went by with a new reading. It carries the state as its JSON
+# document (GET /api/v1/balancing's reply, the push's ``balancing`` message), encoded
+# once for every output: services that show it cannot import ``bridge.balancing``.
+BALANCING_STATE: Final[Event[dict[str, Any]]] = Event("balancing:state")
 
 _Callback = Callable[..., Awaitable[None] | None]
 

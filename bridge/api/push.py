@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import WSCloseCode, web
 
@@ -30,13 +30,10 @@ from bridge.api.models import (
 from bridge.api.routing import client_address
 from bridge.api.sockets import REVOKED, SOCKETS_KEY, OpenSocket, require_upgrade
 from bridge.balancing.log import BALANCING_EVENT
-from bridge.balancing.replies import BALANCING_STATE
-from bridge.schema import encode
 
 if TYPE_CHECKING:
     from bridge.api.routing import Call
     from bridge.balancing.log import BalancingEvent
-    from bridge.balancing.replies import BalancingState
     from bridge.models import MeterHealth, Reading, Status
     from bridge.settings import Settings
     from bridge.unit import AmpGuardUnit
@@ -87,7 +84,7 @@ class PushHub:
             unit.events.subscribe(ev.METER, self._on_meter),
             unit.events.subscribe(ev.SETTINGS, self._on_settings),
             unit.events.subscribe(BALANCING_EVENT, self._on_balancing),
-            unit.events.subscribe(BALANCING_STATE, self._on_balancing_state),
+            unit.events.subscribe(ev.BALANCING_STATE, self._on_balancing_state),
         ]
 
     @classmethod
@@ -151,9 +148,9 @@ class PushHub:
         if self._clients:
             self._broadcast(_encode(BALANCING_EVENT_KIND, event.as_dict()))
 
-    def _on_balancing_state(self, state: BalancingState) -> None:
-        if self._clients:  # encoded only when someone listens
-            self._broadcast(_encode(BALANCING_STATE_KIND, encode(state)))
+    def _on_balancing_state(self, state: dict[str, Any]) -> None:
+        if self._clients:
+            self._broadcast(_encode(BALANCING_STATE_KIND, state))
 
     async def serve(self, socket: web.WebSocketResponse, entry: OpenSocket) -> None:
         """Send the greeting and snapshot, then every message, until either side closes.

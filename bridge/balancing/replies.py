@@ -21,7 +21,6 @@ from bridge.balancing.charger import (
 from bridge.balancing.device import Zone  # noqa: TC001
 from bridge.balancing.log import CAPACITY, BalancingEvent
 from bridge.balancing.model import Cause, EventKind, Mode
-from bridge.events import Event
 from bridge.models import Phase  # noqa: TC001
 from bridge.schema import Doc, Length, Range, Round, Unit
 
@@ -166,7 +165,3 @@ class EventList:
 
     events: tuple[BalancingEvent, ...]
 
-
-# The controller's state changed: a decision, a charger added or forgotten, a hold, or
-# a second went by with a new reading (pushed as a ``balancing`` message).
-BALANCING_STATE: Final[Event[BalancingState]] = Event("balancing:state")

@@ -49,7 +49,6 @@ from bridge.balancing.model import (
     Mode,
 )
 from bridge.balancing.replies import (
-    BALANCING_STATE,
     BalancingState,
     CapState,
     ChargerInfo,
@@ -622,7 +621,8 @@ class BalancingService:
         if not force and now - self._pushed_at < STATE_PUSH_INTERVAL:
             return
         self._pushed_at = now
-        await self._unit.events.send_event(BALANCING_STATE, self.state())
+        # Encoded once here for every output (push, MQTT), whether or not one listens.
+        await self._unit.events.send_event(ev.BALANCING_STATE, encode(self.state()))
 
     async def _announce(self, event: BalancingEvent) -> None:
         if self._log is not None:
