@@ -6,6 +6,10 @@ device-based discovery message (``dev``, ``o``, ``cmps``). The table mirrors the
 custom integration's entities (keys, English names, device classes, units, precision,
 categories, icons), which a Home Assistant test checks entity by entity; whatever a
 later feature adds (the reading's age, chargers) joins as rows of this table.
+
+Load balancing adds ``BALANCING_ENTITIES`` to the unit's device when the unit balances,
+and ``CHARGER_ENTITIES`` on one device per managed charger under it
+(``charger_discovery_config``), as the integration shows them.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from bridge.services.mqtt.topics import Feed, Topics, node_id
 from bridge.settings import GridType, Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from bridge.identity import Identity
 
@@ -55,6 +59,30 @@ def _ct_shown(state: str, reason: str) -> str:
         f"and ({reason} | default(None)) == '{NO_VOLTAGE_REFERENCE}' else s }}}}"
     )
 
+
+# Load balancing's words (``bridge.balancing`` is a sibling services do not import; a
+# test checks these against its enums): the controller's mode, a charger's state, and
+# why its limit is what it is.
+BALANCING_MODES: Final = ("waiting", "normal", "fail_safe", "off")
+CHARGER_STATES: Final = ("offline", "available", "connected", "charging", "fault")
+CHARGER_CAUSES: Final = (
+    "not_decided",
+    "room",
+    "site_cap",
+    "below_minimum",
+    "phase_switch",
+    "no_car",
+    "charger_fault",
+    "non_compliant",
+    "trip_cut",
+    "budget_cut",
+    "fail_safe",
+    "off",
+    "override",
+    "user_pause",
+)
+# What each provider's chargers are called on their device page, as in the integration.
+PROVIDER_MODELS: Final = {"emulator": "Emulated charger", "ocpp": "OCPP charger"}
 
 # A measurement is gone when no reading came for this long, and at least this long.
 EXPIRY_INTERVALS: Final = 3
@@ -116,6 +144,9 @@ class EntitySpec:
     # A Jinja test on the feed's JSON: while false the entity is unavailable (a value the
     # unit's meter does not measure is null, a check it cannot feed not applicable).
     available_when: str | None = None
+    # A charger's current on its own phase with this index (0: its L1): the entity
+    # exists while the charger is wired to that many phases.
+    charger_phase: int | None = None
 
 
 def _phase_exists(phase: Phase) -> Callable[[Settings], bool]:
@@ -442,6 +473,129 @@ ENTITIES: Final[tuple[EntitySpec, ...]] = (
 )
 
 
+def _budget(index: int, phase: Phase) -> EntitySpec:
+    return EntitySpec(
+        key=f"fuse_budget_{phase.value.lower()}",
+        platform=Platform.SENSOR,
+        name=f"Fuse budget {phase}",
+        feed=Feed.BALANCING,
+        value=f"{{{{ value_json.budgets.{phase} }}}}",
+        unit="%",
+        state_class="measurement",
+        precision=0,
+        icon="mdi:fuse",
+        exists=_phase_exists(PHASES[index]),
+    )
+
+
+# The unit's balancing sensors, on its device while the balancing service runs.
+BALANCING_ENTITIES: Final[tuple[EntitySpec, ...]] = (
+    *(_budget(index, phase) for index, phase in enumerate(PHASES)),
+    EntitySpec(
+        key="balancing_mode",
+        platform=Platform.SENSOR,
+        name="Balancing",
+        feed=Feed.BALANCING,
+        value="{{ value_json.mode }}",
+        device_class="enum",
+        options=BALANCING_MODES,
+        icon="mdi:scale-balance",
+    ),
+)
+
+
+def _charger_current(index: int) -> EntitySpec:
+    return EntitySpec(
+        key=f"current_{PHASES[index].value.lower()}",
+        platform=Platform.SENSOR,
+        name=f"Current {PHASES[index]}",
+        value=f"{{{{ value_json.currents[{index}] }}}}",
+        device_class="current",
+        unit="A",
+        state_class="measurement",
+        precision=1,
+        icon="mdi:current-ac",
+        charger_phase=index,
+    )
+
+
+# Each managed charger's entities, on its own device; they read its state topic.
+CHARGER_ENTITIES: Final[tuple[EntitySpec, ...]] = (
+    EntitySpec(
+        key="limit",
+        platform=Platform.SENSOR,
+        name="Limit",
+        value="{{ value_json.limit }}",
+        device_class="current",
+        unit="A",
+        state_class="measurement",
+        precision=1,
+        icon="mdi:speedometer",
+    ),
+    *(_charger_current(index) for index in range(len(PHASES))),
+    EntitySpec(
+        key="state",
+        platform=Platform.SENSOR,
+        name="State",
+        value="{{ value_json.state }}",
+        device_class="enum",
+        options=CHARGER_STATES,
+        icon="mdi:ev-station",
+    ),
+    EntitySpec(
+        key="reason",
+        platform=Platform.SENSOR,
+        name="Reason",
+        value="{{ value_json.cause }}",
+        device_class="enum",
+        options=CHARGER_CAUSES,
+        icon="mdi:help-circle-outline",
+    ),
+    EntitySpec(
+        key="non_compliant",
+        platform=Platform.BINARY_SENSOR,
+        name="Over its limit",
+        # It draws more than its limit + 1 A for longer than a car may take to follow.
+        value="{{ 'OFF' if value_json.compliant else 'ON' }}",
+        device_class="problem",
+        icon="mdi:ev-station",
+    ),
+)
+
+
+def balancing_state(state: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the unit's balancing message from the controller's state, and its changes.
+
+    The second part is what makes a change worth sending at once (the mode); the
+    budgets move with every reading and go out at most every interval.
+    """
+    message = {
+        "mode": state["mode"],
+        "reason": state["reason"],
+        "budgets": {phase["phase"]: phase["budget"] for phase in state["phases"]},
+    }
+    return message, {"mode": state["mode"], "reason": state["reason"]}
+
+
+def charger_state(charger: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return one charger's state message from its part of the controller's state.
+
+    The second part is what is sent at once when it changes; what it draws
+    (``currents``) moves with every report and goes out at most every interval.
+    """
+    decided = {
+        "id": charger["id"],
+        "name": charger["spec"]["name"],
+        "state": charger["state"],
+        "limit": charger["limit"],
+        "cause": charger["cause"],
+        "reason": charger["reason"],
+        "compliant": charger["compliant"],
+        "paused": charger["paused"],
+    }
+    return {**decided, "currents": charger["currents"]}, decided
+
+
 @functools.cache
 def _limits() -> dict[str, dict[str, Any]]:
     """Every setting's declared limits (the API serves the same at /api/v1/limits)."""
@@ -460,11 +614,13 @@ def discovery_config(
     topics: Topics,
     configuration_url: str | None = None,
     entities: tuple[EntitySpec, ...] = ENTITIES,
+    balancing: bool = False,
 ) -> dict[str, Any]:
     """Build the device-based discovery message: the device, the origin, every entity.
 
     An entity that does not exist with these settings is sent as ``{"p": platform}``,
-    which removes it from Home Assistant if an earlier message announced it.
+    which removes it from Home Assistant if an earlier message announced it. With
+    ``balancing`` (the unit's balancing service runs) its sensors join.
     """
     device: dict[str, Any] = {
         "identifiers": [node_id(identity.serial)],
@@ -476,13 +632,62 @@ def discovery_config(
     }
     if configuration_url is not None:
         device["configuration_url"] = configuration_url
+    node = node_id(identity.serial)
     components = {
         spec.key: (
-            _component(spec, identity=identity, settings=settings, topics=topics)
+            _component(spec, unique_id=f"{node}_{spec.key}", settings=settings, topics=topics)
             if spec.exists(settings)
             else {"platform": spec.platform.value}
         )
-        for spec in entities
+        for spec in (*entities, *(BALANCING_ENTITIES if balancing else ()))
+    }
+    return {
+        "device": device,
+        "origin": {"name": ORIGIN, "sw_version": identity.firmware},
+        "availability": [{"topic": topics.availability}],
+        "components": components,
+    }
+
+
+def charger_discovery_config(
+    *,
+    identity: Identity,
+    settings: Settings,
+    topics: Topics,
+    charger: Mapping[str, Any],
+    configuration_url: str | None = None,
+) -> dict[str, Any]:
+    """Build one managed charger's discovery message: its device under the unit's.
+
+    ``charger`` is its part of the controller's state (``GET /api/v1/chargers``'s model);
+    a current on a phase it is not wired to is sent as removed.
+    """
+    charger_id = str(charger["id"])
+    node = topics.charger_node(charger_id)
+    provider = str(charger["provider"])
+    phases = int(charger["spec"]["phases"])
+    device: dict[str, Any] = {
+        "identifiers": [node],
+        "name": charger["spec"]["name"],
+        "model": PROVIDER_MODELS.get(provider, provider),
+        "via_device": node_id(identity.serial),
+    }
+    if configuration_url is not None:
+        device["configuration_url"] = configuration_url
+    state_topic = topics.charger(charger_id)
+    components = {
+        spec.key: (
+            _component(
+                spec,
+                unique_id=f"{node}_{spec.key}",
+                settings=settings,
+                topics=topics,
+                state_topic=state_topic,
+            )
+            if spec.charger_phase is None or spec.charger_phase < phases
+            else {"platform": spec.platform.value}
+        )
+        for spec in CHARGER_ENTITIES
     }
     return {
         "device": device,
@@ -493,13 +698,21 @@ def discovery_config(
 
 
 def _component(
-    spec: EntitySpec, *, identity: Identity, settings: Settings, topics: Topics
+    spec: EntitySpec,
+    *,
+    unique_id: str,
+    settings: Settings,
+    topics: Topics,
+    state_topic: str | None = None,
 ) -> dict[str, Any]:
-    """One entity's configuration; QoS on each (Home Assistant does not inherit it)."""
+    """One entity's configuration; QoS on each (Home Assistant does not inherit it).
+
+    ``state_topic``: where an entity without a feed of the unit reads (a charger's).
+    """
     config: dict[str, Any] = {
         "platform": spec.platform.value,
         "name": spec.name,
-        "unique_id": f"{node_id(identity.serial)}_{spec.key}",
+        "unique_id": unique_id,
         "qos": 1,
     }
     optional = {
@@ -516,7 +729,9 @@ def _component(
     if not spec.enabled_by_default:
         config["enabled_by_default"] = False
     if spec.feed is not None:
-        config["state_topic"] = topics.feed(spec.feed)
+        state_topic = topics.feed(spec.feed)
+    if state_topic is not None:
+        config["state_topic"] = state_topic
         config["value_template"] = spec.value
     availability: list[dict[str, str]] = []
     if spec.feed is Feed.READING:

@@ -3,7 +3,10 @@
 Unlike the cloud reporter it keeps no outbox: it serves whoever listens now (Home
 Assistant, evcc, Node-RED), so what happens while the broker is away is not sent later.
 Retained messages carry what a new listener needs at once (availability, status, the
-installation settings, the discovery config); a reading goes out every interval.
+installation settings, the discovery config); a reading goes out every interval. When the
+unit balances, its balancing state and each managed charger's (a device of its own in
+discovery) are retained too: sent when a decision changes, what they measure at most
+every interval.
 """
 
 from __future__ import annotations
@@ -39,11 +42,17 @@ from bridge.services.mqtt.commands import (
     CommandResult,
     run_command,
 )
-from bridge.services.mqtt.entities import discovery_config
+from bridge.services.mqtt.entities import (
+    balancing_state,
+    charger_discovery_config,
+    charger_state,
+    discovery_config,
+)
 from bridge.services.mqtt.topics import Feed, Topics
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
     from bridge.components import UnitContext
     from bridge.models import Reading, Status
@@ -149,6 +158,16 @@ class MqttOutput:
         self._topics: Topics | None = None
         self._listening = False
         self._sent: dict[str, bytes] = {}
+        # The controller's latest state (None: the unit does not balance), and what was
+        # sent of it: each state topic's decided part and when it went out, each
+        # charger's provider and spec as its config was made of them.
+        self._balancing: dict[str, Any] | None = None
+        self._decided: dict[str, bytes] = {}
+        self._measured_at: dict[str, float] = {}
+        self._charger_specs: dict[str, bytes] = {}
+        # The chargers whose state (and config) the broker holds: kept across sessions
+        # on the same broker, so one forgotten meanwhile is cleared at the next.
+        self._announced: set[str] = set()
         self._last_status: Status | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: list[Callable[[], None]] = []
@@ -165,6 +184,7 @@ class MqttOutput:
             bus.subscribe(events.READING, self._on_reading),
             bus.subscribe(events.STATUS, self._on_status),
             bus.subscribe(events.SETTINGS, self._on_settings),
+            bus.subscribe(events.BALANCING_STATE, self._on_balancing),
         ]
         self._tasks = [asyncio.create_task(self._run(), name="mqtt-output")]
         self._publish_state()
@@ -207,6 +227,16 @@ class MqttOutput:
         self._last_status = status
         self._enqueue(_retained(topics.feed(Feed.STATUS), _json(status.as_dict())))
 
+    def _on_balancing(self, state: dict[str, Any]) -> None:
+        first, self._balancing = self._balancing is None, state
+        topics = self._topics
+        if topics is None:
+            return
+        if first and self._mqtt.discovery:
+            self._enqueue_changed(self._discovery(topics))  # its balancing sensors join
+        for message in self._balancing_messages(topics):
+            self._enqueue(message)
+
     def _on_settings(self, settings: Settings) -> None:
         previous, self._settings = self._settings.mqtt, settings
         self._sampler.interval = settings.mqtt.interval
@@ -236,8 +266,76 @@ class MqttOutput:
             settings=self._settings,
             topics=topics,
             configuration_url=self._configuration_url(),
+            balancing=self._balancing is not None,
         )
         return _retained(topics.discovery, _json(config))
+
+    def _balancing_messages(self, topics: Topics, *, fresh: bool = False) -> list[Message]:
+        """Return what changed of the balancing and its chargers (``fresh``: all of it).
+
+        A charger that is no longer managed has its retained config and state cleared,
+        so its device goes from Home Assistant.
+        """
+        state = self._balancing
+        if state is None:
+            return []
+        if fresh:
+            self._decided.clear()
+            self._measured_at.clear()
+            self._charger_specs.clear()
+        now = asyncio.get_running_loop().time()
+        messages = self._changed_state(topics.feed(Feed.BALANCING), *balancing_state(state), now)
+        chargers: dict[str, Mapping[str, Any]] = {
+            str(charger["id"]): charger for charger in state["chargers"]
+        }
+        for charger_id in sorted(self._announced - chargers.keys()):
+            messages.extend(self._cleared_charger(topics, charger_id))
+        for charger_id, charger in chargers.items():
+            self._announced.add(charger_id)
+            if self._mqtt.discovery:
+                made_of = _json([charger["provider"], charger["spec"]])
+                if self._charger_specs.get(charger_id) != made_of:
+                    self._charger_specs[charger_id] = made_of
+                    config = charger_discovery_config(
+                        identity=self._unit.identity,
+                        settings=self._settings,
+                        topics=topics,
+                        charger=charger,
+                        configuration_url=self._configuration_url(),
+                    )
+                    message = _retained(topics.charger_discovery(charger_id), _json(config))
+                    if self._sent.get(message.topic) != message.payload:
+                        self._sent[message.topic] = message.payload
+                        messages.append(message)
+            messages.extend(
+                self._changed_state(topics.charger(charger_id), *charger_state(charger), now)
+            )
+        return messages
+
+    def _changed_state(
+        self, topic: str, message: dict[str, Any], decided: dict[str, Any], now: float
+    ) -> list[Message]:
+        """Return ``message`` when its decided part changed, or it did and an interval went by."""
+        payload = _json(message)
+        if self._sent.get(topic) == payload:
+            return []
+        key = _json(decided)
+        if self._decided.get(topic) == key and now - self._measured_at[topic] < self._mqtt.interval:
+            return []
+        self._decided[topic], self._measured_at[topic], self._sent[topic] = key, now, payload
+        return [_retained(topic, payload)]
+
+    def _cleared_charger(self, topics: Topics, charger_id: str) -> list[Message]:
+        """Forget a charger: clear its config (its device goes) and its retained state."""
+        self._announced.discard(charger_id)
+        self._charger_specs.pop(charger_id, None)
+        cleared = []
+        for topic in (topics.charger_discovery(charger_id), topics.charger(charger_id)):
+            self._decided.pop(topic, None)
+            self._sent.pop(topic, None)
+            cleared.append(_retained(topic, CLEARED))
+        _LOGGER.info("MQTT: charger %s is no longer managed, its device is cleared", charger_id)
+        return cleared
 
     def _retained_state(self, topics: Topics) -> list[Message]:
         messages = [
@@ -312,6 +410,7 @@ class MqttOutput:
             status = _retained(topics.feed(Feed.STATUS), _json(self._last_status.as_dict()))
             first = [status, *self._retained_state(topics)]
             self._sent.update((message.topic, message.payload) for message in first)
+            first.extend(self._balancing_messages(topics, fresh=True))
             # From here on what the unit says queues up behind these, in order.
             self._topics = topics
             try:
@@ -466,6 +565,10 @@ class MqttOutput:
             same_place and new.discovery and new.discovery_prefix == old.discovery_prefix
         ):
             goodbye.append(_retained(topics.discovery, CLEARED))
+            goodbye.extend(
+                _retained(topics.charger_discovery(charger_id), CLEARED)
+                for charger_id in sorted(self._announced)
+            )
         if self._closing:
             goodbye.append(_retained(topics.availability, OFFLINE))
         elif not same_place:
@@ -474,9 +577,12 @@ class MqttOutput:
                 for topic in (
                     topics.feed(Feed.STATUS),
                     topics.feed(Feed.INSTALLATION),
+                    *((topics.feed(Feed.BALANCING),) if self._balancing is not None else ()),
+                    *(topics.charger(charger_id) for charger_id in sorted(self._announced)),
                     topics.availability,
                 )
             )
+            self._announced.clear()
         try:
             for message in goodbye:
                 await self._publish(client, message, GOODBYE_TIMEOUT)

@@ -19,14 +19,20 @@ class Feed(StrEnum):
     # Retained, sent on every change.
     STATUS = "status"
     INSTALLATION = "installation"
+    # Retained, on a change of mode, and at most every interval for the budgets alone.
+    BALANCING = "balancing"
+
+
+def _safe(name: str) -> str:
+    """Keep letters, digits, ``_`` and ``-``: what a discovery id (and a topic level) allows."""
+    return "".join(
+        char if char.isascii() and (char.isalnum() or char in "_-") else "_" for char in name
+    )
 
 
 def node_id(serial: str) -> str:
     """Return the device's id in the discovery topic (letters, digits, ``_``, ``-``)."""
-    safe = "".join(
-        char if char.isascii() and (char.isalnum() or char in "_-") else "_" for char in serial
-    )
-    return f"amp_guard_{safe}"
+    return f"amp_guard_{_safe(serial)}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +74,18 @@ class Topics:
     def discovery(self) -> str:
         """The device's retained discovery config."""
         return f"{self.discovery_prefix}/device/{self.node}/config"
+
+    def charger_node(self, charger_id: str) -> str:
+        """Return a managed charger's device id (an OCPP id may hold ``/``, ``+`` or ``#``)."""
+        return f"{self.node}_charger_{_safe(charger_id)}"
+
+    def charger(self, charger_id: str) -> str:
+        """Return where a managed charger's retained state goes."""
+        return f"{self.base}/charger/{_safe(charger_id)}"
+
+    def charger_discovery(self, charger_id: str) -> str:
+        """Return where a managed charger's discovery config goes: a device of its own."""
+        return f"{self.discovery_prefix}/device/{self.charger_node(charger_id)}/config"
 
     @property
     def birth(self) -> str:
