@@ -29,9 +29,12 @@ from mqtt_broker import Broker
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from bridge.api.server import BridgeServer
+from bridge.balancing.emulated import EmulatedChargers
+from bridge.balancing.service import BalancingService
 from bridge.config import ServerOptions, SourceOptions, StartupOptions
 from bridge.metering.sources.emulator import EmulatorSource
 from bridge.services.mqtt.output import MqttOutput, OutputTuning
+from bridge.settings import ChargerSpec
 from bridge.unit import AmpGuardUnit
 
 if TYPE_CHECKING:
@@ -164,6 +167,42 @@ async def unit(broker: Broker, tmp_path: Path) -> AsyncIterator[Unit]:
     unit = AmpGuardUnit(options, source=source, components=[fast_output])
     async with unit, BridgeServer(unit, host=LOOPBACK, port=0, zeroconf=False) as server:
         yield Unit(unit=unit, source=source, server=server)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BalancingUnit(Unit):
+    """A unit that balances two accepted emulated chargers (3-phase and 1-phase)."""
+
+    service: BalancingService
+
+
+# The chargers the balancing unit manages from the start: emulated-1 and emulated-2.
+CHARGERS = (
+    ChargerSpec(name="Garage", max_current=16.0),
+    ChargerSpec(name="Driveway", max_current=16.0, phases=1),
+)
+
+
+@pytest.fixture
+async def balancing_unit(broker: Broker, tmp_path: Path) -> AsyncIterator[BalancingUnit]:
+    """Run the real unit with its MQTT output (off) and the balancing service."""
+    options = StartupOptions(
+        server=ServerOptions(host=LOOPBACK, port=0, state_dir=tmp_path / "state", zeroconf=False),
+        source=SourceOptions(seed=1, interval=0.05),
+    )
+    source = EmulatorSource(seed=1, household=False, interval=0.05)
+    services: list[BalancingService] = []
+
+    def balancing(unit: UnitContext) -> BalancingService:
+        provider = EmulatedChargers(unit=unit, response_time=0.0)
+        for spec in CHARGERS:
+            provider.add(spec, accepted=True)
+        services.append(BalancingService(unit, providers=[provider]))
+        return services[-1]
+
+    unit = AmpGuardUnit(options, source=source, components=[fast_output, balancing])
+    async with unit, BridgeServer(unit, host=LOOPBACK, port=0, zeroconf=False) as server:
+        yield BalancingUnit(unit=unit, source=source, server=server, service=services[0])
 
 
 @dataclass(kw_only=True)

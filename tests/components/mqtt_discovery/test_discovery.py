@@ -31,15 +31,23 @@ from bridge.config import ServerOptions, StartupOptions
 from bridge.metering.sources.emulator import EmulatorFault
 from bridge.metering.sources.p1 import P1Source, TcpLink
 from bridge.models import Phase
-from bridge.services.mqtt.entities import ENTITIES, expire_after
+from bridge.services.mqtt.entities import (
+    BALANCING_ENTITIES,
+    CHARGER_ENTITIES,
+    ENTITIES,
+    EntitySpec,
+    expire_after,
+)
 from bridge.unit import AmpGuardUnit
 from custom_components.amp_guard.const import CONF_SERIAL, DOMAIN
 from devtools.meter_peers import p1 as p1_peer
 
 from .conftest import (
+    CHARGERS,
     HA_LOGIN,
     LOOPBACK,
     REPO,
+    BalancingUnit,
     Unit,
     UnitProcess,
     fast_output,
@@ -154,6 +162,81 @@ async def test_every_entity_of_the_integration_is_announced_alike(
     assert device.serial_number == unit.serial
     assert device.name == unit.unit.info().name
     assert device.sw_version == unit.unit.identity.firmware
+    await hass.config_entries.async_unload(entry_id)
+    await hass.async_block_till_done()
+
+
+def assert_alike(integration: er.RegistryEntry, mqtt_entity: er.RegistryEntry, where: str) -> None:
+    """Check an MQTT entity shows as the integration's: name, classes, unit, icon, options."""
+    icons = json.loads((INTEGRATION / "icons.json").read_text())["entity"]
+    assert mqtt_entity.domain == integration.domain, where
+    assert mqtt_entity.original_name == integration.original_name, where
+    assert mqtt_entity.original_device_class == integration.original_device_class, where
+    assert mqtt_entity.unit_of_measurement == integration.unit_of_measurement, where
+    assert mqtt_entity.entity_category == integration.entity_category, where
+    assert (mqtt_entity.disabled_by is None) == (integration.disabled_by is None), where
+    assert mqtt_entity.options.get("sensor") == integration.options.get("sensor"), where
+    icon = icons.get(integration.domain, {}).get(integration.translation_key or "", {})
+    assert mqtt_entity.original_icon == icon.get("default"), where
+    assert dict(mqtt_entity.capabilities or {}) == dict(integration.capabilities or {}), where
+
+
+async def test_chargers_and_balancing_are_announced_as_the_integration_shows_them(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, broker: Broker, balancing_unit: BalancingUnit
+) -> None:
+    """Each charger a device under the unit's, its entities as the integration's."""
+    unit = balancing_unit
+    entry_id = await add_integration(hass, unit)
+    await unit.unit.update_settings(mqtt_settings(broker))
+    registry = er.async_get(hass)
+    # The 1-phase charger has no current on its L2 and L3.
+    wanted: list[tuple[str, EntitySpec]] = [
+        (f"charger_emulated-{number}_{spec.key}", spec)
+        for number, charger in enumerate(CHARGERS, start=1)
+        for spec in CHARGER_ENTITIES
+        if spec.charger_phase is None or spec.charger_phase < charger.phases
+    ]
+    wanted += [(spec.key, spec) for spec in BALANCING_ENTITIES]
+    await until(
+        lambda: all(
+            mqtt_entity(hass, spec.platform.value, unit.serial, key) for key, spec in wanted
+        )
+    )
+    await hass.async_block_till_done()
+    theirs = {
+        entry.unique_id.removeprefix(f"amp_guard_{unit.serial}_"): entry
+        for entry in er.async_entries_for_config_entry(registry, mqtt_entry.entry_id)
+    }
+    ours = {
+        entry.unique_id.removeprefix(f"{unit.serial}_"): entry
+        for entry in er.async_entries_for_config_entry(registry, entry_id)
+    }
+    # Every charger and balancing entity announced is one of the integration's, alike;
+    # no current of a phase a charger is not wired to.
+    assert {key for key in theirs if key.startswith("charger_")} == {
+        key for key, _ in wanted if key.startswith("charger_")
+    }
+    for key, _spec in wanted:
+        assert_alike(ours[key], theirs[key], key)
+
+    devices = dr.async_get(hass)
+    unit_device = devices.async_get_device(identifiers={(mqtt.DOMAIN, f"amp_guard_{unit.serial}")})
+    garage_id = {(mqtt.DOMAIN, f"amp_guard_{unit.serial}_charger_emulated-1")}
+    garage = devices.async_get_device(identifiers=garage_id)
+    assert unit_device is not None
+    assert garage is not None
+    assert garage.name == "Garage"
+    assert garage.via_device_id == unit_device.id
+    limit = mqtt_entity(hass, "sensor", unit.serial, "charger_emulated-1_limit")
+    await until(lambda: state_of(hass, limit) not in (None, STATE_UNKNOWN, STATE_UNAVAILABLE))
+    mode = mqtt_entity(hass, "sensor", unit.serial, "balancing_mode")
+    await until(lambda: state_of(hass, mode) == "normal")
+
+    # Forgotten on the unit: its device and entities go; the other charger stays.
+    await unit.service.forget("emulated-1")
+    await until(lambda: devices.async_get_device(identifiers=garage_id) is None)
+    assert mqtt_entity(hass, "sensor", unit.serial, "charger_emulated-1_limit") is None
+    assert mqtt_entity(hass, "sensor", unit.serial, "charger_emulated-2_limit") is not None
     await hass.config_entries.async_unload(entry_id)
     await hass.async_block_till_done()
 
