@@ -164,4 +164,3 @@ class EventList:
     """Events of the balancing log, oldest first."""
 
     events: tuple[BalancingEvent, ...]
-

@@ -479,7 +479,8 @@ def _budget(index: int, phase: Phase) -> EntitySpec:
         platform=Platform.SENSOR,
         name=f"Fuse budget {phase}",
         feed=Feed.BALANCING,
-        value=f"{{{{ value_json.budgets.{phase} }}}}",
+        # No reading yet: no budgets ("None" is Home Assistant's unknown).
+        value=f"{{{{ value_json.budgets.get('{phase}') }}}}",
         unit="%",
         state_class="measurement",
         precision=0,

@@ -231,6 +231,10 @@ async def test_chargers_and_balancing_are_announced_as_the_integration_shows_the
     await until(lambda: state_of(hass, limit) not in (None, STATE_UNKNOWN, STATE_UNAVAILABLE))
     mode = mqtt_entity(hass, "sensor", unit.serial, "balancing_mode")
     await until(lambda: state_of(hass, mode) == "normal")
+    budget = mqtt_entity(hass, "sensor", unit.serial, "fuse_budget_l1")
+    await until(lambda: near(hass, budget, 0.0))
+    reason = mqtt_entity(hass, "sensor", unit.serial, "charger_emulated-1_reason")
+    await until(lambda: state_of(hass, reason) == "no_car")
 
     # Forgotten on the unit: its device and entities go; the other charger stays.
     await unit.service.forget("emulated-1")
