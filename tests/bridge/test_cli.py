@@ -134,13 +134,14 @@ async def _pair(http: aiohttp.ClientSession, url: str, state_dir: Path) -> str:
         return str((await response.json())["token"])
 
 
-async def test_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    env = {"INVOCATION_ID": ""}
-    process = await _start(tmp_path, env)
+async def _serve_and_stop(
+    process: asyncio.subprocess.Process, state_dir: Path
+) -> tuple[str, bytes]:
+    """Pair with the started unit, read once, stop it with SIGTERM; give token and log."""
     try:
         url = await _url(process)
         async with aiohttp.ClientSession() as http:
-            token = await _pair(http, url, tmp_path)
+            token = await _pair(http, url, state_dir)
             async with http.get(
                 f"{url}/api/v1/readings", headers={"Authorization": f"Bearer {token}"}
             ) as response:
@@ -151,6 +152,12 @@ async def test_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+    return token, stderr
+
+
+async def test_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    process = await _start(tmp_path, {"INVOCATION_ID": ""})
+    token, stderr = await _serve_and_stop(process, tmp_path)
     assert process.returncode == 0
     identity = load_or_create_identity(tmp_path)
     # The PIN is on the console (the label) but never in the log.
@@ -275,20 +282,7 @@ async def test_an_ocpp_port_in_use_is_one_line_and_the_unit_serves(tmp_path: Pat
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         process = await _start(tmp_path, {"INVOCATION_ID": ""}, taken.getsockname()[1])
-        try:
-            url = await _url(process)
-            async with aiohttp.ClientSession() as http:
-                token = await _pair(http, url, tmp_path)
-                async with http.get(
-                    f"{url}/api/v1/readings", headers={"Authorization": f"Bearer {token}"}
-                ) as response:
-                    assert response.status == 200
-            process.send_signal(signal.SIGTERM)
-            _stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+        _token, stderr = await _serve_and_stop(process, tmp_path)
     assert process.returncode == 0
     log = stderr.decode()
     assert "Charger provider ocpp cannot start:" in log
