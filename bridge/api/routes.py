@@ -7,6 +7,7 @@ OpenAPI document; handlers never authenticate, parse or check a body themselves.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -78,6 +79,8 @@ from bridge.schema import ValidationError, limits
 from bridge.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from bridge.auth import Session
     from bridge.unit import AmpGuardUnit
 
@@ -321,10 +324,15 @@ def _balancing(unit: AmpGuardUnit) -> BalancingService:
     raise ServerError("load balancing is not running on this unit", 503, code=ErrorCode.UNAVAILABLE)
 
 
-def _balancing_error(err: BalancingError) -> ServerError:
-    codes = {404: ErrorCode.NOT_FOUND, 409: ErrorCode.CONFLICT, 422: ErrorCode.VALIDATION}
-    code = codes.get(err.status, ErrorCode.BAD_REQUEST)
-    return ServerError(err.message, err.status, code=code, field=err.field)
+@contextlib.contextmanager
+def _balancing_errors() -> Iterator[None]:
+    """Answer the balancing service's refusals as API errors with their status and field."""
+    try:
+        yield
+    except BalancingError as err:
+        codes = {404: ErrorCode.NOT_FOUND, 409: ErrorCode.CONFLICT, 422: ErrorCode.VALIDATION}
+        code = codes.get(err.status, ErrorCode.BAD_REQUEST)
+        raise ServerError(err.message, err.status, code=code, field=err.field) from err
 
 
 async def list_chargers(call: Call[None]) -> ChargerList:
@@ -337,70 +345,54 @@ async def list_chargers(call: Call[None]) -> ChargerList:
 
 async def get_charger(call: Call[None]) -> ChargerInfo:
     """Return one managed charger: settings, report, limit and the reason for it."""
-    try:
+    with _balancing_errors():
         return _balancing(call.unit).charger_info(call.request.match_info["charger_id"])
-    except BalancingError as err:
-        raise _balancing_error(err) from err
 
 
 async def accept_charger(call: Call[None]) -> ChargerInfo:
     """Manage a charger that asks to be; its settings start from what it says of itself."""
-    try:
+    with _balancing_errors():
         return await _balancing(call.unit).accept(call.request.match_info["charger_id"])
-    except BalancingError as err:
-        raise _balancing_error(err) from err
 
 
 async def forget_charger(call: Call[None]) -> None:
     """Stop managing a charger and forget its settings."""
-    try:
+    with _balancing_errors():
         await _balancing(call.unit).forget(call.request.match_info["charger_id"])
-    except BalancingError as err:
-        raise _balancing_error(err) from err
 
 
 async def get_charger_settings(call: Call[None]) -> ChargerSpec:
     """Return a managed charger's settings."""
-    try:
+    with _balancing_errors():
         return _balancing(call.unit).spec_of(call.request.match_info["charger_id"])
-    except BalancingError as err:
-        raise _balancing_error(err) from err
 
 
 async def patch_charger_settings(call: Call[dict[str, Any]]) -> ChargerSpec:
     """Change some of a charger's settings; 422 names the field and the rule it breaks."""
-    try:
+    with _balancing_errors():
         return await _balancing(call.unit).set_spec(
             call.request.match_info["charger_id"], call.body
         )
-    except BalancingError as err:
-        raise _balancing_error(err) from err
 
 
 async def override_charger(call: Call[ChargerOverride]) -> ChargerInfo:
     """Hold a charger at a limit for a while; the trip cuts and the fail-safe still win."""
-    try:
+    with _balancing_errors():
         return await _balancing(call.unit).override(
             call.request.match_info["charger_id"], call.body.current, call.body.duration
         )
-    except BalancingError as err:
-        raise _balancing_error(err) from err
 
 
 async def pause_charger(call: Call[None]) -> ChargerInfo:
     """Pause a charger until a user resumes it."""
-    try:
+    with _balancing_errors():
         return await _balancing(call.unit).pause(call.request.match_info["charger_id"])
-    except BalancingError as err:
-        raise _balancing_error(err) from err
 
 
 async def resume_charger(call: Call[None]) -> ChargerInfo:
     """End a user's override or pause: balancing decides the charger's limit again."""
-    try:
+    with _balancing_errors():
         return await _balancing(call.unit).resume(call.request.match_info["charger_id"])
-    except BalancingError as err:
-        raise _balancing_error(err) from err
 
 
 async def balancing_state(call: Call[None]) -> BalancingState:
