@@ -116,6 +116,75 @@ async def pair(
         return str((await response.json())["token"])
 
 
+class ServedUnit:
+    """A unit on a meter source, served on loopback, with a paired client's API calls."""
+
+    def __init__(
+        self, unit: AmpGuardUnit, url: str, http: aiohttp.ClientSession, token: str
+    ) -> None:
+        """Keep what the tests need."""
+        self.unit = unit
+        self.url = url
+        self.http = http
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def get(self, path: str) -> Any:
+        """GET an API route as the paired client."""
+        async with self.http.get(f"{self.url}/api/v1/{path}", headers=self.headers) as response:
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+    async def reading(
+        self, check: Callable[[dict[str, Any]], bool] | None = None
+    ) -> dict[str, Any]:
+        """Wait for a reading in ``GET /readings`` (that passes ``check`` when given)."""
+
+        async def ready() -> dict[str, Any] | None:
+            reading = (await self.get("readings"))["reading"]
+            return reading if reading and (check is None or check(reading)) else None
+
+        result: dict[str, Any] = await wait_for(ready)
+        return result
+
+    async def reading_after(self, sequence: int) -> dict[str, Any]:
+        """Wait for a reading newer than ``sequence`` in ``GET /readings``."""
+        return await self.reading(lambda reading: int(reading["sequence"]) > sequence)
+
+    async def sequence(self) -> int:
+        """Return the latest reading's sequence number (0 when there is none)."""
+        readings = await self.get("readings")
+        return int(readings["reading"]["sequence"]) if readings["reading"] else 0
+
+    async def meter_error(self) -> str | None:
+        """Return what ``GET /status`` says is wrong with the meter."""
+        error: str | None = (await self.get("status"))["meter_error"]
+        return error
+
+    async def error_saying(self, words: str) -> str:
+        """Wait until ``GET /status`` gives a meter error with ``words`` in it."""
+
+        async def check() -> str | None:
+            error = await self.meter_error()
+            return error if error is not None and words in error else None
+
+        result: str = await wait_for(check)
+        return result
+
+    def health(self) -> dict[str, Any]:
+        """Return the meter's health as ``/status`` has it."""
+        health: dict[str, Any] = self.unit.status_dict()["meter"]
+        return health
+
+
+@contextlib.asynccontextmanager
+async def serve_source(
+    source: Source, state_dir: Path, http: aiohttp.ClientSession
+) -> AsyncIterator[ServedUnit]:
+    """Run the unit on ``source`` and its HTTP server; pair a client."""
+    async with start_unit(state_dir, source=source) as unit, start_bridge(unit) as server:
+        yield ServedUnit(unit, server.url, http, await pair(http, server.url, unit))
+
+
 @dataclass(frozen=True, slots=True)
 class SmallDisk:
     """A real 1 MB tmpfs: ``fill()`` takes every byte left, as ``dd`` does; ``free()``."""

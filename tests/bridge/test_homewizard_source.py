@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from bridge_harness import pair, start_bridge, start_unit, wait_for
+from bridge_harness import serve_source, start_unit, wait_for
 
 from bridge.config import ConfigError, build_options
 from bridge.metering.sources import load_source
@@ -25,68 +25,12 @@ from bridge.metering.sources.homewizard_api import HAS_V2
 from devtools.meter_peers import homewizard as peer
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from pathlib import Path
 
     import aiohttp
 
-    from bridge.unit import AmpGuardUnit
 
-API = "/api/v1"
 needs_v2 = pytest.mark.skipif(not HAS_V2, reason="API v2 needs Python 3.12+ (library 7+)")
-
-
-class Served:
-    """A unit reading the HomeWizard source, served on loopback, with a paired client."""
-
-    def __init__(
-        self, unit: AmpGuardUnit, url: str, http: aiohttp.ClientSession, token: str
-    ) -> None:
-        """Keep what the tests need."""
-        self.unit = unit
-        self.url = url
-        self.http = http
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    async def get(self, path: str) -> Any:
-        """GET an API route as the paired client."""
-        async with self.http.get(f"{self.url}{API}/{path}", headers=self.headers) as response:
-            assert response.status == 200, await response.text()
-            return await response.json()
-
-    async def reading(self, check: Any = None) -> dict[str, Any]:
-        """Wait for a reading in ``GET /readings`` (that passes ``check`` when given)."""
-
-        async def ready() -> dict[str, Any] | None:
-            reading = (await self.get("readings"))["reading"]
-            return reading if reading and (check is None or check(reading)) else None
-
-        result: dict[str, Any] = await wait_for(ready)
-        return result
-
-    async def error_saying(self, words: str) -> str:
-        """Wait until ``GET /status`` gives a meter error with ``words`` in it."""
-
-        async def check() -> str | None:
-            error = (await self.get("status"))["meter_error"]
-            return error if error is not None and words in error else None
-
-        result: str = await wait_for(check)
-        return result
-
-    def health(self) -> dict[str, Any]:
-        """Return the meter's health as ``/status`` has it."""
-        health: dict[str, Any] = self.unit.status_dict()["meter"]
-        return health
-
-
-@contextlib.asynccontextmanager
-async def serve(
-    source: HomeWizardSource, state_dir: Path, http: aiohttp.ClientSession
-) -> AsyncIterator[Served]:
-    """Run the unit on ``source`` and its HTTP server; pair a client."""
-    async with start_unit(state_dir, source=source) as unit, start_bridge(unit) as server:
-        yield Served(unit, server.url, http, await pair(http, server.url, unit))
 
 
 def v1_source(port: int, **options: Any) -> HomeWizardSource:
@@ -101,7 +45,7 @@ async def test_readings_flow_from_api_v1_to_the_unit_s_api(
     meter = peer.HomeWizardState(average_power_w=2351.0, monthly_peak_w=4589.0)
     async with peer.serving(peer.v1_app(meter)) as port:
         source = v1_source(port)
-        async with serve(source, state_dir, http) as served:
+        async with serve_source(source, state_dir, http) as served:
             reading = await served.reading()
             health = served.health()
     phases = reading["phases"]
@@ -139,7 +83,7 @@ async def test_a_switched_off_local_api_is_said_and_recovers(
     meter = peer.HomeWizardState()
     async with (
         peer.serving(peer.v1_app(meter)) as port,
-        serve(v1_source(port), state_dir, http) as served,
+        serve_source(v1_source(port), state_dir, http) as served,
     ):
         await served.reading()
         meter.api_enabled = False
@@ -157,7 +101,7 @@ async def test_garbage_is_a_meter_error_never_a_crash(
     meter = peer.HomeWizardState()
     async with (
         peer.serving(peer.v1_app(meter)) as port,
-        serve(v1_source(port), state_dir, http) as served,
+        serve_source(v1_source(port), state_dir, http) as served,
     ):
         await served.reading()
         meter.garbage = garbage
@@ -176,7 +120,7 @@ async def test_a_device_of_another_kind_is_named(
     meter = peer.HomeWizardState(product_type="HWE-SKT", product_name="Energy Socket")
     async with (
         peer.serving(peer.v1_app(meter)) as port,
-        serve(v1_source(port), state_dir, http) as served,
+        serve_source(v1_source(port), state_dir, http) as served,
     ):
         error = await served.error_saying("not a P1 meter")
         assert "Energy Socket (HWE-SKT)" in error
@@ -191,7 +135,7 @@ async def test_a_meter_that_goes_away_is_said_and_found_again(
     async with contextlib.AsyncExitStack() as stack:
         port = await stack.enter_async_context(peer.serving(peer.v1_app(meter)))
         source = v1_source(port, request_timeout=1.0)
-        served = await stack.enter_async_context(serve(source, state_dir, http))
+        served = await stack.enter_async_context(serve_source(source, state_dir, http))
         await served.reading()
         await stack.aclose()  # the meter's server goes, the unit stays: see below
     async with start_unit(state_dir, source=v1_source(port, request_timeout=1.0)) as unit:
@@ -218,7 +162,7 @@ async def test_a_meter_found_by_zeroconf(state_dir: Path, http: aiohttp.ClientSe
     ):
         source = HomeWizardSource(interval=0.5, discovery_interfaces=["127.0.0.1"])
         assert source.health().address.startswith("found by zeroconf")
-        async with serve(source, state_dir, http) as served:
+        async with serve_source(source, state_dir, http) as served:
             await served.reading()
             assert served.health()["address"] == f"127.0.0.1:{port}"
 
@@ -243,7 +187,7 @@ async def test_api_v2_pairs_by_the_button_and_keeps_its_token(
         )
 
     async with peer.serving(peer.v2_app(meter), pki.server) as port:
-        async with serve(v2_source(port), state_dir, http) as served:
+        async with serve_source(v2_source(port), state_dir, http) as served:
             await served.error_saying("press the button on the HomeWizard P1 meter")
             assert served.health()["pairing"] is True
             status = await served.get("status")
@@ -257,11 +201,11 @@ async def test_api_v2_pairs_by_the_button_and_keeps_its_token(
         # A restart reads with the kept token: no new pairing.
         meter.button_pressed = False
         meter.requests.clear()
-        async with serve(v2_source(port), state_dir, http) as served:
+        async with serve_source(v2_source(port), state_dir, http) as served:
             await served.reading()
         assert "POST /api/user" not in meter.requests
         # The user removes the unit in the app: the token is refused, pairing starts again.
-        async with serve(v2_source(port), state_dir, http) as served:
+        async with serve_source(v2_source(port), state_dir, http) as served:
             await served.reading()
             meter.tokens.clear()
             await served.error_saying("refused the token")
@@ -279,7 +223,7 @@ async def test_api_v2_trusts_only_the_ca_it_is_given(
     meter = peer.HomeWizardState(button_pressed=True)
     async with peer.serving(peer.v2_app(meter), pki.server) as port:
         source = HomeWizardSource(host="127.0.0.1", port=port, api_version="v2", token="ABC")
-        async with serve(source, state_dir, http) as served:
+        async with serve_source(source, state_dir, http) as served:
             await served.error_saying("cannot reach it")
             assert meter.requests == []
 

@@ -9,13 +9,12 @@ Faults show in the status and recover on their own.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import termios
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from bridge_harness import pair, start_bridge, start_unit, wait_for
+from bridge_harness import serve_source, start_unit, wait_for
 
 from bridge import cli
 from bridge.config import ConfigError, build_options
@@ -29,78 +28,10 @@ if TYPE_CHECKING:
 
     import aiohttp
 
-    from bridge.unit import AmpGuardUnit
 
-API = "/api/v1"
 SMARTY_KEY = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 # Short enough that a silent meter shows within a test, long enough for a busy machine.
 SILENCE = 1.5
-
-
-class Served:
-    """A unit reading a P1 source, served on loopback, with a paired client."""
-
-    def __init__(
-        self, unit: AmpGuardUnit, url: str, http: aiohttp.ClientSession, token: str
-    ) -> None:
-        """Keep what the tests need."""
-        self.unit = unit
-        self.url = url
-        self.http = http
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    async def get(self, path: str) -> Any:
-        """GET an API route as the paired client."""
-        async with self.http.get(f"{self.url}{API}/{path}", headers=self.headers) as response:
-            assert response.status == 200, await response.text()
-            return await response.json()
-
-    async def reading_after(self, sequence: int) -> dict[str, Any]:
-        """Wait for a reading newer than ``sequence`` in ``GET /readings``."""
-
-        async def newer() -> dict[str, Any] | None:
-            readings = await self.get("readings")
-            reading = readings["reading"]
-            return reading if reading and reading["sequence"] > sequence else None
-
-        result: dict[str, Any] = await wait_for(newer)
-        return result
-
-    async def sequence(self) -> int:
-        """Return the latest reading's sequence number (0 when there is none)."""
-        readings = await self.get("readings")
-        return int(readings["reading"]["sequence"]) if readings["reading"] else 0
-
-    async def meter_error(self) -> str | None:
-        """Return what ``GET /status`` says is wrong with the meter."""
-        status = await self.get("status")
-        error: str | None = status["meter_error"]
-        return error
-
-    async def error_saying(self, words: str) -> str:
-        """Wait until ``GET /status`` gives a meter error with ``words`` in it."""
-
-        async def check() -> str | None:
-            error = await self.meter_error()
-            return error if error is not None and words in error else None
-
-        result: str = await wait_for(check)
-        return result
-
-    def health(self) -> dict[str, Any]:
-        """Return the meter's health as ``/status`` has it."""
-        health: dict[str, Any] = self.unit.status_dict()["meter"]
-        return health
-
-
-@contextlib.asynccontextmanager
-async def serve(
-    source: P1Source, state_dir: Path, http: aiohttp.ClientSession
-) -> AsyncIterator[Served]:
-    """Run the unit on ``source`` and its HTTP server; pair a client."""
-    async with start_unit(state_dir, source=source) as unit, start_bridge(unit) as server:
-        token = await pair(http, server.url, unit)
-        yield Served(unit, server.url, http, token)
 
 
 @pytest.fixture
@@ -144,7 +75,7 @@ async def test_a_dsmr5_meter_on_a_pty_reaches_the_api(
     """Whole-ampere currents get their sign from the power; nothing made up."""
     pty_meter.plug()
     source = P1Source(SerialLink(str(pty_meter.link)), silence=SILENCE)
-    async with serve(source, state_dir, http) as served:
+    async with serve_source(source, state_dir, http) as served:
         await wait_for(lambda: served.health()["connected"])
         pty_meter.write(peer.dsmr5())
         reading = await served.reading_after(0)
@@ -188,7 +119,7 @@ async def test_the_status_shows_the_meter_and_what_does_not_apply(
 ) -> None:
     """The meter, its pace, its counts; the unit's own CT and sequence checks do not apply."""
     source = P1Source(TcpLink("127.0.0.1", tcp_meter.port), silence=SILENCE)
-    async with serve(source, state_dir, http) as served:
+    async with serve_source(source, state_dir, http) as served:
         await tcp_meter.connected.wait()
         await tcp_meter.send(peer.dsmr5())
         await served.reading_after(0)
@@ -211,7 +142,7 @@ async def test_a_dsmr4_meter_is_read_at_its_ten_seconds(
 ) -> None:
     """DSMR 4.2 sends every 10 s: the nominal interval says so (staleness reads it)."""
     source = P1Source(TcpLink("127.0.0.1", tcp_meter.port), silence=SILENCE)
-    async with serve(source, state_dir, http) as served:
+    async with serve_source(source, state_dir, http) as served:
         await tcp_meter.connected.wait()
         await tcp_meter.send(peer.dsmr5(version="42"))
         await served.reading_after(0)
@@ -224,7 +155,7 @@ async def test_missing_voltage_lines_assume_the_nominal_voltage(
 ) -> None:
     """No 32.7.0 lines: 230 V, flagged as assumed, and the current derived from it."""
     source = P1Source(TcpLink("127.0.0.1", tcp_meter.port), silence=SILENCE)
-    async with serve(source, state_dir, http) as served:
+    async with serve_source(source, state_dir, http) as served:
         await tcp_meter.connected.wait()
         await tcp_meter.send(peer.dsmr5(voltages=False, gas=False))
         reading = await served.reading_after(0)
@@ -240,7 +171,7 @@ async def test_bad_telegrams_are_counted_and_never_used(
     source = P1Source(TcpLink("127.0.0.1", tcp_meter.port), silence=SILENCE)
     good = peer.HOUSEHOLD
     changed = (peer.PhaseValues(current=16.0, voltage=230.0, import_kw=3.68), *good[1:])
-    async with serve(source, state_dir, http) as served:
+    async with serve_source(source, state_dir, http) as served:
         await tcp_meter.connected.wait()
         await tcp_meter.send(peer.dsmr5())
         first = await served.reading_after(0)
@@ -266,7 +197,7 @@ async def test_a_telegram_split_across_reads_is_put_together(
     pty_meter.plug()
     for link in (SerialLink(str(pty_meter.link)), TcpLink("127.0.0.1", tcp_meter.port)):
         source = P1Source(link, silence=SILENCE)
-        async with serve(source, state_dir, http) as served:
+        async with serve_source(source, state_dir, http) as served:
             await wait_for(lambda source=source: source.health().connected)
             sequence = await served.sequence()
             data = b"\x00\x13noise!\r\n" + peer.dsmr5()
@@ -290,7 +221,7 @@ async def test_an_e_mucs_meter_gives_demand_and_finer_currents(
         peer.PhaseValues(current=3.05, voltage=229.3, export_kw=0.688),
     )
     source = P1Source(TcpLink("127.0.0.1", tcp_meter.port), silence=SILENCE)
-    async with serve(source, state_dir, http) as served:
+    async with serve_source(source, state_dir, http) as served:
         await tcp_meter.connected.wait()
         await tcp_meter.send(peer.emucs(phases))
         reading = await served.reading_after(0)
@@ -311,7 +242,7 @@ async def test_a_dsmr22_meter_gives_totals_only(
     """No CRC, no per-phase line: the whole connection on L1, no per-phase headroom."""
     pty_meter.plug()
     source = P1Source(SerialLink(str(pty_meter.link)), dsmr_version=DsmrVersion.V2_2)
-    async with serve(source, state_dir, http) as served:
+    async with serve_source(source, state_dir, http) as served:
         await wait_for(lambda: served.health()["connected"])
         pty_meter.write(peer.dsmr22(import_kw=0.73))
         reading = await served.reading_after(0)
@@ -336,7 +267,7 @@ async def test_an_encrypted_smarty_frame_is_decrypted(
         decryption_key=SMARTY_KEY.hex(),
         silence=SILENCE,
     )
-    async with serve(source, state_dir, http) as served:
+    async with serve_source(source, state_dir, http) as served:
         await tcp_meter.connected.wait()
         await tcp_meter.send(b"\x01\x02" + peer.smarty(plaintext, SMARTY_KEY), chunk=50)
         reading = await served.reading_after(0)
@@ -354,7 +285,7 @@ async def test_a_meter_of_another_kind_gets_a_clear_error(
 ) -> None:
     """A DSMR 2.2 telegram to a unit set for DSMR 4/5, Smarty frames unannounced."""
     source = P1Source(TcpLink("127.0.0.1", tcp_meter.port), silence=SILENCE)
-    async with serve(source, state_dir, http) as served:
+    async with serve_source(source, state_dir, http) as served:
         await tcp_meter.connected.wait()
         await tcp_meter.send(peer.dsmr22())
         error = await served.error_saying("without a CRC")
@@ -377,7 +308,7 @@ async def test_garbage_and_silence_give_a_meter_error_that_recovers(
 ) -> None:
     """Noise instead of telegrams, then nothing at all: said, and gone with the next one."""
     source = P1Source(TcpLink("127.0.0.1", tcp_meter.port), silence=SILENCE)
-    async with serve(source, state_dir, http) as served:
+    async with serve_source(source, state_dir, http) as served:
         await tcp_meter.connected.wait()
         await tcp_meter.send(peer.dsmr5())
         await served.reading_after(0)
@@ -399,7 +330,7 @@ async def test_an_unplugged_cable_is_named_and_recovers(
     """The USB serial port vanishes and comes back: the source reopens it by itself."""
     pty_meter.plug()
     source = P1Source(SerialLink(str(pty_meter.link)), silence=SILENCE)
-    async with serve(source, state_dir, http) as served:
+    async with serve_source(source, state_dir, http) as served:
         await wait_for(lambda: served.health()["connected"])
         pty_meter.write(peer.dsmr5())
         await served.reading_after(0)
@@ -421,7 +352,7 @@ async def test_a_dongle_that_reboots_is_reconnected(
 ) -> None:
     """The socket closes and the port refuses for a while: said, and reconnected."""
     source = P1Source(TcpLink("127.0.0.1", tcp_meter.port), silence=SILENCE)
-    async with serve(source, state_dir, http) as served:
+    async with serve_source(source, state_dir, http) as served:
         await tcp_meter.connected.wait()
         await tcp_meter.send(peer.dsmr5())
         await served.reading_after(0)
